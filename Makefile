@@ -1,0 +1,69 @@
+# zmqactors developer tasks. Run `make` (or `make help`) for the list.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+
+# The stamp's name carries a hash of the packaging files, so any change to the
+# dependencies (or a VENV built from another checkout) triggers a reinstall.
+DEPS_HASH := $(shell cat setup.cfg pyproject.toml 2>/dev/null | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(DEPS_HASH)
+VPY := $(VENV)/bin/python
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+# SERVICES: tests for the Redis matchmaker will need a local redis-server.
+# A `services` target (e.g. scripts/services.sh start/stop) will hook in here,
+# as a prerequisite of `test`, once that backend lands. Nothing to start yet.
+
+.PHONY: help venv demo lint test bench clean
+
+help: ## list the targets
+	@echo "zmqactors make targets (PYTHON=$(PYTHON) VENV=$(VENV)):"
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "} {printf "  %-8s %s\n", $$1, $$2}'
+
+venv: $(STAMP) ## create the venv and install zmqactors[test] in editable mode
+
+$(STAMP): setup.cfg pyproject.toml
+	@set -e; \
+	if ! "$(VPY)" -m pip --version >/dev/null 2>&1; then \
+		rm -rf "$(VENV)"; \
+		echo "creating $(VENV) with $(PYTHON)"; \
+		if ! $(PYTHON) -m venv "$(VENV)"; then \
+			rm -rf "$(VENV)"; \
+			if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+				echo "venv/ensurepip missing: installing python3-venv with apt-get"; \
+				apt-get update -qq; \
+				DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; \
+				$(PYTHON) -m venv "$(VENV)"; \
+			else \
+				echo "error: '$(PYTHON) -m venv' failed; install python3-venv (as root) or set PYTHON=" >&2; \
+				exit 1; \
+			fi; \
+		fi; \
+	fi
+	"$(VPY)" -m pip install -q --upgrade pip
+	"$(VPY)" -m pip install -q -e '.[test]'
+	@rm -f "$(VENV)"/.installed-*
+	@touch "$@"
+
+demo: venv ## run an RPC server and a client against it (examples/run_demo.py)
+	"$(VPY)" examples/run_demo.py
+
+lint: venv ## ruff check, ruff format --check, mypy --strict
+	"$(VENV)/bin/ruff" check .
+	"$(VENV)/bin/ruff" format --check .
+	"$(VENV)/bin/mypy" --strict zmqactors
+
+test: venv lint ## lint, then the whole test suite
+	"$(VPY)" -m pytest
+
+bench: venv ## run the benchmarks (python -m zmqactors.bench)
+	"$(VPY)" -m zmqactors.bench
+
+clean: ## remove the venv, build artefacts and caches
+	rm -rf "$(VENV)" build dist *.egg-info .eggs
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,48 @@
+"""The matchmaker interface: where the servers of a topic can be reached.
+
+A backend stores *routes*: (key, server, address) with an expiry. Keys come
+from `zmqactors.topics.keys.matchmaker_key`; the server name is part of the
+route, so one lookup answers both "any server of the topic" and "that server".
+
+Backends are plain blocking objects with no threads of their own. Only the
+matchmaker actor calls ``register``/``unregister`` and refreshes entries; lookups
+may come from any thread, so every backend must be thread-safe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol
+
+__all__ = ["Matchmaker", "Route"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Route:
+    """One registered server of a key: its name, its address and when it expires.
+
+    ``expires`` is wall-clock time (``time.time()``), comparable across processes.
+    """
+
+    server: str
+    address: str
+    expires: float
+
+
+class Matchmaker(Protocol):
+    """What every discovery backend provides."""
+
+    def register(self, key: str, server: str, address: str, ttl: float) -> None:
+        """Add or refresh the route (key, server, address), valid for ``ttl`` seconds.
+
+        Raises ``OSError`` (or a backend's connection error) when the store is unreachable.
+        """
+
+    def unregister(self, key: str, server: str, address: str) -> None:
+        """Remove the route at once; removing an absent route is not an error."""
+
+    def lookup(self, key: str) -> tuple[Route, ...]:
+        """The unexpired routes of ``key``, sorted by (server, address); empty if none."""
+
+    def close(self) -> None:
+        """Release the backend's resources; calling it twice is fine."""

@@ -1,0 +1,185 @@
+"""The wire protocol, sans-IO: immutable messages to ZeroMQ frames and back.
+
+This module imports neither zmq nor pykka (a unit test checks it): it turns
+message objects into a list of frames and frames into message objects, and
+nothing else. Every message on the network is two frames::
+
+    [HEADER, body]
+
+``HEADER`` is ``b"ZMQA"`` plus one version byte, so a peer speaking another
+version is told so by name instead of failing to decode. ``body`` is a
+msgpack-encoded tagged union of the message types below.
+
+Decoding validates every field's type, bounds the size of what it accepts and
+raises `ProtocolError` for anything else; it never evaluates or unpickles.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+
+from zmqactors.errors import (
+    NoRespondersError,
+    NoSuchMethod,
+    ProtocolError,
+    RemoteError,
+    UnsupportedVersion,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = [
+    "HEADER",
+    "PROTOCOL_VERSION",
+    "CallKind",
+    "ErrorKind",
+    "ErrorReply",
+    "Message",
+    "Reply",
+    "Request",
+    "check_header",
+    "decode",
+    "decode_body",
+    "encode",
+    "error_to_exception",
+    "new_msg_id",
+]
+
+PROTOCOL_VERSION: Final = 1
+_MAGIC: Final = b"ZMQA"
+HEADER: Final = _MAGIC + bytes([PROTOCOL_VERSION])
+MSG_ID_SIZE: Final = 16
+
+
+class CallKind(enum.IntEnum):
+    """What a request expects back."""
+
+    CALL = 1  # one reply
+    CAST = 2  # nothing
+
+
+class ErrorKind(enum.IntEnum):
+    """Why a request failed on the server; the client maps each to an exception."""
+
+    REMOTE = 1  # the endpoint raised
+    NO_SUCH_METHOD = 2
+    UNSUPPORTED_VERSION = 3
+    BAD_REQUEST = 4  # the request decoded but its fields are unusable
+    NOT_SERVED = 5  # this server does not serve the request's target (stale route)
+    STOPPING = 6  # the server is shutting down and takes no new work
+
+
+class Request(msgspec.Struct, frozen=True, tag="q", array_like=True):
+    """A call or cast to a target's method with keyword arguments."""
+
+    msg_id: bytes
+    kind: CallKind
+    exchange: str
+    topic: str
+    server: str | None
+    namespace: str | None
+    version: str | None
+    method: str
+    args: dict[str, Any]
+    context: dict[str, Any]
+    timeout: float | None = None
+
+
+class Reply(msgspec.Struct, frozen=True, tag="r", array_like=True):
+    """The result of a call."""
+
+    msg_id: bytes
+    result: Any
+
+
+class ErrorReply(msgspec.Struct, frozen=True, tag="e", array_like=True):
+    """A call that failed on the server: the exception's type, message and traceback."""
+
+    msg_id: bytes
+    kind: ErrorKind
+    exc_type: str
+    message: str
+    traceback: str = ""
+
+
+Message = Request | Reply | ErrorReply
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)
+
+
+def new_msg_id() -> bytes:
+    """A fresh random message id, unique across processes and forks."""
+    return os.urandom(MSG_ID_SIZE)
+
+
+def encode(message: Message) -> list[bytes]:
+    """Turn ``message`` into the frames to send.
+
+    Raises ``TypeError`` naming the value when an argument, context or result
+    cannot be encoded (only msgpack types: None, bool, int, float, str, bytes,
+    lists, tuples and dicts with string keys).
+    """
+    try:
+        return [HEADER, _encoder.encode(message)]
+    except (TypeError, msgspec.EncodeError) as exc:
+        msg = f"cannot send {type(message).__name__}: {exc}"
+        raise TypeError(msg) from None
+
+
+def check_header(frame: bytes) -> None:
+    """Raise `ProtocolError` unless ``frame`` is this protocol's header."""
+    if frame == HEADER:
+        return
+    if len(frame) == len(HEADER) and frame.startswith(_MAGIC):
+        msg = f"unsupported protocol version {frame[-1]} (this side speaks {PROTOCOL_VERSION})"
+        raise ProtocolError(msg)
+    msg = f"not a zmqactors header: {bytes(frame[:16])!r}"
+    raise ProtocolError(msg)
+
+
+def decode_body(body: bytes, max_size: int) -> Message:
+    """Decode one message body, validating every field.
+
+    Raises `ProtocolError` if ``body`` is larger than ``max_size`` bytes, is not
+    a valid message, or has a message id of the wrong size.
+    """
+    if len(body) > max_size:
+        msg = f"message of {len(body)} bytes exceeds the limit of {max_size}"
+        raise ProtocolError(msg)
+    try:
+        message = _decoder.decode(body)
+    except (msgspec.DecodeError, RecursionError, ValueError, TypeError) as exc:
+        msg = f"malformed message: {exc}"
+        raise ProtocolError(msg) from None
+    if len(message.msg_id) != MSG_ID_SIZE:
+        msg = f"message id of {len(message.msg_id)} bytes, expected {MSG_ID_SIZE}"
+        raise ProtocolError(msg)
+    return message
+
+
+def decode(frames: Sequence[bytes], max_size: int) -> Message:
+    """Decode a whole message (``[HEADER, body]``); raises `ProtocolError`."""
+    if len(frames) != 2:  # noqa: PLR2004 - the protocol has exactly two frames
+        msg = f"expected 2 frames, got {len(frames)}"
+        raise ProtocolError(msg)
+    check_header(frames[0])
+    return decode_body(frames[1], max_size)
+
+
+def error_to_exception(reply: ErrorReply) -> Exception:
+    """The exception a caller gets for an `ErrorReply`."""
+    match reply.kind:
+        case ErrorKind.NO_SUCH_METHOD:
+            return NoSuchMethod(reply.exc_type, reply.message, reply.traceback)
+        case ErrorKind.UNSUPPORTED_VERSION:
+            return UnsupportedVersion(reply.exc_type, reply.message, reply.traceback)
+        case ErrorKind.NOT_SERVED | ErrorKind.STOPPING:
+            return NoRespondersError(reply.message)
+        case ErrorKind.REMOTE | ErrorKind.BAD_REQUEST:
+            return RemoteError(reply.exc_type, reply.message, reply.traceback)

@@ -1,0 +1,290 @@
+"""The base of every zmqactors actor: a pykka actor that also serves ZeroMQ sockets.
+
+pykka's inbox is a `queue.Queue`; an actor blocked in it cannot see its
+sockets, and one blocked in ``poll()`` cannot see its inbox. `PollingInbox`
+replaces the inbox (pykka's ``_create_actor_inbox`` hook): ``put()`` appends to
+a deque and rings a `Doorbell` (an eventfd) only while the actor sleeps, and
+``get()`` polls the doorbell together with the actor's own sockets, running
+their handlers and timers, until an envelope is there.
+
+So one thread per actor does everything: the actor's sockets are created in
+``on_start``, used by its handlers and closed in ``on_stop``/``on_failure``,
+all in the actor's thread. Other threads reach the actor only through its inbox
+(``tell``/``ask``).
+
+Relies on pykka internals (``_create_actor_inbox`` and the shape of its actor
+loop); setup.cfg pins pykka's minor range for that reason.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import math
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, ClassVar
+
+import pykka
+import structlog
+import zmq
+
+from zmqactors.errors import TransportClosedError
+from zmqactors.transport.context import on_fork_child
+
+__all__ = ["Doorbell", "PollingInbox", "SocketActor"]
+
+_log = structlog.get_logger("zmqactors.actors")
+
+# How many envelopes an actor takes from its inbox before it looks at its
+# sockets again, so a busy inbox cannot starve the sockets (or the reverse).
+_ENVELOPES_PER_POLL = 32
+_FRAMES_PER_SOCKET = 256
+
+
+class Doorbell:
+    """A file descriptor that wakes a thread blocked in ``zmq.Poller.poll``.
+
+    Any thread may ``ring()``; only the owning actor clears it. An eventfd where
+    the OS has one, else a pipe.
+    """
+
+    _live: ClassVar[weakref.WeakSet[Doorbell]] = weakref.WeakSet()
+
+    def __init__(self) -> None:
+        self._pid = os.getpid()
+        if hasattr(os, "eventfd"):
+            fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            self._rfd, self._wfd = fd, fd
+        else:  # pragma: no cover - non-Linux
+            self._rfd, self._wfd = os.pipe()
+            for end in (self._rfd, self._wfd):
+                os.set_blocking(end, False)
+        self._closed = False
+        Doorbell._live.add(self)
+
+    def fileno(self) -> int:
+        """The descriptor to poll for readability."""
+        return self._rfd
+
+    def ring(self) -> None:
+        """Wake the sleeper. Any thread; never blocks."""
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wfd, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+    def clear(self) -> None:
+        """Consume the rings so far. Owner thread only."""
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.read(self._rfd, 4096)
+
+    def close(self) -> None:
+        """Close the descriptors; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        Doorbell._live.discard(self)
+        with contextlib.suppress(OSError):
+            os.close(self._rfd)
+        if self._wfd != self._rfd:
+            with contextlib.suppress(OSError):
+                os.close(self._wfd)
+
+    @classmethod
+    def _close_inherited(cls) -> None:
+        # A child closes the parent's doorbells: closing a descriptor in the
+        # child never affects the parent, and leaving them open would leak one
+        # per actor per fork and let the child ring the parent's actors.
+        for bell in list(cls._live):
+            bell.close()
+
+
+on_fork_child(Doorbell._close_inherited)  # noqa: SLF001 - the class's own hook
+
+
+class PollingInbox:
+    """pykka's inbox, replaced: a deque plus a doorbell, polled with the actor's sockets."""
+
+    def __init__(self) -> None:
+        self._queue: collections.deque[Any] = collections.deque()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._sleeping = False
+        self._since_poll = 0
+        self.doorbell = Doorbell()
+        self._actor: SocketActor | None = None
+
+    def bind(self, actor: SocketActor) -> None:
+        """Attach the actor whose sockets ``get()`` serves (creator thread)."""
+        self._actor = actor
+
+    def put(self, envelope: Any, /) -> None:
+        """Queue an envelope; any thread. Raises ``pykka.ActorDeadError`` once closed."""
+        with self._lock:
+            if self._closed:
+                msg = "actor stopped"
+                raise pykka.ActorDeadError(msg)
+            self._queue.append(envelope)
+        # Ring only when the actor sleeps in poll(): it sets _sleeping before
+        # its last look at the deque, so an append after that look sees True.
+        if self._sleeping:
+            self.doorbell.ring()
+
+    def empty(self) -> bool:
+        """Whether no envelope is queued."""
+        return not self._queue
+
+    def get(self) -> Any:
+        """Next envelope; serves sockets and timers while there is none. Actor thread only."""
+        actor = self._actor
+        assert actor is not None  # noqa: S101 - bound in SocketActor.__init__
+        queue = self._queue
+        while True:
+            if queue and (self._since_poll < _ENVELOPES_PER_POLL or not actor.sockets_watched()):
+                self._since_poll += 1
+                return queue.popleft()
+            self._since_poll = 0
+            if queue:
+                actor.serve_once(0)
+                continue
+            self._sleeping = True
+            if queue:
+                self._sleeping = False
+                continue
+            actor.serve_once(None)
+            self._sleeping = False
+
+    def close(self) -> list[Any]:
+        """Refuse further puts and return what was still queued (actor thread)."""
+        with self._lock:
+            self._closed = True
+            left = list(self._queue)
+            self._queue.clear()
+        return left
+
+
+Handler = Callable[[list[bytes]], None]
+
+
+class SocketActor(pykka.ThreadingActor):
+    """A pykka actor that owns ZeroMQ sockets and serves them from its own thread.
+
+    Subclasses create sockets in ``on_start`` (the actor's thread) and call
+    `watch` with a handler that gets each message's frames; override
+    `next_deadline`/`on_deadline` for timers and `close_sockets` to close
+    what they own. A stopped actor fails every future still queued for it with
+    `TransportClosedError` (messages with a ``future`` field).
+    """
+
+    # Daemon threads: an interpreter exiting without close() must never hang
+    # on an actor thread.
+    use_daemon_thread = True
+    actor_name: ClassVar[str] = "actor"
+
+    @staticmethod
+    def _create_actor_inbox() -> PollingInbox:
+        return PollingInbox()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inbox: PollingInbox = self.actor_inbox  # type: ignore[assignment]
+        self.inbox.bind(self)
+        self._handlers: dict[zmq.Socket[bytes], Handler] = {}
+        self._poller = zmq.Poller()
+        self._poller.register(self.inbox.doorbell.fileno(), zmq.POLLIN)
+        self.log = _log.bind(actor=self.actor_name)
+
+    # -- sockets ------------------------------------------------------------
+
+    def watch(self, sock: zmq.Socket[bytes], handler: Handler) -> None:
+        """Serve ``sock``: call ``handler(frames)`` for each message. Actor thread only."""
+        self._handlers[sock] = handler
+        self._poller.register(sock, zmq.POLLIN)
+
+    def unwatch(self, sock: zmq.Socket[bytes]) -> None:
+        """Stop serving ``sock`` (it stays open). Actor thread only."""
+        if self._handlers.pop(sock, None) is not None:
+            self._poller.unregister(sock)
+
+    def sockets_watched(self) -> bool:
+        """Whether any socket is served (else the inbox alone matters)."""
+        return bool(self._handlers)
+
+    def serve_once(self, timeout_ms: float | None) -> None:
+        """Poll sockets and doorbell once, run ready handlers and due timers. Actor thread."""
+        deadline = self.next_deadline()
+        if deadline is not None:
+            wait_ms = max(0.0, (deadline - time.monotonic()) * 1000.0)
+            timeout_ms = wait_ms if timeout_ms is None else min(timeout_ms, wait_ms)
+        events = self._poller.poll(None if timeout_ms is None else math.ceil(timeout_ms))
+        for sock, _ in events:
+            if isinstance(sock, int):
+                self.inbox.doorbell.clear()
+                continue
+            handler = self._handlers.get(sock)
+            if handler is not None:
+                self._read_socket(sock, handler)
+        if deadline is not None and time.monotonic() >= deadline:
+            self._guarded(self.on_deadline, time.monotonic())
+
+    def _read_socket(self, sock: zmq.Socket[bytes], handler: Handler) -> None:
+        for _ in range(_FRAMES_PER_SOCKET):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._guarded(handler, frames)
+            if sock not in self._handlers:  # the handler unwatched (or closed) it
+                return
+
+    def _guarded(self, func: Callable[[Any], None], arg: Any) -> None:
+        # Nothing a peer sends may kill an actor: log and carry on.
+        try:
+            func(arg)
+        except Exception:
+            self.log.exception("handler failed", handler=getattr(func, "__name__", repr(func)))
+
+    # -- timers -------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """The ``time.monotonic()`` at which `on_deadline` should run next, or None."""
+        return None
+
+    def on_deadline(self, now: float) -> None:
+        """Run due timers; ``now`` is ``time.monotonic()``. Actor thread."""
+
+    # -- life cycle ---------------------------------------------------------
+
+    def close_sockets(self) -> None:
+        """Close every socket this actor owns. Actor thread; subclasses extend."""
+
+    def fail_pending(self, error: Exception) -> None:
+        """Fail every call this actor still holds. Actor thread; subclasses extend."""
+
+    def on_stop(self) -> None:
+        """Stop: fail what is queued or pending, close the sockets (actor thread)."""
+        self._shutdown()
+
+    def on_failure(self, *_exc_info: object) -> None:
+        """Crash: same clean-up as a stop, so no caller hangs (actor thread)."""
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        error = TransportClosedError(f"{self.actor_name} stopped")
+        for envelope in self.inbox.close():
+            future = getattr(envelope.message, "future", None)
+            if isinstance(future, Future) and not future.done():
+                future.set_exception(error)
+            if envelope.reply_to is not None:
+                envelope.reply_to.set_exception(
+                    exc_info=(TransportClosedError, error, None),
+                )
+        try:
+            self.fail_pending(error)
+        finally:
+            self.close_sockets()
+            self._handlers.clear()
+            self.inbox.doorbell.close()

@@ -1,0 +1,144 @@
+"""The matchmaker actor: owns the discovery backend, registrations and the route cache.
+
+It alone talks to the backend (created in its thread): it registers this
+process's servers and refreshes them every TTL/3, answers lookups and writes
+their results into the `RouteCache` that callers read without a hop. When the
+backend fails, cached routes stay in use, the failure is logged once (not per
+call or per refresh), and registrations are redone as soon as it answers again.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import TYPE_CHECKING, assert_never
+
+from zmqactors.actors.base import SocketActor
+from zmqactors.actors.messages import Lookup, MatchmakerMessage, Refresh, Register, Unregister
+from zmqactors.errors import MessagingError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from zmqactors.actors.stats import Stats
+    from zmqactors.matchmaker import Matchmaker, Route
+    from zmqactors.transport.routing import RouteCache
+
+__all__ = ["MatchmakerActor"]
+
+
+class MatchmakerActor(SocketActor):
+    """Registration, refresh and lookups against one backend."""
+
+    actor_name = "matchmaker"
+
+    def __init__(
+        self,
+        backend_factory: Callable[[], Matchmaker],
+        cache: RouteCache,
+        ttl: float,
+        stats: Stats,
+    ) -> None:
+        super().__init__()
+        self._factory = backend_factory
+        self._backend: Matchmaker | None = None
+        self._cache = cache
+        self._ttl = ttl
+        self._stats = stats
+        self._registered: set[tuple[str, str, str]] = set()
+        self._next_refresh: float | None = None
+        self._failing = False
+
+    def on_start(self) -> None:
+        """Create the backend in this thread."""
+        self._backend = self._factory()
+
+    @property
+    def backend(self) -> Matchmaker:
+        """The backend (created in `on_start`)."""
+        assert self._backend is not None  # noqa: S101 - set in on_start
+        return self._backend
+
+    def on_receive(self, message: MatchmakerMessage) -> tuple[Route, ...] | None:
+        """Handle one inbox message (actor thread)."""
+        match message:
+            case Register(key, server, address):
+                self.backend.register(key, server, address, self._ttl)
+                self._registered.add((key, server, address))
+                self._cache.invalidate(key)
+                if self._next_refresh is None:
+                    self._next_refresh = time.monotonic() + self._ttl / 3
+                return None
+            case Unregister(key, server, address):
+                self._registered.discard((key, server, address))
+                self._cache.invalidate(key)
+                self._call_backend(functools.partial(self.backend.unregister, key, server, address))
+                return None
+            case Lookup(key):
+                return self._lookup(key, raise_errors=True)
+            case Refresh(key):
+                self._lookup(key, raise_errors=False)
+                return None
+            case _:
+                assert_never(message)
+
+    def _lookup(self, key: str, *, raise_errors: bool) -> tuple[Route, ...]:
+        try:
+            routes = self.backend.lookup(key)
+        except Exception as exc:  # noqa: BLE001 - any backend failure falls back to the cache
+            self._note_failure(exc)
+            cached = self._cache.get(key)
+            if cached is not None:
+                return cached.routes
+            if raise_errors:
+                msg = f"matchmaker lookup of {key!r} failed: {exc}"
+                raise MessagingError(msg) from None
+            return ()
+        self._note_success()
+        self._cache.put(key, routes)
+        return routes
+
+    def _call_backend(self, action: Callable[[], None]) -> bool:
+        try:
+            action()
+        except Exception as exc:  # noqa: BLE001 - any backend failure is logged once and retried
+            self._note_failure(exc)
+            return False
+        self._note_success()
+        return True
+
+    def _note_failure(self, exc: Exception) -> None:
+        self._stats.incr("matchmaker_errors")
+        if not self._failing:
+            self._failing = True
+            self.log.warning("matchmaker backend failing; using cached routes", error=str(exc))
+
+    def _note_success(self) -> None:
+        if self._failing:
+            self._failing = False
+            self.log.warning("matchmaker backend answers again")
+
+    def next_deadline(self) -> float | None:
+        """When the registrations are due for a refresh."""
+        return self._next_refresh if self._registered else None
+
+    def on_deadline(self, now: float) -> None:
+        """Refresh every registration (all of them again after a failure)."""
+        for key, server, address in tuple(self._registered):
+            if not self._call_backend(
+                functools.partial(self.backend.register, key, server, address, self._ttl)
+            ):
+                break
+        # After a failure, retry sooner than a full period so registrations
+        # come back as soon as the backend does.
+        period = self._ttl / 3
+        self._next_refresh = now + (min(1.0, period) if self._failing else period)
+
+    def close_sockets(self) -> None:
+        """Unregister what is still registered and close the backend."""
+        if self._backend is None:
+            return
+        for key, server, address in tuple(self._registered):
+            self._call_backend(functools.partial(self.backend.unregister, key, server, address))
+        self._registered.clear()
+        self._backend.close()

@@ -1,0 +1,132 @@
+"""The messages actors accept, one closed union per actor.
+
+Each is a frozen dataclass of immutable fields (str, bytes, tuples, Targets).
+A ``future`` field is the one handle that is not a value: the caller's
+`concurrent.futures.Future`, which the receiving actor resolves directly so
+the caller wakes with no further hop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from zmqactors.topics import Target
+
+__all__ = [
+    "AddServer",
+    "DrainServer",
+    "Lookup",
+    "MatchmakerMessage",
+    "PollerMessage",
+    "Refresh",
+    "Register",
+    "RemoveServer",
+    "ReplyWaiterMessage",
+    "SendCall",
+    "SendCast",
+    "Unregister",
+]
+
+
+# -- reply-waiter ---------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SendCall:
+    """Send a request and resolve ``future`` with its reply, error or timeout."""
+
+    address: str
+    frames: tuple[bytes, bytes]
+    msg_id: bytes
+    deadline: float  # time.monotonic()
+    target: Target
+    method: str
+    future: Future[Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SendCast:
+    """Send a request that expects no reply."""
+
+    address: str
+    frames: tuple[bytes, bytes]
+    target: Target
+    method: str
+
+
+ReplyWaiterMessage = SendCall | SendCast
+
+
+# -- matchmaker -----------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Register:
+    """Register (key, server, address) and keep it alive until unregistered."""
+
+    key: str
+    server: str
+    address: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unregister:
+    """Remove a registration at once."""
+
+    key: str
+    server: str
+    address: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Lookup:
+    """Look ``key`` up in the backend, update the route cache, answer the routes."""
+
+    key: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Refresh:
+    """Like `Lookup`, but nobody waits: the cache is updated in the background."""
+
+    key: str
+
+
+MatchmakerMessage = Register | Unregister | Lookup | Refresh
+
+
+# -- poller ---------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AddServer:
+    """Bind a server's network socket and its inproc socket to its listeners.
+
+    Answers the address to advertise, e.g. ``tcp://127.0.0.1:40123``.
+    """
+
+    server_id: str
+    target: Target
+    backend_address: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DrainServer:
+    """Take no new requests for the server; resolve ``future`` once in-flight work is done."""
+
+    server_id: str
+    future: Future[None]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RemoveServer:
+    """Close the server's sockets."""
+
+    server_id: str
+
+
+PollerMessage = AddServer | DrainServer | RemoveServer

@@ -1,0 +1,168 @@
+"""The reply-waiter: a client's outbound sockets, its pending calls and their deadlines.
+
+Runs in its own thread; owns one DEALER per server address it has sent to.
+Caller threads hand it `SendCall`/`SendCast` through its inbox; it sends the
+frames, keeps each call's future by message id, and resolves that future
+itself when the reply arrives or the deadline passes, so the caller wakes with
+no further hop. A reply for an id it no longer holds (the call timed out) is
+dropped and counted as ``late_replies``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from concurrent.futures import Future, InvalidStateError
+from typing import TYPE_CHECKING, Any, assert_never
+
+import zmq
+
+from zmqactors.actors.base import SocketActor
+from zmqactors.actors.messages import ReplyWaiterMessage, SendCall, SendCast
+from zmqactors.errors import MessagingError, MessagingTimeout, ProtocolError
+from zmqactors.transport import protocol
+from zmqactors.transport.context import get_context
+from zmqactors.transport.sockets import network_socket
+
+if TYPE_CHECKING:
+    from zmqactors.actors.stats import Stats
+    from zmqactors.options import Settings
+
+__all__ = ["ReplyWaiter"]
+
+# Rebuild the deadline heap when it holds this many more entries than there
+# are pending calls (answered calls leave their entry behind until then).
+_HEAP_SLACK = 4096
+
+
+def settle(future: Future[Any], *, result: Any = None, error: BaseException | None = None) -> None:
+    """Resolve ``future`` unless someone (a cancelling caller) already did."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass
+
+
+class _Pending:
+    __slots__ = ("future", "method", "sent", "target")
+
+    def __init__(self, message: SendCall, sent: float) -> None:
+        self.future = message.future
+        self.method = message.method
+        self.target = message.target
+        self.sent = sent
+
+
+class ReplyWaiter(SocketActor):
+    """Sends requests, correlates replies by message id, enforces deadlines."""
+
+    actor_name = "reply-waiter"
+
+    def __init__(self, settings: Settings, stats: Stats) -> None:
+        super().__init__()
+        self._settings = settings
+        self._stats = stats
+        self._dealers: dict[str, zmq.Socket[bytes]] = {}
+        self._pending: dict[bytes, _Pending] = {}
+        self._deadlines: list[tuple[float, bytes]] = []
+
+    def on_receive(self, message: ReplyWaiterMessage) -> None:
+        """Handle one inbox message (actor thread)."""
+        match message:
+            case SendCall():
+                self._send_call(message)
+            case SendCast():
+                self._send(message.address, message.frames, message.method)
+            case _:
+                assert_never(message)
+
+    def _dealer(self, address: str) -> zmq.Socket[bytes]:
+        sock = self._dealers.get(address)
+        if sock is None:
+            sock = network_socket(get_context(), zmq.DEALER, self._settings)
+            sock.connect(address)
+            self._dealers[address] = sock
+            self.watch(sock, self._on_reply)
+        return sock
+
+    def _send(self, address: str, frames: tuple[bytes, bytes], method: str) -> bool:
+        try:
+            self._dealer(address).send_multipart(frames, zmq.NOBLOCK)
+        except zmq.Again:
+            self._stats.incr("send_failures")
+            self.log.warning("send queue full", address=address, method=method)
+            return False
+        return True
+
+    def _send_call(self, message: SendCall) -> None:
+        if message.future.done():  # cancelled before we got to it
+            return
+        if not self._send(message.address, message.frames, message.method):
+            settle(
+                message.future,
+                error=MessagingError(
+                    f"send queue to {message.address} is full (high-water mark reached)"
+                ),
+            )
+            return
+        now = time.monotonic()
+        self._pending[message.msg_id] = _Pending(message, now)
+        heapq.heappush(self._deadlines, (message.deadline, message.msg_id))
+        if len(self._deadlines) > len(self._pending) + _HEAP_SLACK:
+            self._deadlines = [(d, m) for d, m in self._deadlines if m in self._pending]
+            heapq.heapify(self._deadlines)
+
+    def _on_reply(self, frames: list[bytes]) -> None:
+        try:
+            reply = protocol.decode(frames, self._settings.max_message_size)
+        except ProtocolError as exc:
+            self._stats.incr("protocol_errors")
+            self.log.warning("dropped a malformed reply", error=str(exc))
+            return
+        if isinstance(reply, protocol.Request):
+            self._stats.incr("protocol_errors")
+            self.log.warning("dropped a request sent to a client socket")
+            return
+        pending = self._pending.pop(reply.msg_id, None)
+        if pending is None:
+            self._stats.incr("late_replies")
+            return
+        if isinstance(reply, protocol.Reply):
+            settle(pending.future, result=reply.result)
+        else:
+            settle(pending.future, error=protocol.error_to_exception(reply))
+
+    def next_deadline(self) -> float | None:
+        """The earliest deadline of a pending call."""
+        return self._deadlines[0][0] if self._deadlines else None
+
+    def on_deadline(self, now: float) -> None:
+        """Fail every call whose deadline has passed with `MessagingTimeout`."""
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            _, msg_id = heapq.heappop(heap)
+            pending = self._pending.pop(msg_id, None)
+            if pending is not None:
+                waited = now - pending.sent
+                settle(
+                    pending.future,
+                    error=MessagingTimeout(
+                        f"no reply to {pending.method!r} from {pending.target} within {waited:.3f}s"
+                    ),
+                )
+
+    def fail_pending(self, error: Exception) -> None:
+        """Fail every pending call with ``error`` (on stop)."""
+        pending, self._pending = self._pending, {}
+        self._deadlines = []
+        for entry in pending.values():
+            settle(entry.future, error=error)
+
+    def close_sockets(self) -> None:
+        """Close every DEALER."""
+        for sock in self._dealers.values():
+            sock.close()
+        self._dealers.clear()

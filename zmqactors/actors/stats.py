@@ -1,0 +1,37 @@
+"""Counters of what a transport dropped or refused, so nothing is lost silently."""
+
+from __future__ import annotations
+
+import collections
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["Stats"]
+
+
+class Stats:
+    """Named counters, incremented from any actor thread, read as a snapshot.
+
+    Counted: ``late_replies`` (a reply after its call timed out or ended),
+    ``protocol_errors`` (frames that did not decode), ``send_failures``
+    (a message ZeroMQ refused to queue), ``misrouted`` (a request for a target
+    the receiving server does not serve), ``rejected_stopping`` (requests that
+    reached a stopping server).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: collections.Counter[str] = collections.Counter()
+
+    def incr(self, name: str, amount: int = 1) -> None:
+        """Add ``amount`` to counter ``name``. Any thread."""
+        with self._lock:
+            self._counts[name] += amount
+
+    def snapshot(self) -> Mapping[str, int]:
+        """A copy of every counter. Any thread."""
+        with self._lock:
+            return dict(self._counts)

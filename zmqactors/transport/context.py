@@ -1,0 +1,77 @@
+"""The one ZeroMQ context of this process, and what happens to it across ``fork()``.
+
+Exactly one place owns the process context. It is created lazily on first use
+and belongs to the process that created it: after ``fork()`` the child's first
+call to `get_context` builds a new one, and the parent's context and sockets
+are never closed, terminated or used by the child (pyzmq's own finalizers
+check the pid too, so dropping the parent's objects in the child is safe).
+
+``os.register_at_fork(after_in_child=...)`` also cleans what the child inherits
+but cannot use: pykka's registry of the parent's actors (whose threads do not
+exist in the child; ``ActorRegistry.stop_all()`` there would hang) and any
+resource registered with `on_fork_child` (doorbell descriptors, locks).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING
+
+import pykka
+import zmq
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["get_context", "on_fork_child"]
+
+_lock = threading.Lock()
+_context: zmq.Context[zmq.Socket[bytes]] | None = None
+_context_pid = 0
+_child_hooks: list[Callable[[], None]] = []
+
+
+def get_context() -> zmq.Context[zmq.Socket[bytes]]:
+    """The ZeroMQ context of this process, created on first use. Any thread may call it."""
+    global _context, _context_pid  # noqa: PLW0603 - the one process-wide context lives here
+    pid = os.getpid()
+    context = _context
+    if context is not None and _context_pid == pid:
+        return context
+    with _lock:
+        if _context is None or _context_pid != pid:
+            _context = zmq.Context()
+            _context_pid = pid
+        return _context
+
+
+def on_fork_child(hook: Callable[[], None]) -> None:
+    """Run ``hook`` in every child right after ``fork()`` (before any other thread runs).
+
+    Hooks must be quick and must not block: only the forking thread exists then.
+    """
+    _child_hooks.append(hook)
+
+
+def _after_fork_in_child() -> None:
+    global _lock, _context  # noqa: PLW0603 - reset the process-wide state for the child
+    # Another thread may have held the lock at the moment of the fork; in the
+    # child that thread is gone and the lock would stay held forever.
+    _lock = threading.Lock()
+    # Not closed or terminated: it belongs to the parent. Forget it.
+    _context = None
+    _forget_inherited_actors()
+    for hook in _child_hooks:
+        hook()
+
+
+def _forget_inherited_actors() -> None:
+    registry = pykka.ActorRegistry
+    # pykka keeps its registry in class attributes; the parent's actors have no
+    # thread here, so asking them anything (stop_all() included) would hang.
+    registry._actor_refs_lock = threading.RLock()  # noqa: SLF001 - no public reset exists
+    registry._actor_refs.clear()  # noqa: SLF001
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,222 @@
+"""`Transport`: a connection to one matchmaker, and the actors of this process behind it."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import os
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any, Self
+
+import pykka
+import structlog
+
+from zmqactors.actors.matchmaker import MatchmakerActor
+from zmqactors.actors.poller import Poller
+from zmqactors.actors.reply_waiter import ReplyWaiter
+from zmqactors.actors.stats import Stats
+from zmqactors.errors import TransportClosedError
+from zmqactors.matchmaker import Matchmaker, create_matchmaker
+from zmqactors.options import DEFAULT_URL, Settings, parse_url
+from zmqactors.transport.context import on_fork_child
+from zmqactors.transport.routing import RouteCache, Router
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+
+    from oslo_config import cfg
+
+    from zmqactors.transport.rpc import RPCServer
+
+__all__ = ["Transport"]
+
+_log = structlog.get_logger("zmqactors.transport")
+
+# How long close() waits for each actor to finish its clean-up.
+_STOP_TIMEOUT = 5.0
+_live: weakref.WeakSet[Transport] = weakref.WeakSet()
+
+
+@dataclasses.dataclass(eq=False)
+class _Actors:
+    """The actors serving one transport in one process."""
+
+    pid: int
+    reply_waiter: pykka.ActorRef[Any]
+    matchmaker: pykka.ActorRef[Any]
+    router: Router
+    poller: pykka.ActorRef[Any] | None = None
+
+    def refs(self) -> list[pykka.ActorRef[Any]]:
+        return [r for r in (self.poller, self.reply_waiter, self.matchmaker) if r is not None]
+
+
+class _Holder:
+    """What the finalizer needs, without a reference to the transport itself."""
+
+    def __init__(self) -> None:
+        self.actors: _Actors | None = None
+
+
+def _release(holder: _Holder) -> None:
+    # Garbage collection or interpreter exit without close(): ask this
+    # process's actors to stop, without waiting for them.
+    actors, holder.actors = holder.actors, None
+    if actors is None or actors.pid != os.getpid():
+        return
+    for ref in actors.refs():
+        with contextlib.suppress(pykka.ActorDeadError):
+            ref.stop(block=False)
+
+
+class Transport:
+    """A connection to one matchmaker; clients and servers are built on it.
+
+    Thread-safe: use it from any thread. Its actors start on first use in each
+    process, so a transport created before ``fork()`` works in the parent and,
+    with new actors, in the child. Also a context manager (``close()`` on exit).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        spec = settings.matchmaker
+        # Fail here, in the caller's thread, on a bad backend location.
+        create_matchmaker(spec.kind, spec.location, spec.password).close()
+        self.stats = Stats()
+        self._lock = threading.Lock()
+        self._holder = _Holder()
+        self._closed = False
+        self._servers: set[RPCServer] = set()
+        self._ids = itertools.count()
+        self._finalizer = weakref.finalize(self, _release, self._holder)
+        _live.add(self)
+
+    @classmethod
+    def from_url(cls, url: str = DEFAULT_URL, conf: cfg.ConfigOpts | None = None) -> Transport:
+        """A transport for ``url``; options from ``conf`` (group ``[zmq]``), then the URL's query.
+
+        Raises `ConfigurationError` naming the problem for a bad URL or option.
+        """
+        base = Settings.from_conf(conf) if conf is not None else None
+        return cls(parse_url(url, base))
+
+    @classmethod
+    def from_conf(cls, conf: cfg.ConfigOpts, group: str = "zmq") -> Transport:
+        """A transport configured by ``conf``'s ``[zmq]`` options (URL: ``matchmaker_url``)."""
+        return cls(Settings.from_conf(conf, group))
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        return f"<Transport {self.settings.matchmaker.url}{' closed' if self._closed else ''}>"
+
+    # -- actors ---------------------------------------------------------------
+
+    def _actors(self) -> _Actors:
+        """Return this process's actors, started on first use (again in a forked child)."""
+        actors = self._holder.actors
+        if actors is not None and actors.pid == os.getpid():
+            return actors
+        with self._lock:
+            if self._closed:
+                msg = f"{self!r} is closed"
+                raise TransportClosedError(msg)
+            actors = self._holder.actors
+            if actors is None or actors.pid != os.getpid():
+                actors = self._start_actors()
+                self._holder.actors = actors
+            return actors
+
+    def _start_actors(self) -> _Actors:
+        settings = self.settings
+        spec = settings.matchmaker
+        factory: Callable[[], Matchmaker] = lambda: create_matchmaker(  # noqa: E731
+            spec.kind, spec.location, spec.password
+        )
+        cache = RouteCache()
+        matchmaker = MatchmakerActor.start(factory, cache, settings.matchmaker_ttl, self.stats)
+        reply_waiter = ReplyWaiter.start(settings, self.stats)
+        router = Router(cache, matchmaker, settings.lookup_cache_ttl)
+        # The servers of the parent do not run here: forget them.
+        self._servers.clear()
+        return _Actors(os.getpid(), reply_waiter, matchmaker, router)
+
+    def _poller(self) -> pykka.ActorRef[Any]:
+        """The poller of this process, started with the first server."""
+        actors = self._actors()
+        if actors.poller is None:
+            with self._lock:
+                if actors.poller is None:
+                    actors.poller = Poller.start(self.settings, self.stats)
+        return actors.poller
+
+    def _next_id(self) -> str:
+        return f"{os.getpid()}-{id(self):x}-{next(self._ids)}"
+
+    def _add_server(self, server: RPCServer) -> None:
+        with self._lock:
+            self._servers.add(server)
+
+    def _discard_server(self, server: RPCServer) -> None:
+        with self._lock:
+            self._servers.discard(server)
+
+    # -- closing ----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop every server and actor of this transport; pending calls fail.
+
+        Pending calls fail with `TransportClosedError`.
+
+        Idempotent, callable from any thread (a signal handler included). In a
+        forked child it never touches the parent's actors or sockets.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            servers = list(self._servers)
+            self._servers.clear()
+            actors, self._holder.actors = self._holder.actors, None
+        self._finalizer.detach()
+        if actors is None or actors.pid != os.getpid():
+            return
+        for server in servers:
+            server._abort()  # noqa: SLF001 - the transport owns its servers' life cycle
+        futures = []
+        for ref in actors.refs():
+            try:
+                futures.append(ref.stop(block=False))
+            except pykka.ActorDeadError:
+                continue
+        for future in futures:
+            try:
+                future.get(timeout=_STOP_TIMEOUT)
+            except (pykka.Timeout, pykka.ActorDeadError):
+                _log.warning("an actor did not stop in time", timeout=_STOP_TIMEOUT)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _reset_locks_in_child() -> None:
+    # A thread of the parent may have held a transport's lock at the fork.
+    for transport in list(_live):
+        transport._lock = threading.Lock()  # noqa: SLF001 - the module's own fork hook
+
+
+on_fork_child(_reset_locks_in_child)

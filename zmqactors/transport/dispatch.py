@@ -1,0 +1,167 @@
+"""Turning a request into an endpoint call and its outcome into a reply body.
+
+Pure logic with no sockets: a listener actor calls `Dispatcher.handle` with a
+request body in its own thread and sends back what it returns. Only public
+(no leading underscore), callable attributes of the registered endpoint
+objects can be reached; nothing from the network is evaluated.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import traceback
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from zmqactors.errors import ProtocolError
+from zmqactors.topics import Target, version_compatible
+from zmqactors.transport import protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from zmqactors.actors.stats import Stats
+
+__all__ = ["Dispatcher", "request_context"]
+
+_log = structlog.get_logger("zmqactors.dispatch")
+_EMPTY: Mapping[str, Any] = {}
+_request_context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
+    "zmqactors_request_context", default=_EMPTY
+)
+
+
+def request_context() -> Mapping[str, Any]:
+    """Inside an endpoint method: the caller's context dict (empty elsewhere)."""
+    return _request_context.get()
+
+
+def _qualified_name(exc: BaseException) -> str:
+    cls = type(exc)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class _Failure(Exception):  # noqa: N818 - internal control flow, carries an ErrorKind
+    def __init__(self, kind: protocol.ErrorKind, exc_type: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.exc_type = exc_type
+        self.message = message
+
+
+class Dispatcher:
+    """Finds and calls the endpoint method a request names. Any listener thread."""
+
+    def __init__(
+        self,
+        target: Target,
+        endpoints: Sequence[object],
+        max_message_size: int,
+        stats: Stats,
+    ) -> None:
+        self._target = target
+        self._endpoints = tuple(endpoints)
+        self._max_size = max_message_size
+        self._stats = stats
+        self._log = _log.bind(actor="listener", target=str(target))
+
+    def handle(self, body: bytes) -> bytes | None:
+        """Run the request in ``body``; return the reply body, or None when none is due.
+
+        Never raises for anything a peer sent: malformed requests are logged,
+        counted (``protocol_errors``) and answered with nothing.
+        """
+        try:
+            request = protocol.decode_body(body, self._max_size)
+        except ProtocolError as exc:
+            self._stats.incr("protocol_errors")
+            self._log.warning("dropped a malformed request", error=str(exc))
+            return None
+        if not isinstance(request, protocol.Request):
+            self._stats.incr("protocol_errors")
+            self._log.warning("dropped a reply sent to a server socket")
+            return None
+        is_call = request.kind is protocol.CallKind.CALL
+        try:
+            method = self._resolve(request)
+            result = self._invoke(method, request)
+            return protocol.encode(protocol.Reply(request.msg_id, result))[1] if is_call else None
+        except _Failure as failure:
+            if failure.kind is protocol.ErrorKind.NOT_SERVED:
+                self._stats.incr("misrouted")
+            self._log.info("request refused", msg_id=request.msg_id.hex(), reason=failure.message)
+            return self._error(request, failure.kind, failure.exc_type, failure.message, "")
+        except Exception as exc:  # noqa: BLE001 - any endpoint error goes back to the caller
+            text = traceback.format_exc()
+            if not is_call:
+                self._log.warning(
+                    "cast failed", msg_id=request.msg_id.hex(), method=request.method, exc_info=True
+                )
+            return self._error(
+                request, protocol.ErrorKind.REMOTE, _qualified_name(exc), str(exc), text
+            )
+
+    def _error(
+        self,
+        request: protocol.Request,
+        kind: protocol.ErrorKind,
+        exc_type: str,
+        message: str,
+        text: str,
+    ) -> bytes | None:
+        if request.kind is not protocol.CallKind.CALL:
+            return None
+        reply = protocol.ErrorReply(request.msg_id, kind, exc_type, message, text)
+        return protocol.encode(reply)[1]
+
+    def _resolve(self, request: protocol.Request) -> Callable[..., Any]:
+        target = self._target
+        if (
+            request.topic != target.topic
+            or request.exchange != target.exchange_name
+            or (request.server is not None and request.server != target.server)
+        ):
+            raise _Failure(
+                protocol.ErrorKind.NOT_SERVED,
+                "zmqactors.errors.NoRespondersError",
+                f"{target} does not serve {request.exchange}/{request.topic}"
+                f" server={request.server}",
+            )
+        name = request.method
+        if not name.isidentifier() or name.startswith("_"):
+            raise _Failure(
+                protocol.ErrorKind.NO_SUCH_METHOD,
+                "zmqactors.errors.NoSuchMethod",
+                f"{name!r} is not a public method name",
+            )
+        found_in_namespace = False
+        for endpoint in self._endpoints:
+            ep_target = getattr(endpoint, "target", None)
+            if getattr(ep_target, "namespace", None) != request.namespace:
+                continue
+            method = getattr(endpoint, name, None)
+            if method is None or not callable(method) or isinstance(method, type):
+                continue
+            found_in_namespace = True
+            if version_compatible(getattr(ep_target, "version", None), request.version):
+                return method  # type: ignore[no-any-return]
+        if found_in_namespace:
+            raise _Failure(
+                protocol.ErrorKind.UNSUPPORTED_VERSION,
+                "zmqactors.errors.UnsupportedVersion",
+                f"no endpoint serves {name!r} at version {request.version}",
+            )
+        where = f" in namespace {request.namespace!r}" if request.namespace else ""
+        raise _Failure(
+            protocol.ErrorKind.NO_SUCH_METHOD,
+            "zmqactors.errors.NoSuchMethod",
+            f"no endpoint has a method {name!r}{where}",
+        )
+
+    def _invoke(self, method: Callable[..., Any], request: protocol.Request) -> Any:
+        token = _request_context.set(request.context)
+        try:
+            return method(**request.args)
+        finally:
+            _request_context.reset(token)

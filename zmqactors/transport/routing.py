@@ -1,0 +1,131 @@
+"""Which server a message goes to: the route cache and the choice among servers.
+
+The matchmaker actor is the cache's only writer (copy-on-write, so readers
+take no lock); caller threads read it without a hop. Only a miss — nothing
+cached for the key, or no cached route of the requested server — costs a
+round trip to the matchmaker actor. A stale entry is still used while the
+actor refreshes it in the background, so routes keep working while the
+backend is down. Empty results are never cached: a server that registers is
+found by the next call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from typing import TYPE_CHECKING, Any
+
+import pykka
+
+from zmqactors.actors.messages import Lookup, Refresh
+from zmqactors.errors import MessagingError, NoRespondersError, TransportClosedError
+from zmqactors.topics import Target, matchmaker_key
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from zmqactors.matchmaker import Route
+
+__all__ = ["CachedRoutes", "RouteCache", "Router"]
+
+# How long a caller waits for the matchmaker actor to answer a lookup.
+_LOOKUP_TIMEOUT = 10.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CachedRoutes:
+    """The routes of one key as last looked up, and when (``time.monotonic()``)."""
+
+    routes: tuple[Route, ...]
+    fetched: float
+
+
+class RouteCache:
+    """Routes by matchmaker key. One writer (the matchmaker actor); readers in any thread."""
+
+    def __init__(self) -> None:
+        self._entries: Mapping[str, CachedRoutes] = {}
+
+    def get(self, key: str) -> CachedRoutes | None:
+        """The cached routes of ``key``, or None. Any thread."""
+        return self._entries.get(key)
+
+    def put(self, key: str, routes: tuple[Route, ...]) -> None:
+        """Cache ``routes`` (an empty tuple removes the entry). Matchmaker actor only."""
+        entries = dict(self._entries)
+        if routes:
+            entries[key] = CachedRoutes(routes, time.monotonic())
+        else:
+            entries.pop(key, None)
+        self._entries = entries
+
+    def invalidate(self, key: str) -> None:
+        """Forget ``key``. Matchmaker actor only."""
+        if key in self._entries:
+            entries = dict(self._entries)
+            del entries[key]
+            self._entries = entries
+
+
+class Router:
+    """Answers "where do I send this?" for clients of one transport. Any thread."""
+
+    def __init__(
+        self, cache: RouteCache, matchmaker: pykka.ActorRef[Any], cache_ttl: float
+    ) -> None:
+        self._cache = cache
+        self._matchmaker = matchmaker
+        self._cache_ttl = cache_ttl
+        self._refreshing: dict[str, float] = {}
+        self._turn = itertools.count()
+
+    def routes(self, target: Target) -> tuple[Route, ...]:
+        """Every live route of ``target`` (only its server's, if it names one).
+
+        Raises `NoRespondersError` at once when nothing is registered.
+        """
+        key = matchmaker_key(target)
+        entry = self._cache.get(key)
+        if entry is None:
+            routes = self._lookup(key)
+        else:
+            routes = entry.routes
+            now = time.monotonic()
+            if now - entry.fetched > self._cache_ttl and self._refreshing.get(key, 0.0) < now - 1.0:
+                self._refreshing[key] = now
+                self._tell(Refresh(key))
+        if target.server is not None:
+            routes = tuple(r for r in routes if r.server == target.server)
+            if not routes and entry is not None:
+                # The server may have registered after the entry was cached.
+                routes = tuple(r for r in self._lookup(key) if r.server == target.server)
+        if not routes:
+            msg = f"no server is registered for {target}"
+            raise NoRespondersError(msg)
+        return routes
+
+    def pick(self, target: Target) -> Route:
+        """One route of ``target``, taking the servers in turn."""
+        routes = self.routes(target)
+        return routes[next(self._turn) % len(routes)]
+
+    def _lookup(self, key: str) -> tuple[Route, ...]:
+        try:
+            routes: tuple[Route, ...] = self._matchmaker.ask(
+                Lookup(key), block=True, timeout=_LOOKUP_TIMEOUT
+            )
+        except pykka.ActorDeadError:
+            msg = "the transport is closed"
+            raise TransportClosedError(msg) from None
+        except pykka.Timeout:
+            msg = f"the matchmaker did not answer a lookup of {key!r} in {_LOOKUP_TIMEOUT}s"
+            raise MessagingError(msg) from None
+        return routes
+
+    def _tell(self, message: Refresh) -> None:
+        try:
+            self._matchmaker.tell(message)
+        except pykka.ActorDeadError:
+            msg = "the transport is closed"
+            raise TransportClosedError(msg) from None

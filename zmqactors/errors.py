@@ -11,7 +11,7 @@
     ├── ProtocolError              frames that are not valid zmqactors messages
     ├── ConfigurationError         bad options or transport URL (also a ValueError)
     ├── SecurityError              security is configured but cannot be enforced
-    └── TransportClosed            the transport (or the actor behind a call) stopped
+    └── TransportClosedError            the transport (or the actor behind a call) stopped
 
 Every error raised for a user mistake says what was wrong and with which value.
 """
@@ -27,7 +27,7 @@ __all__ = [
     "ProtocolError",
     "RemoteError",
     "SecurityError",
-    "TransportClosed",
+    "TransportClosedError",
     "UnsupportedVersion",
 ]
 
@@ -36,7 +36,7 @@ class MessagingError(Exception):
     """Base class of every exception raised by zmqactors."""
 
 
-class MessagingTimeout(MessagingError):
+class MessagingTimeout(MessagingError):  # noqa: N818 - the name is the public contract
     """No reply arrived before the call's deadline."""
 
 
@@ -78,5 +78,5 @@ class SecurityError(MessagingError):
     """Security is configured but cannot be enforced (fail closed)."""
 
 
-class TransportClosed(MessagingError):
+class TransportClosedError(MessagingError):
     """The transport, or the actor that owned a pending call, has stopped."""

@@ -14,7 +14,14 @@ import time
 from typing import TYPE_CHECKING, assert_never
 
 from zmqactors.actors.base import SocketActor
-from zmqactors.actors.messages import Lookup, MatchmakerMessage, Refresh, Register, Unregister
+from zmqactors.actors.messages import (
+    Lookup,
+    MatchmakerMessage,
+    Refresh,
+    Register,
+    Unreachable,
+    Unregister,
+)
 from zmqactors.errors import MessagingError
 
 if TYPE_CHECKING:
@@ -38,12 +45,14 @@ class MatchmakerActor(SocketActor):
         cache: RouteCache,
         ttl: float,
         stats: Stats,
+        unreachable_for: float,
     ) -> None:
         super().__init__()
         self._factory = backend_factory
         self._backend: Matchmaker | None = None
         self._cache = cache
         self._ttl = ttl
+        self._unreachable_for = unreachable_for
         self._stats = stats
         self._registered: set[tuple[str, str, str]] = set()
         self._next_refresh: float | None = None
@@ -78,6 +87,11 @@ class MatchmakerActor(SocketActor):
                 return self._lookup(key, raise_errors=True)
             case Refresh(key):
                 self._lookup(key, raise_errors=False)
+                return None
+            case Unreachable(address):
+                # For as long as a lookup is cached: then one call tries the
+                # address again (and fails fast if it is still down).
+                self._cache.mark_unreachable(address, time.monotonic() + self._unreachable_for)
                 return None
             case _:
                 assert_never(message)

@@ -28,6 +28,7 @@ __all__ = [
     "ReplyWaiterMessage",
     "SendCall",
     "SendCast",
+    "Unreachable",
     "Unregister",
 ]
 
@@ -96,7 +97,14 @@ class Refresh:
     key: str
 
 
-MatchmakerMessage = Register | Unregister | Lookup | Refresh
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unreachable:
+    """The server at ``address`` cannot be reached: route around it for a while."""
+
+    address: str
+
+
+MatchmakerMessage = Register | Unregister | Lookup | Refresh | Unreachable
 
 
 # -- poller ---------------------------------------------------------------

@@ -6,20 +6,36 @@ frames, keeps each call's future by message id, and resolves that future
 itself when the reply arrives or the deadline passes, so the caller wakes with
 no further hop. A reply for an id it no longer holds (the call timed out) is
 dropped and counted as ``late_replies``.
+
+It also watches each DEALER's connection (a ZeroMQ socket monitor). When a
+server cannot be reached (connection refused) or its connection drops, the
+DEALER is closed, discarding what it still queued, and the calls waiting on
+that address fail at once: `NoRespondersError` if the request never left
+(nothing ran), `MessagingTimeout` if the connection was up (the outcome is
+unknown, as with a timeout). The matchmaker actor is told to route around the
+address for a while.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import time
 from concurrent.futures import Future, InvalidStateError
 from typing import TYPE_CHECKING, Any, assert_never
 
+import pykka
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from zmqactors.actors.base import SocketActor
-from zmqactors.actors.messages import ReplyWaiterMessage, SendCall, SendCast
-from zmqactors.errors import MessagingError, MessagingTimeout, ProtocolError
+from zmqactors.actors.messages import ReplyWaiterMessage, SendCall, SendCast, Unreachable
+from zmqactors.errors import (
+    MessagingError,
+    MessagingTimeout,
+    NoRespondersError,
+    ProtocolError,
+)
 from zmqactors.transport import protocol
 from zmqactors.transport.context import get_context
 from zmqactors.transport.sockets import network_socket
@@ -33,6 +49,7 @@ __all__ = ["ReplyWaiter"]
 # Rebuild the deadline heap when it holds this many more entries than there
 # are pending calls (answered calls leave their entry behind until then).
 _HEAP_SLACK = 4096
+_MONITORED = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
 
 
 def settle(future: Future[Any], *, result: Any = None, error: BaseException | None = None) -> None:
@@ -47,9 +64,10 @@ def settle(future: Future[Any], *, result: Any = None, error: BaseException | No
 
 
 class _Pending:
-    __slots__ = ("future", "method", "sent", "target")
+    __slots__ = ("address", "future", "method", "sent", "target")
 
     def __init__(self, message: SendCall, sent: float) -> None:
+        self.address = message.address
         self.future = message.future
         self.method = message.method
         self.target = message.target
@@ -61,11 +79,14 @@ class ReplyWaiter(SocketActor):
 
     actor_name = "reply-waiter"
 
-    def __init__(self, settings: Settings, stats: Stats) -> None:
+    def __init__(self, settings: Settings, stats: Stats, matchmaker: pykka.ActorRef[Any]) -> None:
         super().__init__()
         self._settings = settings
         self._stats = stats
+        self._matchmaker = matchmaker
         self._dealers: dict[str, zmq.Socket[bytes]] = {}
+        self._monitors: dict[str, zmq.Socket[bytes]] = {}
+        self._connected: set[str] = set()
         self._pending: dict[bytes, _Pending] = {}
         self._deadlines: list[tuple[float, bytes]] = []
 
@@ -83,10 +104,54 @@ class ReplyWaiter(SocketActor):
         sock = self._dealers.get(address)
         if sock is None:
             sock = network_socket(get_context(), zmq.DEALER, self._settings)
+            monitor = sock.get_monitor_socket(_MONITORED)
             sock.connect(address)
             self._dealers[address] = sock
+            self._monitors[address] = monitor
             self.watch(sock, self._on_reply)
+            self.watch(monitor, lambda frames: self._on_event(address, frames))
         return sock
+
+    def _on_event(self, address: str, frames: list[bytes]) -> None:
+        event = parse_monitor_message(frames)["event"]
+        if event == zmq.EVENT_CONNECTED:
+            self._connected.add(address)
+        elif event in (zmq.EVENT_DISCONNECTED, zmq.EVENT_CONNECT_RETRIED):
+            self._drop_peer(address, was_connected=address in self._connected)
+
+    def _drop_peer(self, address: str, *, was_connected: bool) -> None:
+        """Close the DEALER to ``address`` and fail the calls waiting on it."""
+        self._close_peer(address)
+        self._stats.incr("unreachable_servers")
+        self.log.info("server unreachable", address=address, was_connected=was_connected)
+        for msg_id, entry in list(self._pending.items()):
+            if entry.address != address:
+                continue
+            del self._pending[msg_id]
+            error: MessagingError
+            if was_connected:
+                error = MessagingTimeout(
+                    f"connection to {entry.target} at {address} lost before the reply "
+                    f"to {entry.method!r}"
+                )
+            else:
+                error = NoRespondersError(f"{entry.target} at {address} cannot be reached")
+            settle(entry.future, error=error)
+        with contextlib.suppress(pykka.ActorDeadError):
+            self._matchmaker.tell(Unreachable(address))
+
+    def _close_peer(self, address: str) -> None:
+        self._connected.discard(address)
+        sock = self._dealers.pop(address, None)
+        monitor = self._monitors.pop(address, None)
+        if sock is not None:
+            self.unwatch(sock)
+            sock.disable_monitor()
+            # Nothing queued for a server we gave up on may be sent later.
+            sock.close(linger=0)
+        if monitor is not None:
+            self.unwatch(monitor)
+            monitor.close(linger=0)
 
     def _send(self, address: str, frames: tuple[bytes, bytes], method: str) -> bool:
         try:
@@ -163,6 +228,11 @@ class ReplyWaiter(SocketActor):
 
     def close_sockets(self) -> None:
         """Close every DEALER."""
-        for sock in self._dealers.values():
+        for address in list(self._dealers):
+            sock = self._dealers[address]
+            sock.disable_monitor()
             sock.close()
-        self._dealers.clear()
+            self._dealers.pop(address)
+            monitor = self._monitors.pop(address, None)
+            if monitor is not None:
+                monitor.close(linger=0)

@@ -69,7 +69,9 @@ class Target:
         if self.version is not None and (
             not isinstance(self.version, str) or _VERSION_PATTERN.fullmatch(self.version) is None
         ):
-            msg = f"invalid Target version {self.version!r}: use 'major' or 'major.minor', e.g. '1.2'"
+            msg = (
+                f"invalid Target version {self.version!r}: use 'major' or 'major.minor', e.g. '1.2'"
+            )
             raise ValueError(msg)
         if self.fanout and self.server is not None:
             msg = f"a fanout Target cannot name a server (server={self.server!r})"

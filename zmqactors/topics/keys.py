@@ -6,7 +6,10 @@ different targets never share a key.
 
 from __future__ import annotations
 
-from zmqactors.topics._target import Target
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from zmqactors.topics._target import Target
 
 __all__ = ["matchmaker_key", "version_compatible"]
 

@@ -140,8 +140,10 @@ class Transport:
             spec.kind, spec.location, spec.password
         )
         cache = RouteCache()
-        matchmaker = MatchmakerActor.start(factory, cache, settings.matchmaker_ttl, self.stats)
-        reply_waiter = ReplyWaiter.start(settings, self.stats)
+        matchmaker = MatchmakerActor.start(
+            factory, cache, settings.matchmaker_ttl, self.stats, settings.lookup_cache_ttl
+        )
+        reply_waiter = ReplyWaiter.start(settings, self.stats, matchmaker)
         router = Router(cache, matchmaker, settings.lookup_cache_ttl)
         # The servers of the parent do not run here: forget them.
         self._servers.clear()

@@ -46,6 +46,7 @@ class RouteCache:
 
     def __init__(self) -> None:
         self._entries: Mapping[str, CachedRoutes] = {}
+        self._unreachable: Mapping[str, float] = {}
 
     def get(self, key: str) -> CachedRoutes | None:
         """The cached routes of ``key``, or None. Any thread."""
@@ -59,6 +60,21 @@ class RouteCache:
         else:
             entries.pop(key, None)
         self._entries = entries
+
+    def mark_unreachable(self, address: str, until: float) -> None:
+        """Leave ``address`` out of every answer until ``until`` (monotonic). Matchmaker actor."""
+        now = time.monotonic()
+        marks = {a: t for a, t in self._unreachable.items() if t > now}
+        marks[address] = until
+        self._unreachable = marks
+
+    def reachable(self, routes: tuple[Route, ...]) -> tuple[Route, ...]:
+        """``routes`` without the addresses marked unreachable. Any thread."""
+        marks = self._unreachable
+        if not marks:
+            return routes
+        now = time.monotonic()
+        return tuple(r for r in routes if marks.get(r.address, 0.0) <= now)
 
     def invalidate(self, key: str) -> None:
         """Forget ``key``. Matchmaker actor only."""
@@ -95,13 +111,16 @@ class Router:
             if now - entry.fetched > self._cache_ttl and self._refreshing.get(key, 0.0) < now - 1.0:
                 self._refreshing[key] = now
                 self._tell(Refresh(key))
+        routes = self._cache.reachable(routes)
         if target.server is not None:
             routes = tuple(r for r in routes if r.server == target.server)
             if not routes and entry is not None:
                 # The server may have registered after the entry was cached.
-                routes = tuple(r for r in self._lookup(key) if r.server == target.server)
+                routes = tuple(
+                    r for r in self._cache.reachable(self._lookup(key)) if r.server == target.server
+                )
         if not routes:
-            msg = f"no server is registered for {target}"
+            msg = f"no server is registered (and reachable) for {target}"
             raise NoRespondersError(msg)
         return routes
 

@@ -1,0 +1,75 @@
+"""An RPC server process for integration tests: ``ready ADDRESS`` on stdout, SIGTERM to stop."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+import time
+
+import structlog
+
+import zmqactors as za
+
+
+class Endpoint:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.casts: list[object] = []
+        self._lock = threading.Lock()
+
+    def add(self, a: int, b: int) -> int:
+        return a + b
+
+    def echo(self, value: object) -> object:
+        return value
+
+    def whoami(self) -> str:
+        return self.name
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def context(self) -> dict[str, object]:
+        return dict(za.request_context())
+
+    def fail(self, message: str) -> None:
+        raise ValueError(message)
+
+    def sleep(self, seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
+    def record(self, value: object) -> None:
+        with self._lock:
+            self.casts.append(value)
+
+    def recorded(self) -> list[object]:
+        with self._lock:
+            return list(self.casts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--executor-size", type=int, default=None)
+    args = parser.parse_args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    with za.Transport.from_url(args.url) as transport:
+        target = za.Target(args.topic, server=args.server)
+        server = za.RPCServer(
+            transport, target, [Endpoint(args.server)], executor_size=args.executor_size
+        )
+        with server:
+            print(f"ready {server.address}", flush=True)
+            done.wait()
+
+
+if __name__ == "__main__":
+    main()

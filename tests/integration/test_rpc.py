@@ -8,8 +8,10 @@ import threading
 import time
 
 import pytest
+from oslo_config import cfg
 
 import zmqactors as za
+from zmqactors import options
 
 pytestmark = pytest.mark.integration
 
@@ -225,10 +227,6 @@ def test_bad_targets_and_urls_get_clear_errors():
 
 
 def test_from_conf_reads_the_zmq_group(matchmaker_url):
-    from oslo_config import cfg
-
-    from zmqactors import options
-
     conf = cfg.ConfigOpts()
     options.register_opts(conf)
     conf([])

@@ -128,10 +128,12 @@ class PollingInbox:
                 msg = "actor stopped"
                 raise pykka.ActorDeadError(msg)
             self._queue.append(envelope)
-        # Ring only when the actor sleeps in poll(): it sets _sleeping before
-        # its last look at the deque, so an append after that look sees True.
-        if self._sleeping:
-            self.doorbell.ring()
+            # Ring only when the actor sleeps in poll(): it sets _sleeping
+            # before its last look at the deque, so an append after that look
+            # sees True. Under the lock, so the doorbell cannot be closed (and
+            # its descriptor number reused) between the check and the write.
+            if self._sleeping:
+                self.doorbell.ring()
 
     def empty(self) -> bool:
         """Whether no envelope is queued."""
@@ -143,7 +145,7 @@ class PollingInbox:
         assert actor is not None  # noqa: S101 - bound in SocketActor.__init__
         queue = self._queue
         while True:
-            if queue and (self._since_poll < _ENVELOPES_PER_POLL or not actor.sockets_watched()):
+            if queue and self._since_poll < _ENVELOPES_PER_POLL:
                 self._since_poll += 1
                 return queue.popleft()
             self._since_poll = 0
@@ -164,6 +166,11 @@ class PollingInbox:
             left = list(self._queue)
             self._queue.clear()
         return left
+
+    def close_doorbell(self) -> None:
+        """Close the doorbell once no `put` can ring it any more (actor thread)."""
+        with self._lock:
+            self.doorbell.close()
 
 
 Handler = Callable[[list[bytes]], None]
@@ -287,4 +294,4 @@ class SocketActor(pykka.ThreadingActor):
         finally:
             self.close_sockets()
             self._handlers.clear()
-            self.inbox.doorbell.close()
+            self.inbox.close_doorbell()

@@ -66,9 +66,10 @@ class Target:
         if not isinstance(self.fanout, bool):
             msg = f"Target fanout must be a bool, got {self.fanout!r}"
             raise TypeError(msg)
-        if self.version is not None and (
-            not isinstance(self.version, str) or _VERSION_PATTERN.fullmatch(self.version) is None
-        ):
+        if self.version is not None and not isinstance(self.version, str):
+            msg = f"Target version must be a string, got {type(self.version).__name__}"
+            raise TypeError(msg)
+        if self.version is not None and _VERSION_PATTERN.fullmatch(self.version) is None:
             msg = (
                 f"invalid Target version {self.version!r}: use 'major' or 'major.minor', e.g. '1.2'"
             )

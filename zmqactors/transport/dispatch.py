@@ -37,6 +37,10 @@ def request_context() -> Mapping[str, Any]:
     return _request_context.get()
 
 
+def _escape(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _qualified_name(exc: BaseException) -> str:
     cls = type(exc)
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -86,7 +90,7 @@ class Dispatcher:
         try:
             method = self._resolve(request)
             result = self._invoke(method, request)
-            return protocol.encode(protocol.Reply(request.msg_id, result))[1] if is_call else None
+            return self._reply_body(request, result) if is_call else None
         except _Failure as failure:
             if failure.kind is protocol.ErrorKind.NOT_SERVED:
                 self._stats.incr("misrouted")
@@ -102,6 +106,16 @@ class Dispatcher:
                 request, protocol.ErrorKind.REMOTE, _qualified_name(exc), str(exc), text
             )
 
+    def _reply_body(self, request: protocol.Request, result: Any) -> bytes:  # noqa: ANN401 - endpoint results are arbitrary
+        body = protocol.encode(protocol.Reply(request.msg_id, result))[1]
+        if len(body) > self._max_size:
+            msg = (
+                f"the result of {request.method!r} is {len(body)} bytes, "
+                f"over the limit of {self._max_size}"
+            )
+            raise _Failure(protocol.ErrorKind.REMOTE, "zmqactors.errors.ProtocolError", msg)
+        return body
+
     def _error(
         self,
         request: protocol.Request,
@@ -112,8 +126,21 @@ class Dispatcher:
     ) -> bytes | None:
         if request.kind is not protocol.CallKind.CALL:
             return None
-        reply = protocol.ErrorReply(request.msg_id, kind, exc_type, message, text)
-        return protocol.encode(reply)[1]
+        try:
+            body = protocol.encode(
+                protocol.ErrorReply(request.msg_id, kind, exc_type, message, text)
+            )[1]
+        except TypeError:
+            # A message that is not valid Unicode (e.g. an undecodable file
+            # name): send it escaped rather than leave the caller waiting.
+            body = protocol.encode(
+                protocol.ErrorReply(request.msg_id, kind, exc_type, _escape(message), _escape(text))
+            )[1]
+        if len(body) > self._max_size:
+            body = protocol.encode(
+                protocol.ErrorReply(request.msg_id, kind, exc_type, _escape(message)[:1000], "")
+            )[1]
+        return body
 
     def _resolve(self, request: protocol.Request) -> Callable[..., Any]:
         target = self._target

@@ -122,12 +122,12 @@ def encode(message: Message) -> list[bytes]:
     """Turn ``message`` into the frames to send.
 
     Raises ``TypeError`` naming the value when an argument, context or result
-    cannot be encoded (only msgpack types: None, bool, int, float, str, bytes,
-    lists, tuples and dicts with string keys).
+    cannot be encoded (only msgpack types: None, bool, 64-bit int, float,
+    valid Unicode str, bytes, lists, tuples and dicts with string keys).
     """
     try:
         return [HEADER, _encoder.encode(message)]
-    except (TypeError, msgspec.EncodeError) as exc:
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
         msg = f"cannot send {type(message).__name__}: {exc}"
         raise TypeError(msg) from None
 

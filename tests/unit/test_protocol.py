@@ -1,0 +1,423 @@
+"""Tests of the sans-IO wire protocol: round trips, framing and hostile input."""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from zmqactors.errors import (
+    MessagingError,
+    NoRespondersError,
+    NoSuchMethod,
+    ProtocolError,
+    RemoteError,
+    UnsupportedVersion,
+)
+from zmqactors.transport import protocol
+from zmqactors.transport.protocol import (
+    HEADER,
+    PROTOCOL_VERSION,
+    CallKind,
+    ErrorKind,
+    ErrorReply,
+    Reply,
+    Request,
+)
+
+pytestmark = pytest.mark.unit
+
+MAX = 1 << 20
+MSG_ID = bytes(range(16))
+
+# -- strategies -------------------------------------------------------------------
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=40),
+    st.binary(max_size=40),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=5),
+        st.dictionaries(st.text(max_size=10), inner, max_size=5),
+    ),
+    max_leaves=20,
+)
+kwargs = st.dictionaries(st.text(max_size=10), values, max_size=5)
+msg_ids = st.binary(min_size=16, max_size=16)
+optional_text = st.one_of(st.none(), st.text(max_size=20))
+
+requests = st.builds(
+    Request,
+    msg_id=msg_ids,
+    kind=st.sampled_from(CallKind),
+    exchange=st.text(max_size=20),
+    topic=st.text(max_size=20),
+    server=optional_text,
+    namespace=optional_text,
+    version=optional_text,
+    method=st.text(max_size=20),
+    args=kwargs,
+    context=kwargs,
+    timeout=st.one_of(st.none(), st.floats(allow_nan=False)),
+)
+replies = st.builds(Reply, msg_id=msg_ids, result=values)
+error_replies = st.builds(
+    ErrorReply,
+    msg_id=msg_ids,
+    kind=st.sampled_from(ErrorKind),
+    exc_type=st.text(max_size=30),
+    message=st.text(max_size=60),
+    traceback=st.text(max_size=100),
+)
+messages = st.one_of(requests, replies, error_replies)
+
+
+def request(**changes: object) -> Request:
+    fields: dict[str, object] = {
+        "msg_id": MSG_ID,
+        "kind": CallKind.CALL,
+        "exchange": "default",
+        "topic": "compute",
+        "server": None,
+        "namespace": None,
+        "version": None,
+        "method": "add",
+        "args": {"a": 1, "b": 2},
+        "context": {"user": "u1"},
+    }
+    fields.update(changes)
+    return Request(**fields)  # type: ignore[arg-type]
+
+
+def request_fields(**changes: object) -> list[object]:
+    """A Request as the raw array it travels as, to be broken field by field."""
+    fields: list[object] = [
+        "q",
+        MSG_ID,
+        1,
+        "default",
+        "compute",
+        None,
+        None,
+        None,
+        "add",
+        {"a": 1},
+        {},
+        None,
+    ]
+    names = [
+        "tag",
+        "msg_id",
+        "kind",
+        "exchange",
+        "topic",
+        "server",
+        "namespace",
+        "version",
+        "method",
+        "args",
+        "context",
+        "timeout",
+    ]
+    for name, value in changes.items():
+        fields[names.index(name)] = value
+    return fields
+
+
+# -- round trips ------------------------------------------------------------------
+
+
+@settings(deadline=None)
+@given(messages)
+def test_round_trip(message):
+    frames = protocol.encode(message)
+    assert protocol.decode(frames, MAX) == message
+    assert protocol.decode_body(frames[1], MAX) == message
+
+
+@settings(deadline=None)
+@given(messages)
+def test_decoded_message_has_the_same_type_and_fields(message):
+    decoded = protocol.decode(protocol.encode(message), MAX)
+    assert type(decoded) is type(message)
+    for field in message.__struct_fields__:
+        assert getattr(decoded, field) == getattr(message, field)
+
+
+def test_tuples_decode_as_lists():
+    decoded = protocol.decode(protocol.encode(request(args={"t": (1, (2, 3))})), MAX)
+    assert decoded.args == {"t": [1, [2, 3]]}
+
+
+def test_enums_decode_as_enums():
+    decoded = protocol.decode(protocol.encode(request(kind=CallKind.CAST)), MAX)
+    assert decoded.kind is CallKind.CAST
+    error = ErrorReply(MSG_ID, ErrorKind.NOT_SERVED, "x", "y")
+    assert protocol.decode(protocol.encode(error), MAX).kind is ErrorKind.NOT_SERVED
+
+
+def test_messages_are_frozen():
+    message = request()
+    with pytest.raises(AttributeError):
+        message.method = "sub"  # type: ignore[misc]
+
+
+def test_encode_gives_header_and_body():
+    frames = protocol.encode(Reply(MSG_ID, 3))
+    assert isinstance(frames, list)
+    assert len(frames) == 2
+    assert frames[0] == HEADER == b"ZMQA" + bytes([PROTOCOL_VERSION])
+    assert isinstance(frames[1], bytes)
+    assert protocol.decode_body(frames[1], MAX) == Reply(MSG_ID, 3)
+
+
+def test_new_msg_id_is_16_random_bytes():
+    ids = {protocol.new_msg_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(len(i) == protocol.MSG_ID_SIZE == 16 for i in ids)
+
+
+# -- framing ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_wrong_frame_count(count):
+    frames = [HEADER, protocol.encode(request())[1], b"extra"][:count]
+    with pytest.raises(ProtocolError, match=f"got {count}"):
+        protocol.decode(frames, MAX)
+
+
+@given(st.binary(max_size=32).filter(lambda b: b != HEADER))
+def test_bad_header_is_refused(header):
+    body = protocol.encode(request())[1]
+    with pytest.raises(ProtocolError):
+        protocol.decode([header, body], MAX)
+
+
+@pytest.mark.parametrize("version", [0, 2, 255])
+def test_other_protocol_version_is_named(version):
+    body = protocol.encode(request())[1]
+    with pytest.raises(ProtocolError, match=f"unsupported protocol version {version}") as info:
+        protocol.decode([b"ZMQA" + bytes([version]), body], MAX)
+    assert str(PROTOCOL_VERSION) in str(info.value)
+    with pytest.raises(ProtocolError, match=f"version {version}"):
+        protocol.check_header(b"ZMQA" + bytes([version]))
+
+
+def test_check_header_accepts_ours():
+    protocol.check_header(HEADER)
+
+
+def test_oversized_body_names_the_limit():
+    body = protocol.encode(request(args={"blob": b"x" * 1000}))[1]
+    limit = len(body) - 1
+    with pytest.raises(ProtocolError, match=f"limit of {limit}"):
+        protocol.decode([HEADER, body], limit)
+    assert protocol.decode([HEADER, body], len(body)).args["blob"] == b"x" * 1000
+
+
+# -- hostile bodies -----------------------------------------------------------------
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=512))
+def test_garbage_body_only_ever_raises_protocol_error(body):
+    try:
+        message = protocol.decode([HEADER, body], MAX)
+    except ProtocolError:
+        return
+    # A few random byte strings are valid messages; then they are well formed.
+    assert isinstance(message, (Request, Reply, ErrorReply))
+    assert len(message.msg_id) == 16
+
+
+@given(st.binary(min_size=1, max_size=200), st.integers(min_value=0, max_value=199))
+def test_corrupted_valid_body_only_ever_raises_protocol_error(noise, where):
+    body = bytearray(protocol.encode(request(args={"a": [1, "two", b"3"]}))[1])
+    where %= len(body)
+    body[where : where + len(noise)] = noise
+    try:
+        message = protocol.decode_body(bytes(body), MAX)
+    except ProtocolError:
+        return
+    assert isinstance(message, (Request, Reply, ErrorReply))
+    assert len(message.msg_id) == 16
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param(request_fields(msg_id=5), id="msg_id-int"),
+        pytest.param(request_fields(msg_id="0123456789abcdef"), id="msg_id-str"),
+        pytest.param(request_fields(kind=99), id="kind-99"),
+        pytest.param(request_fields(kind="call"), id="kind-str"),
+        pytest.param(request_fields(args=[1, 2]), id="args-list"),
+        pytest.param(request_fields(args={1: 2}), id="args-int-key"),
+        pytest.param(request_fields(context="ctx"), id="context-str"),
+        pytest.param(request_fields(topic=7), id="topic-int"),
+        pytest.param(request_fields(server=b"node"), id="server-bytes"),
+        pytest.param(request_fields(method=None), id="method-none"),
+        pytest.param(request_fields(timeout="1"), id="timeout-str"),
+        pytest.param(request_fields(tag="z"), id="unknown-tag"),
+        pytest.param(request_fields()[:5], id="too-few-fields"),
+        pytest.param(["e", MSG_ID, 99, "t", "m", ""], id="error-kind-99"),
+        pytest.param(["r"], id="reply-without-msg-id"),
+        pytest.param({"msg_id": MSG_ID}, id="map-not-array"),
+        pytest.param([], id="empty-array"),
+        pytest.param("q", id="bare-string"),
+        pytest.param(None, id="nil"),
+    ],
+)
+def test_valid_msgpack_of_wrong_shape_is_refused(fields):
+    body = msgspec.msgpack.encode(fields)
+    with pytest.raises(ProtocolError):
+        protocol.decode([HEADER, body], MAX)
+
+
+def test_request_fields_helper_builds_a_valid_request():
+    # So the refusals above come from the broken field, not from the helper.
+    body = msgspec.msgpack.encode(request_fields())
+    decoded = protocol.decode([HEADER, body], MAX)
+    assert isinstance(decoded, Request)
+    assert decoded.args == {"a": 1}
+
+
+@pytest.mark.parametrize("size", [0, 1, 15, 17, 32])
+@pytest.mark.parametrize(
+    "message",
+    [
+        lambda mid: request(msg_id=mid),
+        lambda mid: Reply(mid, None),
+        lambda mid: ErrorReply(mid, ErrorKind.REMOTE, "builtins.KeyError", "k"),
+    ],
+    ids=["request", "reply", "error"],
+)
+def test_wrong_msg_id_length(size, message):
+    frames = protocol.encode(message(b"\x01" * size))
+    with pytest.raises(ProtocolError, match=f"{size} bytes"):
+        protocol.decode(frames, MAX)
+
+
+def deep_request_body(value: bytes) -> bytes:
+    """A Request body built by hand with raw msgpack ``value`` as argument ``x``."""
+    enc = msgspec.msgpack.encode
+    return b"".join(
+        [
+            b"\x9c",  # fixarray of 12: the tag and the 11 fields
+            enc("q"),
+            enc(MSG_ID),
+            enc(int(CallKind.CALL)),
+            enc("default"),
+            enc("compute"),
+            enc(None),
+            enc(None),
+            enc(None),
+            enc("add"),
+            b"\x81",  # fixmap of 1
+            enc("x"),
+            value,
+            enc({}),
+            enc(None),
+        ]
+    )
+
+
+def test_hand_built_body_decodes_when_shallow():
+    decoded = protocol.decode_body(deep_request_body(b"\x91\x91\xc0"), MAX)
+    assert decoded == request(args={"x": [[None]]}, context={})
+
+
+def test_deeply_nested_payload_is_a_protocol_error():
+    body = deep_request_body(b"\x91" * 100_000 + b"\xc0")
+    with pytest.raises(ProtocolError):
+        protocol.decode([HEADER, body], MAX)
+    # The decoder is still usable afterwards.
+    assert protocol.decode_body(deep_request_body(b"\xc0"), MAX).args == {"x": None}
+
+
+def test_deeply_nested_maps_are_a_protocol_error():
+    body = deep_request_body(b"\x81\xa1k" * 100_000 + b"\xc0")
+    with pytest.raises(ProtocolError):
+        protocol.decode([HEADER, body], MAX)
+
+
+# -- encoding errors ---------------------------------------------------------------
+
+
+def test_unencodable_argument_is_a_type_error_naming_the_problem():
+    with pytest.raises(TypeError, match="object") as info:
+        protocol.encode(request(args={"x": object()}))
+    assert "Request" in str(info.value)
+
+
+def test_unencodable_result_is_a_type_error():
+    with pytest.raises(TypeError, match="Reply"):
+        protocol.encode(Reply(MSG_ID, {"when": object()}))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [2**64, -(2**63) - 1, "bad \udcff name"],
+    ids=["int-too-big", "int-too-small", "lone-surrogate"],
+)
+def test_values_msgpack_cannot_hold_are_type_errors(value):
+    with pytest.raises(TypeError, match="Request"):
+        protocol.encode(request(args={"x": value}))
+
+
+# -- errors to exceptions --------------------------------------------------------------
+
+EXPECTED_EXCEPTION = {
+    ErrorKind.REMOTE: RemoteError,
+    ErrorKind.NO_SUCH_METHOD: NoSuchMethod,
+    ErrorKind.UNSUPPORTED_VERSION: UnsupportedVersion,
+    ErrorKind.BAD_REQUEST: RemoteError,
+    ErrorKind.NOT_SERVED: NoRespondersError,
+    ErrorKind.STOPPING: NoRespondersError,
+}
+
+
+def test_every_error_kind_has_an_expected_exception():
+    assert set(EXPECTED_EXCEPTION) == set(ErrorKind)
+
+
+@pytest.mark.parametrize("kind", list(ErrorKind))
+def test_error_to_exception(kind):
+    reply = ErrorReply(MSG_ID, kind, "builtins.KeyError", "'missing'", "Traceback: line 1")
+    exc = protocol.error_to_exception(reply)
+    assert type(exc) is EXPECTED_EXCEPTION[kind]
+    assert isinstance(exc, MessagingError)
+    assert "'missing'" in str(exc)
+    if isinstance(exc, RemoteError):
+        assert exc.exc_type == "builtins.KeyError"
+        assert exc.value == "'missing'"
+        assert exc.traceback == "Traceback: line 1"
+
+
+@given(error_replies)
+def test_error_to_exception_keeps_fields(reply):
+    exc = protocol.error_to_exception(reply)
+    assert isinstance(exc, EXPECTED_EXCEPTION[reply.kind])
+    if isinstance(exc, RemoteError):
+        assert (exc.exc_type, exc.value, exc.traceback) == (
+            reply.exc_type,
+            reply.message,
+            reply.traceback,
+        )
+    else:
+        assert str(exc) == reply.message
+
+
+def test_round_trip_keeps_special_floats():
+    decoded = protocol.decode(protocol.encode(Reply(MSG_ID, [math.inf, -math.inf, -0.0])), MAX)
+    assert decoded.result == [math.inf, -math.inf, -0.0]
+    assert math.copysign(1.0, decoded.result[2]) == -1.0

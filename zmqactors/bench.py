@@ -158,13 +158,16 @@ def _send_result(conn: Connection, kind: str, payload: object) -> None:
 
 
 def _run_child(conn: Connection, body: Callable[[], None]) -> None:
-    """Run a child's ``body``; report an exception to the orchestrator as ``("error", text)``."""
+    """Run a child's ``body``; report an exception to the orchestrator as ``("error", text)``.
+
+    The orchestrator prints the traceback, so the child only exits with status 1.
+    """
     configure_logging()
     try:
         body()
-    except BaseException:
+    except Exception:  # noqa: BLE001 - any failure goes to the orchestrator, which reports it
         _send_result(conn, "error", traceback.format_exc())
-        raise
+        raise SystemExit(1) from None
     finally:
         conn.close()
 

@@ -106,7 +106,7 @@ class Dispatcher:
                 request, protocol.ErrorKind.REMOTE, _qualified_name(exc), str(exc), text
             )
 
-    def _reply_body(self, request: protocol.Request, result: Any) -> bytes:  # noqa: ANN401 - endpoint results are arbitrary
+    def _reply_body(self, request: protocol.Request, result: Any) -> bytes:
         body = protocol.encode(protocol.Reply(request.msg_id, result))[1]
         if len(body) > self._max_size:
             msg = (

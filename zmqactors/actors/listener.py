@@ -1,7 +1,8 @@
 """A listener: one thread of a server's executor, calling endpoints.
 
-Each `RPCServer` runs ``executor_size`` listeners. A listener owns one inproc
-DEALER connected to the poller's socket for its server; an empty message says
+Each `RPCServer` (and `NotificationListener`) runs ``executor_size``
+listeners. A listener owns one inproc DEALER connected to the poller's
+socket for its server; an empty message says
 "idle", and every request it receives is answered with the reply body (or an
 empty one for a cast), which also says "idle again". A slow endpoint blocks
 only its own listener, never the poller's I/O.
@@ -9,7 +10,7 @@ only its own listener, never the poller's I/O.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import zmq
 
@@ -17,20 +18,30 @@ from zmqactors.actors.base import SocketActor
 from zmqactors.transport.context import get_context
 from zmqactors.transport.sockets import inproc_socket
 
-if TYPE_CHECKING:
-    from zmqactors.transport.dispatch import Dispatcher
-
-__all__ = ["Listener"]
+__all__ = ["Handler", "Listener"]
 
 _IDLE = (b"", b"")
 
 
+class Handler(Protocol):
+    """What a listener runs for each request body (an RPC or a notification dispatcher)."""
+
+    def handle(self, body: bytes) -> bytes | None:
+        """Run the request; return the reply body, or None. Never raises for bad input."""
+
+    def next_deadline(self) -> float | None:
+        """When `on_deadline` should run next (``time.monotonic()``), or None."""
+
+    def on_deadline(self, now: float) -> None:
+        """Run due timers (e.g. flush a batch)."""
+
+
 class Listener(SocketActor):
-    """Runs requests its poller hands it through the server's `Dispatcher`."""
+    """Runs requests its poller hands it through the server's `Handler`."""
 
     actor_name = "listener"
 
-    def __init__(self, backend_address: str, dispatcher: Dispatcher) -> None:
+    def __init__(self, backend_address: str, dispatcher: Handler) -> None:
         super().__init__()
         self._backend_address = backend_address
         self._dispatcher = dispatcher
@@ -55,6 +66,14 @@ class Listener(SocketActor):
         finally:
             # Always answer, or the poller would count this listener busy forever.
             sock.send_multipart((client, reply) if reply else _IDLE)
+
+    def next_deadline(self) -> float | None:
+        """The handler's next timer."""
+        return self._dispatcher.next_deadline()
+
+    def on_deadline(self, now: float) -> None:
+        """Run the handler's timers."""
+        self._dispatcher.on_deadline(now)
 
     def close_sockets(self) -> None:
         """Close the DEALER."""

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from oslo_config import cfg
 
-    from zmqactors.transport.rpc import RPCServer
+    from zmqactors.transport.service import Service
 
 __all__ = ["Transport"]
 
@@ -89,7 +89,7 @@ class Transport:
         self._lock = threading.Lock()
         self._holder = _Holder()
         self._closed = False
-        self._servers: set[RPCServer] = set()
+        self._servers: set[Service] = set()
         self._ids = itertools.count()
         self._finalizer = weakref.finalize(self, _release, self._holder)
         _live.add(self)
@@ -161,13 +161,13 @@ class Transport:
     def _next_id(self) -> str:
         return f"{os.getpid()}-{id(self):x}-{next(self._ids)}"
 
-    def _add_server(self, server: RPCServer) -> None:
+    def _add_service(self, service: Service) -> None:
         with self._lock:
-            self._servers.add(server)
+            self._servers.add(service)
 
-    def _discard_server(self, server: RPCServer) -> None:
+    def _discard_service(self, service: Service) -> None:
         with self._lock:
-            self._servers.discard(server)
+            self._servers.discard(service)
 
     # -- closing ----------------------------------------------------------------
 

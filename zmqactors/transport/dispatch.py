@@ -106,6 +106,13 @@ class Dispatcher:
                 request, protocol.ErrorKind.REMOTE, _qualified_name(exc), str(exc), text
             )
 
+    def next_deadline(self) -> float | None:
+        """RPC dispatch has no timers."""
+        return None
+
+    def on_deadline(self, now: float) -> None:
+        """RPC dispatch has no timers."""
+
     def _reply_body(self, request: protocol.Request, result: Any) -> bytes:
         body = protocol.encode(protocol.Reply(request.msg_id, result))[1]
         if len(body) > self._max_size:

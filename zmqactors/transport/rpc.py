@@ -3,45 +3,32 @@
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import enum
 import socket
-import threading
 import time
-from collections.abc import Mapping, Sequence
-from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import pykka
-import structlog
 
-from zmqactors.actors.listener import Listener
-from zmqactors.actors.messages import (
-    AddServer,
-    DrainServer,
-    Register,
-    RemoveServer,
-    SendCall,
-    SendCast,
-    Unregister,
-)
-from zmqactors.errors import MessagingError, MessagingTimeout, TransportClosedError
+from zmqactors.actors.messages import SendCall, SendCast
+from zmqactors.errors import MessagingTimeout, TransportClosedError
 from zmqactors.topics import Target, matchmaker_key
 from zmqactors.transport import protocol
 from zmqactors.transport.dispatch import Dispatcher
+from zmqactors.transport.service import Service, check_endpoints
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from zmqactors.transport._transport import Transport
 
 __all__ = ["RPCClient", "RPCServer"]
 
-_log = structlog.get_logger("zmqactors.rpc")
 
 # A call's own deadline is enforced by the reply-waiter; the caller waits this
 # much longer only as a safety net in case the reply-waiter itself is gone.
 _GRACE = 1.0
-# How long a server's start/stop waits for an actor to answer.
-_ACTOR_TIMEOUT = 10.0
 
 
 class _Unset(enum.Enum):
@@ -222,14 +209,7 @@ class RPCClient:
             raise _closed() from None
 
 
-class _State(enum.Enum):
-    NEW = "new"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-
-
-class RPCServer:
+class RPCServer(Service):
     """Serves the public methods of ``endpoints`` to the clients of ``target``.
 
     Endpoints are plain objects; a call ``client.call("add", a=1)`` runs
@@ -241,7 +221,7 @@ class RPCServer:
     `start` returns once the server is bound and registered; `stop` takes no
     new requests (new calls get `NoRespondersError`) and unregisters; `wait`
     lets the requests already taken finish, then releases everything. Also a
-    context manager.
+    context manager. See `Service` for what a forked child inherits.
     """
 
     def __init__(
@@ -258,183 +238,20 @@ class RPCServer:
         if target.fanout:
             msg = f"a server target cannot be a fanout target ({target})"
             raise ValueError(msg)
-        if isinstance(endpoints, str | bytes) or not isinstance(endpoints, Sequence):
-            msg = f"endpoints must be a sequence of objects, got {type(endpoints).__name__}"
-            raise TypeError(msg)
-        if not endpoints:
-            msg = "an RPCServer needs at least one endpoint"
-            raise ValueError(msg)
-        size = transport.settings.executor_size if executor_size is None else executor_size
-        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 1024:  # noqa: PLR2004 - the option's bounds
-            msg = f"invalid executor_size {size!r}: an integer from 1 to 1024 is required"
-            raise ValueError(msg)
+        self.endpoints = check_endpoints(endpoints, "RPCServer")
         server = target.server or transport.settings.host or socket.gethostname()
-        self.transport = transport
         self.target = target.evolve(server=server)
-        self.endpoints = tuple(endpoints)
-        self.executor_size = size
-        self._lock = threading.Lock()
-        self._state = _State.NEW
-        self._pid = 0
-        self._server_id = ""
-        self._address = ""
-        self._listeners: list[pykka.ActorRef[Any]] = []
-        self._drained: concurrent.futures.Future[None] | None = None
-        self._log = _log.bind(target=str(self.target))
-
-    def __repr__(self) -> str:
-        return f"<RPCServer {self.target} {self.state}>"
-
-    @property
-    def state(self) -> str:
-        """``new``, ``running``, ``stopping`` or ``stopped`` (in this process)."""
-        return self._state.value if self._owned() else _State.NEW.value
-
-    @property
-    def address(self) -> str:
-        """The advertised address, e.g. ``tcp://127.0.0.1:40123`` (empty until started)."""
-        return self._address if self._owned() else ""
-
-    def _owned(self) -> bool:
-        # A server inherited through fork() is not running in the child.
-        import os  # noqa: PLC0415 - local to keep the hot module namespace small
-
-        return self._pid == os.getpid()
-
-    def start(self) -> None:
-        """Bind, start the listeners and register; returns when calls can reach the server.
-
-        Raises `ConfigurationError` if the socket cannot be bound, `MessagingError`
-        if the matchmaker refuses the registration, `TransportClosedError`.
-        Starting a running server does nothing.
-        """
-        with self._lock:
-            if self._owned() and self._state is _State.RUNNING:
-                return
-            self._start()
-
-    def _start(self) -> None:
-        import os  # noqa: PLC0415
-
-        transport = self.transport
-        actors = transport._actors()  # noqa: SLF001 - the transport owns its servers
-        poller = transport._poller()  # noqa: SLF001
-        server_id = transport._next_id()  # noqa: SLF001
-        backend = f"inproc://zmqactors-server-{server_id}"
-        self._pid = os.getpid()
-        self._server_id = server_id
-        try:
-            self._address = poller.ask(
-                AddServer(server_id, self.target, backend), block=True, timeout=_ACTOR_TIMEOUT
-            )
-        except pykka.ActorDeadError:
-            raise _closed() from None
-        dispatcher = Dispatcher(
-            self.target, self.endpoints, transport.settings.max_message_size, transport.stats
+        super().__init__(
+            transport,
+            self.target,
+            transport.settings.executor_size if executor_size is None else executor_size,
         )
-        self._listeners = [Listener.start(backend, dispatcher) for _ in range(self.executor_size)]
-        key = matchmaker_key(self.target)
-        try:
-            actors.matchmaker.ask(
-                Register(key, self.target.server or "", self._address), timeout=_ACTOR_TIMEOUT
-            )
-        except Exception as exc:
-            self._release(poller)
-            if isinstance(exc, pykka.ActorDeadError):
-                raise _closed() from None
-            msg = f"cannot register {self.target}: {exc}"
-            raise MessagingError(msg) from exc
-        self._state = _State.RUNNING
-        transport._add_server(self)  # noqa: SLF001
-        self._log.info("server started", address=self._address, executor_size=self.executor_size)
 
-    def stop(self) -> None:
-        """Unregister and take no new requests; returns at once. Idempotent.
+    def _handler(self) -> Dispatcher:
+        settings = self.transport.settings
+        return Dispatcher(
+            self.target, self.endpoints, settings.max_message_size, self.transport.stats
+        )
 
-        On a server inherited through ``fork()`` and not started in this process, does nothing.
-        """
-        with self._lock:
-            if not self._owned() or self._state is not _State.RUNNING:
-                return
-            self._state = _State.STOPPING
-            actors = self.transport._actors()  # noqa: SLF001
-            try:
-                actors.matchmaker.ask(
-                    Unregister(
-                        matchmaker_key(self.target), self.target.server or "", self._address
-                    ),
-                    timeout=_ACTOR_TIMEOUT,
-                )
-            except (pykka.ActorDeadError, pykka.Timeout) as exc:
-                self._log.warning("could not unregister", error=str(exc))
-            self._drained = concurrent.futures.Future()
-            try:
-                self.transport._poller().tell(DrainServer(self._server_id, self._drained))  # noqa: SLF001
-            except (pykka.ActorDeadError, TransportClosedError):
-                self._drained.set_result(None)
-
-    def wait(self, timeout: float | None = None) -> None:
-        """Wait until the requests taken before `stop` are answered, then release everything.
-
-        Raises `MessagingTimeout` if that takes longer than ``timeout`` seconds
-        (the server stays stopping; call `wait` again).
-        """
-        with self._lock:
-            if not self._owned() or self._state is not _State.STOPPING:
-                return
-            drained = self._drained
-            assert drained is not None  # noqa: S101 - set by stop()
-        try:
-            drained.result(timeout=timeout)
-        except concurrent.futures.TimeoutError:
-            msg = f"{self.target} still has requests in progress after {timeout}s"
-            raise MessagingTimeout(msg) from None
-        with self._lock:
-            if self._state is _State.STOPPING:
-                try:
-                    poller = self.transport._poller()  # noqa: SLF001
-                except TransportClosedError:
-                    poller = None
-                self._release(poller)
-                self._state = _State.STOPPED
-                self.transport._discard_server(self)  # noqa: SLF001
-                self._log.info("server stopped")
-
-    def _release(self, poller: pykka.ActorRef[Any] | None) -> None:
-        for ref in self._listeners:
-            try:
-                ref.stop(block=False)
-            except pykka.ActorDeadError:
-                continue
-        self._listeners = []
-        if poller is not None:
-            with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
-                poller.ask(RemoveServer(self._server_id), timeout=_ACTOR_TIMEOUT)
-
-    def _abort(self) -> None:
-        """The transport is closing: stop at once, without waiting (any thread)."""
-        with self._lock:
-            if not self._owned() or self._state in (_State.NEW, _State.STOPPED):
-                return
-            self._state = _State.STOPPED
-            for ref in self._listeners:
-                try:
-                    ref.stop(block=False)
-                except pykka.ActorDeadError:
-                    continue
-            self._listeners = []
-            if self._drained is not None and not self._drained.done():
-                self._drained.set_result(None)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-        self.wait()
+    def _registrations(self) -> list[tuple[str, str]]:
+        return [(matchmaker_key(self.target), self.target.server or "")]

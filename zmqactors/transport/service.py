@@ -1,0 +1,266 @@
+"""`Service`: the life cycle shared by everything that serves (RPC servers, notification listeners).
+
+A service binds one network socket (through the transport's poller), starts
+``executor_size`` listener actors that run its `Handler`, and registers its
+address in the matchmaker under one or more keys. `start` returns once it is
+bound and registered; `stop` unregisters and takes no new requests; `wait`
+lets the requests already taken finish, then releases everything.
+
+A service inherited through ``fork()`` is not running in the child: there
+its state is ``new``, `stop`/`wait` do nothing, and `start` starts it afresh
+in the child (new socket, new listeners, new registration).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import enum
+import os
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Self
+
+import pykka
+import structlog
+
+from zmqactors.actors.listener import Handler, Listener
+from zmqactors.actors.messages import AddServer, DrainServer, Register, RemoveServer, Unregister
+from zmqactors.errors import MessagingError, MessagingTimeout, TransportClosedError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from zmqactors.topics import Target
+    from zmqactors.transport._transport import Transport
+
+__all__ = ["Service", "check_endpoints", "check_executor_size"]
+
+_log = structlog.get_logger("zmqactors.service")
+
+# How long start/stop wait for an actor to answer.
+_ACTOR_TIMEOUT = 10.0
+_MAX_EXECUTOR = 1024
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+def check_endpoints(endpoints: object, kind: str) -> tuple[object, ...]:
+    """``endpoints`` as a tuple; raises ``TypeError``/``ValueError`` naming the problem."""
+    if isinstance(endpoints, str | bytes) or not isinstance(endpoints, Sequence):
+        msg = f"endpoints must be a sequence of objects, got {type(endpoints).__name__}"
+        raise TypeError(msg)
+    if not endpoints:
+        msg = f"a {kind} needs at least one endpoint"
+        raise ValueError(msg)
+    return tuple(endpoints)
+
+
+def check_executor_size(size: object) -> int:
+    """``size`` if it is a valid executor size, else ``ValueError`` naming it."""
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= _MAX_EXECUTOR:
+        msg = f"invalid executor_size {size!r}: an integer from 1 to {_MAX_EXECUTOR} is required"
+        raise ValueError(msg)
+    return size
+
+
+class Service:
+    """Bind, listen, register; stop, drain, release. Subclasses say what and where.
+
+    Subclasses implement `_handler` (what the listeners run) and
+    `_registrations` (the matchmaker keys and server name to register under).
+    All methods may be called from any thread.
+    """
+
+    def __init__(self, transport: Transport, label: Target, executor_size: int) -> None:
+        self.transport = transport
+        self.executor_size = check_executor_size(executor_size)
+        self._label = label
+        self._lock = threading.Lock()
+        self._state = _State.NEW
+        self._pid = 0
+        self._server_id = ""
+        self._address = ""
+        self._registered: list[Register] = []
+        self._listeners: list[pykka.ActorRef[Any]] = []
+        self._drained: concurrent.futures.Future[None] | None = None
+        self._log = _log.bind(target=str(label))
+
+    # -- for subclasses -----------------------------------------------------
+
+    def _handler(self) -> Handler:
+        """The handler the listeners run (one per service: it must be thread-safe)."""
+        raise NotImplementedError
+
+    def _registrations(self) -> list[tuple[str, str]]:
+        """The (matchmaker key, server name) pairs to register the address under."""
+        raise NotImplementedError
+
+    # -- state --------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._label} {self.state}>"
+
+    @property
+    def state(self) -> str:
+        """``new``, ``running``, ``stopping`` or ``stopped`` (in this process)."""
+        return self._state.value if self._owned() else _State.NEW.value
+
+    @property
+    def address(self) -> str:
+        """The advertised address, e.g. ``tcp://127.0.0.1:40123`` (empty until started)."""
+        return self._address if self._owned() else ""
+
+    def _owned(self) -> bool:
+        return self._pid == os.getpid()
+
+    # -- life cycle ---------------------------------------------------------
+
+    def start(self) -> None:
+        """Bind, start the listeners and register; returns when requests can reach the service.
+
+        Raises `ConfigurationError` if the socket cannot be bound, `MessagingError`
+        if the matchmaker refuses the registration, `TransportClosedError`.
+        Starting a running service does nothing.
+        """
+        with self._lock:
+            if self._owned() and self._state is _State.RUNNING:
+                return
+            self._start()
+
+    def _start(self) -> None:
+        transport = self.transport
+        actors = transport._actors()  # noqa: SLF001 - the transport owns its services
+        poller = transport._poller()  # noqa: SLF001
+        server_id = transport._next_id()  # noqa: SLF001
+        backend = f"inproc://zmqactors-server-{server_id}"
+        self._pid = os.getpid()
+        self._server_id = server_id
+        self._registered = []
+        try:
+            self._address = poller.ask(
+                AddServer(server_id, self._label, backend), block=True, timeout=_ACTOR_TIMEOUT
+            )
+        except pykka.ActorDeadError:
+            raise _closed() from None
+        handler = self._handler()
+        self._listeners = [Listener.start(backend, handler) for _ in range(self.executor_size)]
+        try:
+            for key, server in self._registrations():
+                message = Register(key, server, self._address)
+                actors.matchmaker.ask(message, timeout=_ACTOR_TIMEOUT)
+                self._registered.append(message)
+        except Exception as exc:
+            self._unregister()
+            self._release(poller)
+            if isinstance(exc, pykka.ActorDeadError):
+                raise _closed() from None
+            msg = f"cannot register {self._label}: {exc}"
+            raise MessagingError(msg) from exc
+        self._state = _State.RUNNING
+        transport._add_service(self)  # noqa: SLF001
+        self._log.info("service started", address=self._address, executor_size=self.executor_size)
+
+    def stop(self) -> None:
+        """Unregister and take no new requests; returns at once. Idempotent.
+
+        Does nothing on a service inherited through ``fork()`` and not started here.
+        """
+        with self._lock:
+            if not self._owned() or self._state is not _State.RUNNING:
+                return
+            self._state = _State.STOPPING
+            self._unregister()
+            self._drained = concurrent.futures.Future()
+            try:
+                self.transport._poller().tell(DrainServer(self._server_id, self._drained))  # noqa: SLF001
+            except (pykka.ActorDeadError, TransportClosedError):
+                self._drained.set_result(None)
+
+    def _unregister(self) -> None:
+        try:
+            matchmaker = self.transport._actors().matchmaker  # noqa: SLF001
+        except TransportClosedError:
+            return
+        for message in self._registered:
+            try:
+                matchmaker.ask(
+                    Unregister(message.key, message.server, message.address),
+                    timeout=_ACTOR_TIMEOUT,
+                )
+            except (pykka.ActorDeadError, pykka.Timeout) as exc:
+                self._log.warning("could not unregister", error=str(exc))
+        self._registered = []
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait until the requests taken before `stop` are done, then release everything.
+
+        Raises `MessagingTimeout` if that takes longer than ``timeout`` seconds
+        (the service stays stopping; call `wait` again).
+        """
+        with self._lock:
+            if not self._owned() or self._state is not _State.STOPPING:
+                return
+            drained = self._drained
+            assert drained is not None  # noqa: S101 - set by stop()
+        try:
+            drained.result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            msg = f"{self._label} still has requests in progress after {timeout}s"
+            raise MessagingTimeout(msg) from None
+        with self._lock:
+            if self._state is _State.STOPPING:
+                try:
+                    poller = self.transport._poller()  # noqa: SLF001
+                except TransportClosedError:
+                    poller = None
+                self._release(poller)
+                self._state = _State.STOPPED
+                self.transport._discard_service(self)  # noqa: SLF001
+                self._log.info("service stopped")
+
+    def _release(self, poller: pykka.ActorRef[Any] | None) -> None:
+        self._stop_listeners()
+        if poller is not None:
+            with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+                poller.ask(RemoveServer(self._server_id), timeout=_ACTOR_TIMEOUT)
+
+    def _stop_listeners(self) -> None:
+        for ref in self._listeners:
+            try:
+                ref.stop(block=False)
+            except pykka.ActorDeadError:
+                continue
+        self._listeners = []
+
+    def _abort(self) -> None:
+        """The transport is closing: stop at once, without waiting (any thread)."""
+        with self._lock:
+            if not self._owned() or self._state in (_State.NEW, _State.STOPPED):
+                return
+            self._state = _State.STOPPED
+            self._stop_listeners()
+            if self._drained is not None and not self._drained.done():
+                self._drained.set_result(None)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        self.wait()
+
+
+def _closed() -> TransportClosedError:
+    return TransportClosedError("the transport is closed")

@@ -187,7 +187,7 @@ class ReplyWaiter(SocketActor):
             self._stats.incr("protocol_errors")
             self.log.warning("dropped a malformed reply", error=str(exc))
             return
-        if isinstance(reply, protocol.Request):
+        if isinstance(reply, protocol.Request | protocol.Notification):
             self._stats.incr("protocol_errors")
             self.log.warning("dropped a request sent to a client socket")
             return

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from zmqactors.topics._target import Target
 
-__all__ = ["matchmaker_key", "version_compatible"]
+__all__ = ["matchmaker_key", "notification_key", "version_compatible"]
 
 
 def matchmaker_key(target: Target) -> str:
@@ -21,6 +21,14 @@ def matchmaker_key(target: Target) -> str:
     answers both "any server of the topic" and "this one server".
     """
     return f"{target.exchange_name}/{target.topic}"
+
+
+def notification_key(target: Target) -> str:
+    """The key under which notification listeners of ``target``'s (exchange, topic) register.
+
+    Three parts where RPC keys have two, so the two kinds never share a key.
+    """
+    return f"notify/{target.exchange_name}/{target.topic}"
 
 
 def version_compatible(served: str | None, requested: str | None) -> bool:

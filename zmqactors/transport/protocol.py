@@ -40,6 +40,7 @@ __all__ = [
     "ErrorKind",
     "ErrorReply",
     "Message",
+    "Notification",
     "Reply",
     "Request",
     "check_header",
@@ -107,7 +108,21 @@ class ErrorReply(msgspec.Struct, frozen=True, tag="e", array_like=True):
     traceback: str = ""
 
 
-Message = Request | Reply | ErrorReply
+class Notification(msgspec.Struct, frozen=True, tag="n", array_like=True):
+    """An event published to the listeners of a topic, one copy per pool."""
+
+    msg_id: bytes
+    exchange: str
+    topic: str
+    priority: str
+    publisher_id: str
+    event_type: str
+    payload: Any
+    context: dict[str, Any]
+    timestamp: float
+
+
+Message = Request | Reply | ErrorReply | Notification
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)

@@ -96,12 +96,8 @@ class Router:
         self._refreshing: dict[str, float] = {}
         self._turn = itertools.count()
 
-    def routes(self, target: Target) -> tuple[Route, ...]:
-        """Every live route of ``target`` (only its server's, if it names one).
-
-        Raises `NoRespondersError` at once when nothing is registered.
-        """
-        key = matchmaker_key(target)
+    def lookup(self, key: str) -> tuple[tuple[Route, ...], bool]:
+        """The reachable routes of ``key`` (maybe none), and whether they came from the cache."""
         entry = self._cache.get(key)
         if entry is None:
             routes = self._lookup(key)
@@ -111,10 +107,22 @@ class Router:
             if now - entry.fetched > self._cache_ttl and self._refreshing.get(key, 0.0) < now - 1.0:
                 self._refreshing[key] = now
                 self._tell(Refresh(key))
-        routes = self._cache.reachable(routes)
+        return self._cache.reachable(routes), entry is not None
+
+    def turn(self) -> int:
+        """A number that grows by one per message, to take servers in turn."""
+        return next(self._turn)
+
+    def routes(self, target: Target) -> tuple[Route, ...]:
+        """Every live route of ``target`` (only its server's, if it names one).
+
+        Raises `NoRespondersError` at once when nothing is registered.
+        """
+        key = matchmaker_key(target)
+        routes, cached = self.lookup(key)
         if target.server is not None:
             routes = tuple(r for r in routes if r.server == target.server)
-            if not routes and entry is not None:
+            if not routes and cached:
                 # The server may have registered after the entry was cached.
                 routes = tuple(
                     r for r in self._cache.reachable(self._lookup(key)) if r.server == target.server

@@ -1,0 +1,76 @@
+"""Smoke test of the benchmark program (zmqactors.bench): it runs and reports every figure."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zmqactors import bench
+
+pytestmark = pytest.mark.bench
+
+REPO = Path(__file__).resolve().parents[2]
+FIGURES = {
+    "sync_calls_per_s",
+    "threaded_calls_per_s",
+    "async_calls_per_s",
+    "casts_per_s",
+    "call_p50_us",
+    "call_p99_us",
+    "client_peak_rss_mib",
+    "server_peak_rss_mib",
+}
+
+
+@pytest.mark.timeout(150)
+def test_quick_run_prints_every_figure_as_json():
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "zmqactors.bench", "--quick", "--repeat", "1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report["figures"]) == FIGURES
+    for key, figure in report["figures"].items():
+        assert figure["zmqactors"] > 0, key
+        assert figure["raw"] > 0, key
+        assert math.isfinite(figure["ratio"]), key
+
+
+def test_percentile_is_nearest_rank():
+    values = [float(v) for v in range(1, 101)]
+    assert bench.percentile(values, 0.5) == 50.0
+    assert bench.percentile(values, 0.99) == 99.0
+    assert bench.percentile(values, 1.0) == 100.0
+    assert bench.percentile([7.0], 0.99) == 7.0
+    assert math.isnan(bench.percentile([], 0.5))
+
+
+def test_table_shows_ratio_and_target():
+    figure = bench.Figure("sync_calls_per_s", "sync calls/s", "1/s", 3000.0, 6000.0, "echo", 0.5)
+    table = bench.format_table([figure])
+    assert "0.50x" in table
+    assert ">= 0.5x" in table
+    assert "yes" in table
+
+
+def test_bad_arguments_exit_with_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc_info:
+        bench.main(["--repeat", "0"])
+    assert exc_info.value.code == 2
+    assert "--repeat" in capsys.readouterr().err

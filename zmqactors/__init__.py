@@ -18,7 +18,16 @@ from zmqactors.errors import (
     UnsupportedVersion,
 )
 from zmqactors.topics import Target
-from zmqactors.transport import RPCClient, RPCServer, Transport, request_context
+from zmqactors.transport import (
+    NotificationFilter,
+    NotificationListener,
+    NotificationResult,
+    Notifier,
+    RPCClient,
+    RPCServer,
+    Transport,
+    request_context,
+)
 
 __version__ = "0.1.0"
 
@@ -28,6 +37,10 @@ __all__ = [
     "MessagingTimeout",
     "NoRespondersError",
     "NoSuchMethod",
+    "NotificationFilter",
+    "NotificationListener",
+    "NotificationResult",
+    "Notifier",
     "ProtocolError",
     "RPCClient",
     "RPCServer",

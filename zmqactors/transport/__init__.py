@@ -6,6 +6,17 @@ Also home to the process context (`context`), the sans-IO wire protocol
 
 from zmqactors.transport._transport import Transport
 from zmqactors.transport.dispatch import request_context
+from zmqactors.transport.notify import NotificationListener, Notifier
+from zmqactors.transport.notify_dispatch import NotificationFilter, NotificationResult
 from zmqactors.transport.rpc import RPCClient, RPCServer
 
-__all__ = ["RPCClient", "RPCServer", "Transport", "request_context"]
+__all__ = [
+    "NotificationFilter",
+    "NotificationListener",
+    "NotificationResult",
+    "Notifier",
+    "RPCClient",
+    "RPCServer",
+    "Transport",
+    "request_context",
+]

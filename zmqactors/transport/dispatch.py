@@ -8,6 +8,7 @@ objects can be reached; nothing from the network is evaluated.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -19,11 +20,11 @@ from zmqactors.topics import Target, version_compatible
 from zmqactors.transport import protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from zmqactors.actors.stats import Stats
 
-__all__ = ["Dispatcher", "request_context"]
+__all__ = ["Dispatcher", "request_context", "request_context_set"]
 
 _log = structlog.get_logger("zmqactors.dispatch")
 _EMPTY: Mapping[str, Any] = {}
@@ -35,6 +36,16 @@ _request_context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.Contex
 def request_context() -> Mapping[str, Any]:
     """Inside an endpoint method: the caller's context dict (empty elsewhere)."""
     return _request_context.get()
+
+
+@contextlib.contextmanager
+def request_context_set(context: Mapping[str, Any]) -> Iterator[None]:
+    """Make ``context`` what `request_context()` returns in this thread, for the block."""
+    token = _request_context.set(context)
+    try:
+        yield
+    finally:
+        _request_context.reset(token)
 
 
 def _escape(text: str) -> str:
@@ -194,8 +205,5 @@ class Dispatcher:
         )
 
     def _invoke(self, method: Callable[..., Any], request: protocol.Request) -> Any:
-        token = _request_context.set(request.context)
-        try:
+        with request_context_set(request.context):
             return method(**request.args)
-        finally:
-            _request_context.reset(token)

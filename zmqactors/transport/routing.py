@@ -96,9 +96,13 @@ class Router:
         self._refreshing: dict[str, float] = {}
         self._turn = itertools.count()
 
-    def lookup(self, key: str) -> tuple[tuple[Route, ...], bool]:
-        """The reachable routes of ``key`` (maybe none), and whether they came from the cache."""
-        entry = self._cache.get(key)
+    def lookup(self, key: str, *, fresh: bool = False) -> tuple[tuple[Route, ...], bool]:
+        """The reachable routes of ``key`` (maybe none), and whether they came from the cache.
+
+        ``fresh`` skips the cache: the answer includes a server whose ``start()``
+        returned a moment ago (fanout needs that; it costs a matchmaker round trip).
+        """
+        entry = None if fresh else self._cache.get(key)
         if entry is None:
             routes = self._lookup(key)
         else:
@@ -116,10 +120,11 @@ class Router:
     def routes(self, target: Target) -> tuple[Route, ...]:
         """Every live route of ``target`` (only its server's, if it names one).
 
-        Raises `NoRespondersError` at once when nothing is registered.
+        A fanout target is always looked up afresh. Raises `NoRespondersError`
+        at once when nothing is registered.
         """
         key = matchmaker_key(target)
-        routes, cached = self.lookup(key)
+        routes, cached = self.lookup(key, fresh=target.fanout)
         if target.server is not None:
             routes = tuple(r for r in routes if r.server == target.server)
             if not routes and cached:

@@ -1,0 +1,247 @@
+"""Delivering notifications to endpoints: priorities, filters, batches, requeues.
+
+Pure logic with no sockets, run by listener actors (`Handler`). An endpoint
+method is named after the priority (``info``, ``error``, ...) and gets
+``(publisher_id, event_type, payload, metadata)``, or, with ``batch_size > 1``,
+one list of dicts with those keys plus ``context``. The caller's context is
+available through `request_context()` for single notifications.
+
+A method may return `NotificationResult.REQUEUE`: the notification (or the
+whole batch) is delivered again to this listener after `REQUEUE_DELAY`
+seconds, at most `MAX_DELIVERIES` times in all; after that it is dropped,
+logged and counted (``notifications_dropped``).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from zmqactors.errors import ProtocolError
+from zmqactors.transport import protocol
+from zmqactors.transport.dispatch import request_context_set
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from zmqactors.actors.stats import Stats
+    from zmqactors.topics import Target
+
+__all__ = [
+    "MAX_DELIVERIES",
+    "PRIORITIES",
+    "REQUEUE_DELAY",
+    "NotificationDispatcher",
+    "NotificationFilter",
+    "NotificationResult",
+]
+
+_log = structlog.get_logger("zmqactors.notify")
+
+PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical", "sample")
+REQUEUE_DELAY = 0.1
+MAX_DELIVERIES = 3
+
+
+class NotificationResult(enum.Enum):
+    """What an endpoint method may return: handled (``None`` too), or deliver again later."""
+
+    HANDLED = "handled"
+    REQUEUE = "requeue"
+
+
+class NotificationFilter:
+    """An endpoint's ``filter_rule``: only notifications whose fields match reach it.
+
+    Each argument is a regular expression matched (``re.match``) against the
+    field; unset arguments match anything. Raises ``re.error`` for a bad pattern.
+    """
+
+    def __init__(self, *, publisher_id: str | None = None, event_type: str | None = None) -> None:
+        self._publisher_id = re.compile(publisher_id) if publisher_id is not None else None
+        self._event_type = re.compile(event_type) if event_type is not None else None
+
+    def match(self, publisher_id: str, event_type: str) -> bool:
+        """Whether a notification with these fields passes."""
+        if self._publisher_id is not None and not self._publisher_id.match(publisher_id):
+            return False
+        return self._event_type is None or bool(self._event_type.match(event_type))
+
+
+class _Pending:
+    """Notifications waiting for a batch flush or a redelivery."""
+
+    __slots__ = ("deliveries", "due", "items")
+
+    def __init__(self, items: list[protocol.Notification], due: float, deliveries: int) -> None:
+        self.items = items
+        self.due = due
+        self.deliveries = deliveries
+
+
+class NotificationDispatcher:
+    """Runs notifications through the endpoints of one listener. Thread-safe."""
+
+    def __init__(
+        self,
+        targets: Sequence[Target],
+        endpoints: Sequence[object],
+        *,
+        batch_size: int,
+        batch_timeout: float | None,
+        max_message_size: int,
+        stats: Stats,
+    ) -> None:
+        self._targets = {(t.exchange_name, t.topic) for t in targets}
+        self._endpoints = tuple(endpoints)
+        self._batch_size = batch_size
+        self._batch_timeout = batch_timeout
+        self._max_size = max_message_size
+        self._stats = stats
+        self._lock = threading.Lock()
+        self._batch: list[protocol.Notification] = []
+        self._batch_due: float | None = None
+        self._retries: list[_Pending] = []
+        self._log = _log.bind(
+            actor="listener", targets=sorted(f"{e}/{t}" for e, t in self._targets)
+        )
+
+    # -- Handler ------------------------------------------------------------
+
+    def handle(self, body: bytes) -> bytes | None:
+        """Deliver (or batch) the notification in ``body``; never answers, never raises."""
+        try:
+            message = protocol.decode_body(body, self._max_size)
+        except ProtocolError as exc:
+            self._stats.incr("protocol_errors")
+            self._log.warning("dropped a malformed notification", error=str(exc))
+            return None
+        if not isinstance(message, protocol.Notification):
+            self._stats.incr("protocol_errors")
+            self._log.warning("dropped a non-notification sent to a listener")
+            return None
+        if (message.exchange, message.topic) not in self._targets:
+            self._stats.incr("misrouted")
+            return None
+        if message.priority not in PRIORITIES:
+            self._stats.incr("protocol_errors")
+            self._log.warning("dropped a notification", reason=f"priority {message.priority!r}")
+            return None
+        if self._batch_size <= 1:
+            self._deliver([message], 1)
+            return None
+        full: list[protocol.Notification] | None = None
+        with self._lock:
+            self._batch.append(message)
+            if len(self._batch) >= self._batch_size:
+                full, self._batch, self._batch_due = self._batch, [], None
+            elif self._batch_due is None and self._batch_timeout is not None:
+                self._batch_due = time.monotonic() + self._batch_timeout
+        if full is not None:
+            self._deliver(full, 1)
+        return None
+
+    def next_deadline(self) -> float | None:
+        """The next batch flush or redelivery."""
+        with self._lock:
+            times = [p.due for p in self._retries]
+            if self._batch_due is not None:
+                times.append(self._batch_due)
+        return min(times) if times else None
+
+    def on_deadline(self, now: float) -> None:
+        """Flush a timed-out batch and redeliver what is due."""
+        with self._lock:
+            flush: list[protocol.Notification] = []
+            if self._batch_due is not None and now >= self._batch_due:
+                flush, self._batch, self._batch_due = self._batch, [], None
+            due = [p for p in self._retries if p.due <= now]
+            self._retries = [p for p in self._retries if p.due > now]
+        if flush:
+            self._deliver(flush, 1)
+        for pending in due:
+            self._deliver(pending.items, pending.deliveries + 1)
+
+    # -- delivery -------------------------------------------------------------
+
+    def _deliver(self, items: list[protocol.Notification], deliveries: int) -> None:
+        requeue: list[protocol.Notification] = []
+        for priority, group in _by_priority(items):
+            for endpoint in self._endpoints:
+                method = _method(endpoint, priority)
+                if method is None:
+                    continue
+                chosen = _filtered(endpoint, group)
+                if not chosen:
+                    continue
+                if self._call(method, chosen) is NotificationResult.REQUEUE:
+                    requeue.extend(chosen)
+        if requeue:
+            self._requeue(requeue, deliveries)
+
+    def _call(self, method: Any, items: list[protocol.Notification]) -> object:
+        try:
+            if self._batch_size > 1:
+                return method([_as_dict(n) for n in items])
+            (item,) = items
+            with request_context_set(item.context):
+                return method(item.publisher_id, item.event_type, item.payload, _metadata(item))
+        except Exception:  # noqa: BLE001 - an endpoint's failure must not stop the listener
+            self._stats.incr("notification_errors")
+            self._log.exception(
+                "notification endpoint failed", method=getattr(method, "__name__", "?")
+            )
+            return NotificationResult.HANDLED
+
+    def _requeue(self, items: list[protocol.Notification], deliveries: int) -> None:
+        if deliveries >= MAX_DELIVERIES:
+            self._stats.incr("notifications_dropped", len(items))
+            self._log.warning(
+                "dropped notifications requeued too often", count=len(items), deliveries=deliveries
+            )
+            return
+        self._stats.incr("notifications_requeued", len(items))
+        with self._lock:
+            self._retries.append(_Pending(items, time.monotonic() + REQUEUE_DELAY, deliveries))
+
+
+def _by_priority(
+    items: list[protocol.Notification],
+) -> list[tuple[str, list[protocol.Notification]]]:
+    groups: dict[str, list[protocol.Notification]] = {}
+    for item in items:
+        groups.setdefault(item.priority, []).append(item)
+    return list(groups.items())
+
+
+def _method(endpoint: object, priority: str) -> Any:
+    method = getattr(endpoint, priority, None)
+    if method is None or not callable(method) or isinstance(method, type):
+        return None
+    return method
+
+
+def _filtered(endpoint: object, items: list[protocol.Notification]) -> list[protocol.Notification]:
+    rule = getattr(endpoint, "filter_rule", None)
+    if rule is None:
+        return items
+    return [n for n in items if rule.match(n.publisher_id, n.event_type)]
+
+
+def _metadata(item: protocol.Notification) -> dict[str, Any]:
+    return {"message_id": item.msg_id.hex(), "timestamp": item.timestamp, "priority": item.priority}
+
+
+def _as_dict(item: protocol.Notification) -> dict[str, Any]:
+    return {
+        "publisher_id": item.publisher_id,
+        "event_type": item.event_type,
+        "payload": item.payload,
+        "metadata": _metadata(item),
+        "context": item.context,
+    }

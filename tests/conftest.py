@@ -1,5 +1,6 @@
 """Fixtures shared by every test package."""
 
+import os
 import selectors
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 SERVE = Path(__file__).parent / "integration" / "serve.py"
+LISTEN = Path(__file__).parent / "integration" / "listen.py"
 
 
 @pytest.fixture
@@ -23,43 +25,55 @@ def matchmaker_url(tmp_path: Path) -> str:
 
 
 class ServerProcess:
-    """An RPC server running in a child process (tests/integration/serve.py)."""
+    """An RPC server (tests/integration/serve.py) or listener (listen.py) in a child process."""
 
-    def __init__(self, url: str, topic: str, server: str, *extra: str) -> None:
+    def __init__(
+        self, url: str, topic: str, server: str, *extra: str, script: Path = SERVE
+    ) -> None:
         self.server = server
+        args = ["--server", server] if script == SERVE else []
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(SERVE),
-                "--url",
-                url,
-                "--topic",
-                topic,
-                "--server",
-                server,
-                *extra,
-            ],
+            [sys.executable, str(script), "--url", url, "--topic", topic, *args, *extra],
             stdout=subprocess.PIPE,
             text=True,
         )
         self.address = ""
+        self.lines: list[str] = []
+        self._partial = b""
+
+    def drain(self, timeout: float = 0.05) -> list[str]:
+        """Collect the lines that arrive within ``timeout`` seconds (maybe none).
+
+        Reads the pipe's descriptor directly: a buffered ``readline()`` would
+        hide lines in its buffer from ``select()``.
+        """
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while selector.select(timeout=timeout):
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                self._partial += chunk
+                *complete, self._partial = self._partial.split(b"\n")
+                self.lines.extend(line.decode() for line in complete)
+        return self.lines
+
+    def read_lines(self, until: Callable[[list[str]], bool], timeout: float = 30.0) -> list[str]:
+        """Collect output lines until ``until(lines)`` holds; fail after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while not until(self.drain()):
+            if time.monotonic() > deadline:
+                pytest.fail(f"{self.server}: condition not met in {timeout}s: {self.lines[-5:]}")
+            if self.proc.poll() is not None:
+                pytest.fail(f"{self.server} exited early: {self.lines[-5:]}")
+        return self.lines
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        """Wait for the "ready" line, or fail the test."""
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.proc.stdout, selectors.EVENT_READ)
-            while time.monotonic() < deadline:
-                if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
-                    continue
-                line = self.proc.stdout.readline()
-                if not line:
-                    pytest.fail(f"server {self.server} exited with {self.proc.wait(timeout=5)}")
-                if line.startswith("ready "):
-                    self.address = line.split()[1]
-                    return
-        pytest.fail(f"server {self.server} not ready within {timeout}s")
+        """Wait for the "ready ADDRESS" line, or fail the test."""
+        lines = self.read_lines(lambda lines: any(x.startswith("ready ") for x in lines), timeout)
+        self.address = next(x for x in lines if x.startswith("ready ")).split()[1]
 
     def stop(self) -> int:
         """SIGTERM, then SIGKILL after 10 s; return the exit status."""
@@ -83,6 +97,22 @@ def spawn_server(matchmaker_url: str) -> Iterator[Callable[..., ServerProcess]]:
 
     def spawn(topic: str, server: str, *extra: str) -> ServerProcess:
         proc = ServerProcess(matchmaker_url, topic, server, *extra)
+        started.append(proc)
+        proc.wait_ready()
+        return proc
+
+    yield spawn
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def spawn_listener(matchmaker_url: str) -> Iterator[Callable[..., ServerProcess]]:
+    """Start notification listeners in child processes on this test's matchmaker."""
+    started: list[ServerProcess] = []
+
+    def spawn(topic: str, name: str, *extra: str) -> ServerProcess:
+        proc = ServerProcess(matchmaker_url, topic, name, *extra, script=LISTEN)
         started.append(proc)
         proc.wait_ready()
         return proc

@@ -83,46 +83,46 @@ class Notifier:
 
     def audit(
         self, event_type: str, payload: Any, context: Mapping[str, Any] | None = None
-    ) -> None:
-        """Publish at priority ``audit``."""
-        self.notify("audit", event_type, payload, context)
+    ) -> int:
+        """Publish at priority ``audit``; return how many listeners it went to."""
+        return self.notify("audit", event_type, payload, context)
 
     def debug(
         self, event_type: str, payload: Any, context: Mapping[str, Any] | None = None
-    ) -> None:
+    ) -> int:
         """Publish at priority ``debug``."""
-        self.notify("debug", event_type, payload, context)
+        return self.notify("debug", event_type, payload, context)
 
-    def info(self, event_type: str, payload: Any, context: Mapping[str, Any] | None = None) -> None:
+    def info(self, event_type: str, payload: Any, context: Mapping[str, Any] | None = None) -> int:
         """Publish at priority ``info``."""
-        self.notify("info", event_type, payload, context)
+        return self.notify("info", event_type, payload, context)
 
-    def warn(self, event_type: str, payload: Any, context: Mapping[str, Any] | None = None) -> None:
+    def warn(self, event_type: str, payload: Any, context: Mapping[str, Any] | None = None) -> int:
         """Publish at priority ``warn``."""
-        self.notify("warn", event_type, payload, context)
+        return self.notify("warn", event_type, payload, context)
 
     warning = warn
 
     def error(
         self, event_type: str, payload: Any, context: Mapping[str, Any] | None = None
-    ) -> None:
+    ) -> int:
         """Publish at priority ``error``."""
-        self.notify("error", event_type, payload, context)
+        return self.notify("error", event_type, payload, context)
 
     def critical(
         self,
         event_type: str,
         payload: Any,
         context: Mapping[str, Any] | None = None,
-    ) -> None:
+    ) -> int:
         """Publish at priority ``critical``."""
-        self.notify("critical", event_type, payload, context)
+        return self.notify("critical", event_type, payload, context)
 
     def sample(
         self, event_type: str, payload: Any, context: Mapping[str, Any] | None = None
-    ) -> None:
+    ) -> int:
         """Publish at priority ``sample``."""
-        self.notify("sample", event_type, payload, context)
+        return self.notify("sample", event_type, payload, context)
 
     def notify(
         self,

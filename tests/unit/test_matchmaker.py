@@ -507,11 +507,6 @@ def test_factory_builds_the_local_backends(tmp_path: Path) -> None:
     assert file.directory == tmp_path
 
 
-@pytest.mark.parametrize("kind", ["redis", "sentinel"])
-def test_factory_refuses_the_redis_backends_for_now(kind: str) -> None:
-    with pytest.raises(ConfigurationError, match="redis matchmaker is not available"):
-        create_matchmaker(kind, "127.0.0.1:6379/0", password="dummy")  # noqa: S106 - a dummy, not a secret
-
 
 def test_factory_names_an_unknown_kind() -> None:
     with pytest.raises(ConfigurationError, match="'etcd'") as info:
@@ -524,3 +519,21 @@ def test_file_factory_with_a_bad_directory_names_it(tmp_path: Path) -> None:
     path.write_text("")
     with pytest.raises(ConfigurationError, match="plain-file"):
         create_matchmaker("file", str(path))
+
+
+@pytest.mark.parametrize("kind", ["memory", "file"])
+def test_entries_lists_every_live_route(kind, tmp_path):
+    backend = (
+        MemoryMatchmaker(uuid.uuid4().hex) if kind == "memory" else FileMatchmaker(tmp_path / "mm")
+    )
+    backend.register("default/b", "s2", "tcp://h:2", 30)
+    backend.register("default/a", "s1", "tcp://h:1", 30)
+    backend.register("notify/default/a", "id:pool", "tcp://h:3", 30)
+    backend.register("default/gone", "s9", "tcp://h:9", 30)
+    backend.unregister("default/gone", "s9", "tcp://h:9")
+    entries = backend.entries()
+    assert [(key, route.server, route.address) for key, route in entries] == [
+        ("default/a", "s1", "tcp://h:1"),
+        ("default/b", "s2", "tcp://h:2"),
+        ("notify/default/a", "id:pool", "tcp://h:3"),
+    ]

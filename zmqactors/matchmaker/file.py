@@ -175,8 +175,43 @@ class FileMatchmaker:
         routes.sort(key=lambda route: (route.server, route.address))
         return tuple(routes)
 
+    def entries(self) -> tuple[tuple[str, Route], ...]:
+        """Every unexpired (key, route) under the directory, sorted; any thread.
+
+        For operators (``zmqactors targets``): it reads every file, so it is
+        slower than `lookup`. Unreadable or corrupt files are skipped.
+        """
+        now = time.time()
+        found: list[tuple[str, Route]] = []
+        with os.scandir(self._directory) as key_dirs:
+            for key_dir in key_dirs:
+                if key_dir.name.startswith(".") or not key_dir.is_dir(follow_symlinks=False):
+                    continue
+                found.extend(_read_key_dir(key_dir.path, now))
+        found.sort(key=lambda item: (item[0], item[1].server, item[1].address))
+        return tuple(found)
+
     def close(self) -> None:
         """Do nothing: there is nothing to release. Any thread; idempotent; never raises."""
+
+
+def _read_key_dir(path: str, now: float) -> list[tuple[str, Route]]:
+    """The live (key, route) pairs stored in one key directory, the key read from each file."""
+    found: list[tuple[str, Route]] = []
+    with os.scandir(path) as files:
+        for entry in files:
+            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                continue
+            try:
+                with Path(entry.path).open("rb") as file:
+                    data = file.read(_MAX_FILE_SIZE + 1)
+                key = _DECODER.decode(data).key
+                stored = _decode(data, entry.name, key)
+            except (OSError, msgspec.DecodeError, ValueError):
+                continue
+            if Path(path).name == _key_dir_name(key) and stored.expires > now:
+                found.append((key, Route(stored.server, stored.address, stored.expires)))
+    return found
 
 
 def _read_route(entry: os.DirEntry[str], key: str, now: float) -> Route | None:

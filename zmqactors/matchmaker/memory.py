@@ -86,6 +86,21 @@ class MemoryMatchmaker:
             _drop_if_empty(self._name, store, key)
         return tuple(Route(server, address, expires) for (server, address), expires in live)
 
+    def entries(self) -> tuple[tuple[str, Route], ...]:
+        """Every unexpired (key, route) of this store, sorted; any thread."""
+        now = time.time()
+        with _LOCK:
+            store = _STORES.get(self._name, {})
+            live = sorted(
+                (key, server, address, expires)
+                for key, routes in store.items()
+                for (server, address), expires in routes.items()
+                if expires > now
+            )
+        return tuple(
+            (key, Route(server, address, expires)) for key, server, address, expires in live
+        )
+
     def close(self) -> None:
         """Do nothing: routes stay in the shared store until unregistered or expired.
 

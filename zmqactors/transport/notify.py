@@ -81,15 +81,11 @@ class Notifier:
             exchange=self.targets[0].exchange,
         )
 
-    def audit(
-        self, event_type: str, payload: Any, context: Mapping[str, Any] | None = None
-    ) -> int:
+    def audit(self, event_type: str, payload: Any, context: Mapping[str, Any] | None = None) -> int:
         """Publish at priority ``audit``; return how many listeners it went to."""
         return self.notify("audit", event_type, payload, context)
 
-    def debug(
-        self, event_type: str, payload: Any, context: Mapping[str, Any] | None = None
-    ) -> int:
+    def debug(self, event_type: str, payload: Any, context: Mapping[str, Any] | None = None) -> int:
         """Publish at priority ``debug``."""
         return self.notify("debug", event_type, payload, context)
 
@@ -103,9 +99,7 @@ class Notifier:
 
     warning = warn
 
-    def error(
-        self, event_type: str, payload: Any, context: Mapping[str, Any] | None = None
-    ) -> int:
+    def error(self, event_type: str, payload: Any, context: Mapping[str, Any] | None = None) -> int:
         """Publish at priority ``error``."""
         return self.notify("error", event_type, payload, context)
 

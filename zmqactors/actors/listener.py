@@ -26,8 +26,12 @@ _IDLE = (b"", b"")
 class Handler(Protocol):
     """What a listener runs for each request body (an RPC or a notification dispatcher)."""
 
-    def handle(self, body: bytes) -> bytes | None:
-        """Run the request; return the reply body, or None. Never raises for bad input."""
+    def handle(self, body: bytes, client: bytes = b"") -> bytes | None:
+        """Run the request from ``client``; return the reply body, or None.
+
+        Never raises for bad input. ``client`` identifies the caller's
+        connection, for handlers that reply later (`SendReply`).
+        """
 
     def next_deadline(self) -> float | None:
         """When `on_deadline` should run next (``time.monotonic()``), or None."""
@@ -62,7 +66,7 @@ class Listener(SocketActor):
         client = b""
         try:
             client, body = frames
-            reply = self._dispatcher.handle(body)
+            reply = self._dispatcher.handle(body, client)
         finally:
             # Always answer, or the poller would count this listener busy forever.
             sock.send_multipart((client, reply) if reply else _IDLE)

@@ -28,6 +28,7 @@ __all__ = [
     "ReplyWaiterMessage",
     "SendCall",
     "SendCast",
+    "SendReply",
     "Unreachable",
     "Unregister",
 ]
@@ -47,6 +48,9 @@ class SendCall:
     target: Target
     method: str
     future: Future[Any]
+    # With a monitor timeout, the call also fails when the server has sent no
+    # reply or heartbeat for that long (the deadline still bounds the whole).
+    monitor: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -137,4 +141,16 @@ class RemoveServer:
     server_id: str
 
 
-PollerMessage = AddServer | DrainServer | RemoveServer
+@dataclasses.dataclass(frozen=True, slots=True)
+class SendReply:
+    """Send ``body`` (a reply or heartbeat) to ``client`` on the server's network socket.
+
+    For handlers that answer later, from another thread (the oslo.messaging driver).
+    """
+
+    server_id: str
+    client: bytes
+    body: bytes
+
+
+PollerMessage = AddServer | DrainServer | RemoveServer | SendReply

@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, assert_never
 import zmq
 
 from zmqactors.actors.base import SocketActor
-from zmqactors.actors.messages import AddServer, DrainServer, PollerMessage, RemoveServer
+from zmqactors.actors.messages import (
+    AddServer,
+    DrainServer,
+    PollerMessage,
+    RemoveServer,
+    SendReply,
+)
 from zmqactors.actors.reply_waiter import settle
 from zmqactors.errors import ConfigurationError, ProtocolError
 from zmqactors.transport import protocol
@@ -161,6 +167,13 @@ class Poller(SocketActor):
                 return None
             case RemoveServer():
                 self._remove(message.server_id)
+                return None
+            case SendReply(server_id, client, body):
+                served = self._servers.get(server_id)
+                if served is None:
+                    self._stats.incr("undeliverable_replies")
+                else:
+                    self._reply(served, client, body)
                 return None
             case _:
                 assert_never(message)

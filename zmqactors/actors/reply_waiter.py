@@ -64,7 +64,16 @@ def settle(future: Future[Any], *, result: Any = None, error: BaseException | No
 
 
 class _Pending:
-    __slots__ = ("address", "future", "method", "sent", "target")
+    __slots__ = (
+        "address",
+        "alive_until",
+        "deadline",
+        "future",
+        "method",
+        "monitor",
+        "sent",
+        "target",
+    )
 
     def __init__(self, message: SendCall, sent: float) -> None:
         self.address = message.address
@@ -72,6 +81,15 @@ class _Pending:
         self.method = message.method
         self.target = message.target
         self.sent = sent
+        self.deadline = message.deadline
+        self.monitor = message.monitor
+        self.alive_until = (
+            sent + message.monitor if message.monitor is not None else message.deadline
+        )
+
+    def due(self) -> float:
+        """When the call fails unless a reply (or, with a monitor, a heartbeat) comes."""
+        return min(self.deadline, self.alive_until)
 
 
 class ReplyWaiter(SocketActor):
@@ -174,8 +192,9 @@ class ReplyWaiter(SocketActor):
             )
             return
         now = time.monotonic()
-        self._pending[message.msg_id] = _Pending(message, now)
-        heapq.heappush(self._deadlines, (message.deadline, message.msg_id))
+        pending = _Pending(message, now)
+        self._pending[message.msg_id] = pending
+        heapq.heappush(self._deadlines, (pending.due(), message.msg_id))
         if len(self._deadlines) > len(self._pending) + _HEAP_SLACK:
             self._deadlines = [(d, m) for d, m in self._deadlines if m in self._pending]
             heapq.heapify(self._deadlines)
@@ -190,6 +209,11 @@ class ReplyWaiter(SocketActor):
         if isinstance(reply, protocol.Request | protocol.Notification):
             self._stats.incr("protocol_errors")
             self.log.warning("dropped a request sent to a client socket")
+            return
+        if isinstance(reply, protocol.Heartbeat):
+            alive = self._pending.get(reply.msg_id)
+            if alive is not None and alive.monitor is not None:
+                alive.alive_until = time.monotonic() + alive.monitor
             return
         pending = self._pending.pop(reply.msg_id, None)
         if pending is None:
@@ -209,15 +233,23 @@ class ReplyWaiter(SocketActor):
         heap = self._deadlines
         while heap and heap[0][0] <= now:
             _, msg_id = heapq.heappop(heap)
-            pending = self._pending.pop(msg_id, None)
-            if pending is not None:
-                waited = now - pending.sent
-                settle(
-                    pending.future,
-                    error=MessagingTimeout(
-                        f"no reply to {pending.method!r} from {pending.target} within {waited:.3f}s"
-                    ),
-                )
+            pending = self._pending.get(msg_id)
+            if pending is None:
+                continue
+            due = pending.due()
+            if due > now:  # a heartbeat moved it
+                heapq.heappush(heap, (due, msg_id))
+                continue
+            del self._pending[msg_id]
+            waited = now - pending.sent
+            quiet = " (no heartbeat)" if now < pending.deadline else ""
+            settle(
+                pending.future,
+                error=MessagingTimeout(
+                    f"no reply to {pending.method!r} from {pending.target} "
+                    f"within {waited:.3f}s{quiet}"
+                ),
+            )
 
     def fail_pending(self, error: Exception) -> None:
         """Fail every pending call with ``error`` (on stop)."""

@@ -81,7 +81,7 @@ class Dispatcher:
         self._stats = stats
         self._log = _log.bind(actor="listener", target=str(target))
 
-    def handle(self, body: bytes) -> bytes | None:
+    def handle(self, body: bytes, client: bytes = b"") -> bytes | None:  # noqa: ARG002 - replies go back inline
         """Run the request in ``body``; return the reply body, or None when none is due.
 
         Never raises for anything a peer sent: malformed requests are logged,

@@ -113,7 +113,7 @@ class NotificationDispatcher:
 
     # -- Handler ------------------------------------------------------------
 
-    def handle(self, body: bytes) -> bytes | None:
+    def handle(self, body: bytes, client: bytes = b"") -> bytes | None:  # noqa: ARG002 - notifications get no reply
         """Deliver (or batch) the notification in ``body``; never answers, never raises."""
         try:
             message = protocol.decode_body(body, self._max_size)

@@ -39,6 +39,7 @@ __all__ = [
     "CallKind",
     "ErrorKind",
     "ErrorReply",
+    "Heartbeat",
     "Message",
     "Notification",
     "Reply",
@@ -122,7 +123,13 @@ class Notification(msgspec.Struct, frozen=True, tag="n", array_like=True):
     timestamp: float
 
 
-Message = Request | Reply | ErrorReply | Notification
+class Heartbeat(msgspec.Struct, frozen=True, tag="h", array_like=True):
+    """The server is still working on call ``msg_id``: the caller keeps waiting."""
+
+    msg_id: bytes
+
+
+Message = Request | Reply | ErrorReply | Notification | Heartbeat
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)

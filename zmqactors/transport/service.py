@@ -25,7 +25,14 @@ import pykka
 import structlog
 
 from zmqactors.actors.listener import Handler, Listener
-from zmqactors.actors.messages import AddServer, DrainServer, Register, RemoveServer, Unregister
+from zmqactors.actors.messages import (
+    AddServer,
+    DrainServer,
+    Register,
+    RemoveServer,
+    SendReply,
+    Unregister,
+)
 from zmqactors.errors import MessagingError, MessagingTimeout, TransportClosedError
 
 if TYPE_CHECKING:
@@ -229,6 +236,17 @@ class Service:
         if poller is not None:
             with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
                 poller.ask(RemoveServer(self._server_id), timeout=_ACTOR_TIMEOUT)
+
+    def send_reply(self, client: bytes, body: bytes) -> None:
+        """Send a reply (or heartbeat) body to ``client`` later, from any thread.
+
+        For handlers that answer outside `Handler.handle` (the oslo.messaging
+        driver). Raises `TransportClosedError` once the transport is closed.
+        """
+        try:
+            self.transport._poller().tell(SendReply(self._server_id, client, body))  # noqa: SLF001
+        except pykka.ActorDeadError:
+            raise _closed() from None
 
     def _stop_listeners(self) -> None:
         for ref in self._listeners:

@@ -2,7 +2,10 @@
 
 - `MemoryMatchmaker`: one process (``zmq+memory://``), for tests.
 - `FileMatchmaker`: the processes of one host, through a directory (``zmq://``).
-- redis / sentinel: several hosts; not available yet.
+- `RedisMatchmaker` / `SentinelMatchmaker` (``zmqactors.matchmaker.redis``):
+  several hosts, through Redis (``zmq+redis://``) or the master Redis Sentinel
+  names (``zmq+sentinel://``). Imported only when asked for, so the package
+  works without redis-py (the ``redis`` extra).
 """
 
 from __future__ import annotations
@@ -26,16 +29,19 @@ _KINDS = ("file", "memory", "redis", "sentinel")
 def create_matchmaker(
     kind: str,
     location: str,
-    password: str | None = None,  # noqa: ARG001 - read by the redis backends, which come later
+    password: str | None = None,
 ) -> Matchmaker:
     """Build the matchmaker of ``kind`` at ``location``; any thread.
 
-    ``location`` is the store's name for ``"memory"`` and the directory for
-    ``"file"``. ``password`` is for the network backends; the local ones ignore
-    it, so one configuration can switch between backends.
+    ``location`` is the store's name for ``"memory"``, the directory for
+    ``"file"``, ``HOST:PORT/DB`` for ``"redis"`` and ``H1:P1,H2:P2/MASTER`` for
+    ``"sentinel"`` (as `zmqactors.options.parse_url` writes them). ``password``
+    is for the network backends; the local ones ignore it, so one configuration
+    can switch between backends. Nothing connects here: a network backend
+    connects on its first command.
 
-    Raises `ConfigurationError` naming the value for an unknown or unavailable
-    kind or a bad location.
+    Raises `ConfigurationError` naming the value for an unknown kind, a bad
+    location, or a redis kind when redis-py is not installed.
     """
     match kind:
         case "memory":
@@ -43,10 +49,24 @@ def create_matchmaker(
         case "file":
             return FileMatchmaker(location)
         case "redis" | "sentinel":
-            msg = (
-                f"the redis matchmaker is not available yet (kind={kind!r}); use 'memory' or 'file'"
-            )
-            raise ConfigurationError(msg)
+            return _redis_backend(kind, location, password)
         case _:
             msg = f"unknown matchmaker kind {kind!r}; expected one of {', '.join(_KINDS)}"
             raise ConfigurationError(msg)
+
+
+def _redis_backend(kind: str, location: str, password: str | None) -> Matchmaker:
+    try:
+        # Lazy: redis-py is an optional dependency (the "redis" extra).
+        from zmqactors.matchmaker import redis  # noqa: PLC0415
+    except ImportError as exc:
+        if (exc.name or "").partition(".")[0] != "redis":
+            raise
+        msg = (
+            f"the {kind} matchmaker needs redis-py, which is not installed: "
+            "pip install 'zmqactors[redis]'"
+        )
+        raise ConfigurationError(msg) from exc
+    if kind == "redis":
+        return redis.RedisMatchmaker.from_location(location, password)
+    return redis.SentinelMatchmaker.from_location(location, password)

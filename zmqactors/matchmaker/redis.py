@@ -1,0 +1,397 @@
+"""Matchmakers that share routes between hosts through Redis, directly or found by Sentinel.
+
+Layout: one sorted set per matchmaker key, one member per route::
+
+    zmqactors:routes:<key>   ZSET   member '["node-1","tcp://10.0.0.5:4321"]'
+                                    score  expiry, in Redis-clock milliseconds
+
+Why not one string key per route (``SET ... PX ttl``) with an index of them: a
+lookup then reads the index and every route key, and has to clean the index of
+keys Redis expired. With the sorted set a lookup is one ``ZRANGEBYSCORE`` of the
+unexpired members, and the issue's rule still holds in the form that matters:
+
+- *one entry per (key, server, address)*: the member is exactly that pair under
+  the key; registering again moves its score, never adds a second entry;
+- *written atomically with an expiry*: a registration is one Lua script, which
+  Redis runs atomically: it drops expired members, sets the route's expiry (its
+  score) and extends the set's own ``PEXPIRE`` to cover its longest-lived
+  member. A route is never visible without its expiry, and lookups hide members
+  whose expiry has passed, so each route ages out on its own even while its
+  neighbours are refreshed; a set whose routes all expired disappears with them.
+
+Expiries are measured on the Redis server's clock (``TIME`` inside the
+scripts), the one clock every host shares: a host whose clock is off by
+seconds registers and ages out like the others. A lookup turns them into this
+host's ``time.time()`` for `Route.expires`.
+
+Needs Redis 5 or later (a script that writes after reading ``TIME``). Errors
+from redis-py (``redis.exceptions.ConnectionError``, ``TimeoutError``,
+``AuthenticationError``, ``ResponseError``, all ``RedisError``) are raised as
+they are: the matchmaker actor decides what a failure means. Connections time
+out after a second or two and are retried once, so a Redis that is down fails
+fast instead of stalling the matchmaker actor.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any, Final, cast
+
+import msgspec
+import redis
+import redis.sentinel
+import structlog
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from zmqactors.errors import ConfigurationError
+from zmqactors.matchmaker.base import Route
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["RedisMatchmaker", "SentinelMatchmaker"]
+
+_log = structlog.get_logger(__name__)
+
+PREFIX: Final = "zmqactors:routes:"
+DEFAULT_PORT: Final = 6379
+DEFAULT_SENTINEL_PORT: Final = 26379
+# Short enough that a Redis that is down or unreachable costs the matchmaker
+# actor a second or two per attempt, long enough for a busy server on a LAN.
+CONNECT_TIMEOUT: Final = 1.0
+SOCKET_TIMEOUT: Final = 2.0
+_SCAN_COUNT: Final = 500
+
+# KEYS[1]: the key's set; ARGV[1]: the member; ARGV[2]: the TTL in milliseconds.
+# The expiry is written with 3 decimals (microseconds) so Route.expires keeps
+# time.time()'s precision; the set lives as long as its longest-lived member.
+_REGISTER: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local ttl = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.3f', now))
+redis.call('ZADD', KEYS[1], string.format('%.3f', now + ttl), ARGV[1])
+local ttl_ms = math.ceil(ttl)
+if redis.call('PTTL', KEYS[1]) < ttl_ms then
+  redis.call('PEXPIRE', KEYS[1], ttl_ms)
+end
+return 1
+"""
+
+# KEYS[1]: the key's set. Returns {now, {member, score, member, score, ...}}
+# with the unexpired members only; read-only, so it also runs on a replica.
+_LOOKUP: Final = """
+local t = redis.call('TIME')
+local now = string.format('%.3f', tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000)
+return {now, redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES')}
+"""
+
+_MEMBER_ENCODER: Final = msgspec.json.Encoder()
+_MEMBER_DECODER: Final = msgspec.json.Decoder(tuple[str, str])
+
+
+class _RedisRoutes:
+    """The routes in one Redis database, through any client; shared by both backends.
+
+    Thread-safe: redis-py's client takes a pooled connection per command, so
+    any thread may call any method. Nothing connects before the first command.
+    """
+
+    def __init__(self, client: redis.Redis, description: str) -> None:
+        self._client = client
+        self._description = description
+        # Script objects run EVALSHA and load the script again after NOSCRIPT,
+        # which is what a restarted or failed-over Redis answers first.
+        self._register = client.register_script(_REGISTER)
+        self._lookup = client.register_script(_LOOKUP)
+
+    @property
+    def client(self) -> redis.Redis:
+        """The redis-py client this backend talks through."""
+        return self._client
+
+    def __repr__(self) -> str:
+        """Show where Redis is (never the password), for logs."""
+        return f"{type(self).__name__}({self._description})"
+
+    def register(self, key: str, server: str, address: str, ttl: float) -> None:
+        """Add or refresh the route, valid for ``ttl`` seconds from now; any thread.
+
+        One atomic script: it also drops the key's expired routes. Raises
+        ``ValueError`` if ``ttl`` is not a positive finite number, and redis-py's
+        ``RedisError`` subclasses if Redis is unreachable or refuses.
+        """
+        _check_ttl(ttl)
+        self._register(keys=[_redis_key(key)], args=[_member(server, address), repr(ttl * 1000)])
+
+    def unregister(self, key: str, server: str, address: str) -> None:
+        """Remove the route at once; an absent route is not an error. Any thread.
+
+        Raises redis-py's ``RedisError`` subclasses if Redis is unreachable or refuses.
+        """
+        self._client.zrem(_redis_key(key), _member(server, address))
+
+    def lookup(self, key: str) -> tuple[Route, ...]:
+        """Return the unexpired routes of ``key`` sorted by (server, address); any thread.
+
+        Members that are not ours are skipped with a warning. Raises redis-py's
+        ``RedisError`` subclasses if Redis is unreachable or refuses (a
+        ``ResponseError`` if the key holds something other than a sorted set).
+        """
+        return self._read(_redis_key(key))
+
+    def entries(self) -> tuple[tuple[str, Route], ...]:
+        """Return every live (key, route) in this database, sorted; any thread.
+
+        For operators (``zmqactors targets``): it scans the keyspace with
+        ``SCAN``, which never blocks Redis but costs a round trip per key.
+        Keys under our prefix that are not sorted sets are skipped. Raises
+        redis-py's ``RedisError`` subclasses if Redis is unreachable.
+        """
+        found: list[tuple[str, Route]] = []
+        for name in self._client.scan_iter(match=f"{PREFIX}*", count=_SCAN_COUNT):
+            raw = bytes(name)
+            try:
+                key = raw[len(PREFIX) :].decode()
+                routes = self._read(raw)
+            except (UnicodeDecodeError, redis.ResponseError):
+                continue
+            found.extend((key, route) for route in routes)
+        found.sort(key=lambda entry: (entry[0], entry[1].server, entry[1].address))
+        return tuple(found)
+
+    def close(self) -> None:
+        """Close the client's connections; any thread; idempotent; never raises.
+
+        A later call would connect again: the matchmaker actor calls this last.
+        """
+        # Redis.close() releases the pool only when it built the pool itself,
+        # which depends on the redis-py version for Sentinel clients.
+        self._client.close()
+        self._client.connection_pool.disconnect()
+
+    def _read(self, name: str | bytes) -> tuple[Route, ...]:
+        reply = self._lookup(keys=[name])
+        redis_now = float(reply[0])
+        local_now = time.time()
+        flat = reply[1]
+        routes: list[Route] = []
+        for member, score in zip(flat[::2], flat[1::2], strict=True):
+            try:
+                server, address = _MEMBER_DECODER.decode(member)
+            except msgspec.DecodeError:
+                _log.warning("skipping a foreign member in the Redis matchmaker", key=name)
+                continue
+            routes.append(Route(server, address, local_now + (float(score) - redis_now) / 1000))
+        routes.sort(key=lambda route: (route.server, route.address))
+        return tuple(routes)
+
+
+class RedisMatchmaker(_RedisRoutes):
+    """Routes in one Redis server (``zmq+redis://[:PASSWORD@]HOST[:PORT][/DB]``)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int = DEFAULT_PORT,
+        db: int = 0,
+        password: str | None = None,
+        *,
+        socket_timeout: float = SOCKET_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        """Prepare a client of ``host:port`` database ``db``; any thread; connects lazily.
+
+        Raises `ConfigurationError` for an empty host, a port out of range or
+        a negative database number.
+        """
+        if not host:
+            raise ConfigurationError("the redis matchmaker needs a host")
+        _check_port(port)
+        if db < 0:
+            msg = f"the Redis database must be a non-negative integer, got {db}"
+            raise ConfigurationError(msg)
+        client = redis.Redis(
+            host=host,
+            port=port,
+            db=db,
+            password=password,
+            **_connection_options(socket_timeout, connect_timeout),
+        )
+        shown = f"[{host}]" if ":" in host else host
+        super().__init__(client, f"{shown}:{port}/{db}")
+
+    @classmethod
+    def from_location(cls, location: str, password: str | None = None) -> RedisMatchmaker:
+        """Build one from a location ``HOST:PORT/DB`` (``[IPV6]:PORT/DB``), as `parse_url` makes.
+
+        Raises `ConfigurationError` naming the location if it is malformed.
+        """
+        host_port, slash, db = location.rpartition("/")
+        if not slash or not (db.isascii() and db.isdigit()):
+            msg = f"bad redis matchmaker location {location!r}: expected HOST:PORT/DB"
+            raise ConfigurationError(msg)
+        host, port = _split_host_port(host_port, DEFAULT_PORT)
+        return cls(host, port, int(db), password)
+
+
+class SentinelMatchmaker(_RedisRoutes):
+    """Routes in the master that Redis Sentinel names (``zmq+sentinel://H1:P1,H2:P2/NAME``).
+
+    Every command goes to the master the sentinels name. redis-py asks them
+    only when it opens a connection, and a master demoted by a failover keeps
+    accepting writes on the connections it has until the sentinels reconfigure
+    it (up to ten seconds later), and then drops them in its first resync. So
+    `register` and `unregister` ask the sentinels first and, if the master
+    moved, close the idle connections to the old one: registrations land on the
+    new master from the first heartbeat after the failover. Lookups keep using
+    open connections (the old master's routes are at most a heartbeat old).
+    The password is the master's (and its replicas'); the sentinels are
+    contacted without one.
+    """
+
+    def __init__(
+        self,
+        sentinels: Sequence[tuple[str, int]],
+        master: str,
+        password: str | None = None,
+        *,
+        socket_timeout: float = SOCKET_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        """Prepare a client of ``master`` found through ``sentinels``; any thread; connects lazily.
+
+        Raises `ConfigurationError` when no sentinel is given, a host is empty,
+        a port is out of range or the master name is empty.
+        """
+        if not sentinels:
+            raise ConfigurationError("the sentinel matchmaker needs at least one sentinel")
+        for host, port in sentinels:
+            if not host:
+                raise ConfigurationError("the sentinel matchmaker got an empty host")
+            _check_port(port)
+        if not master:
+            raise ConfigurationError("the sentinel matchmaker needs a master name")
+        options = _connection_options(socket_timeout, connect_timeout)
+        # redis.sentinel has no annotations (redis-py 5 to 8); the types are
+        # checked here by hand: a list of pairs in, a redis.Redis out.
+        self._sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            list(sentinels),
+            # Without it the sentinels' clients would keep redis-py's default
+            # retries with backoff: seconds per down sentinel.
+            sentinel_kwargs=dict(options),
+            password=password,
+            **options,
+        )
+        client: redis.Redis = self._sentinel.master_for(master)  # type: ignore[no-untyped-call]
+        # master_for() always builds a SentinelConnectionPool.
+        self._pool = cast("redis.sentinel.SentinelConnectionPool", client.connection_pool)
+        hosts = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in sentinels)
+        super().__init__(client, f"{hosts}/{master}")
+
+    @classmethod
+    def from_location(cls, location: str, password: str | None = None) -> SentinelMatchmaker:
+        """Build one from a location ``H1:P1,H2:P2/MASTER``, as `parse_url` makes.
+
+        Raises `ConfigurationError` naming the location if it is malformed.
+        """
+        # Host parts never hold "/", so the first one starts the master's name.
+        hosts, slash, master = location.partition("/")
+        if not slash or not hosts or not master:
+            msg = f"bad sentinel matchmaker location {location!r}: expected H1:P1,H2:P2/MASTER"
+            raise ConfigurationError(msg)
+        sentinels = [_split_host_port(item, DEFAULT_SENTINEL_PORT) for item in hosts.split(",")]
+        return cls(sentinels, master, password)
+
+    def register(self, key: str, server: str, address: str, ttl: float) -> None:
+        """Add or refresh the route on the current master; see `_RedisRoutes.register`.
+
+        Any thread. Raises as `_RedisRoutes.register` does, and redis-py's
+        ``MasterNotFoundError`` (a ``ConnectionError``) if no sentinel names a
+        live master when a new connection is needed.
+        """
+        self._follow_failover()
+        super().register(key, server, address, ttl)
+
+    def unregister(self, key: str, server: str, address: str) -> None:
+        """Remove the route from the current master; see `_RedisRoutes.unregister`. Any thread."""
+        self._follow_failover()
+        super().unregister(key, server, address)
+
+    def _follow_failover(self) -> None:
+        try:
+            # Asks the sentinels; if the master moved, closes the pool's idle
+            # connections so that the next command connects to the new one.
+            self._pool.get_master_address()  # type: ignore[no-untyped-call]
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # No sentinel answers: keep writing where we were, which is right
+            # unless a failover happened, and then as good as it gets. The
+            # command itself reports a master that is gone too.
+            _log.debug("sentinels not answering; using the known master", error=str(exc))
+
+    def close(self) -> None:
+        """Close the master's and the sentinels' connections; any thread; idempotent."""
+        super().close()
+        for sentinel in self._sentinel.sentinels:
+            sentinel.close()
+
+
+def _connection_options(socket_timeout: float, connect_timeout: float) -> dict[str, Any]:
+    # One retry without backoff, on connection errors only: a connection that
+    # Redis closed (a restart) is replaced transparently, while a Redis that is
+    # down fails at once. redis-py's default (10 retries with backoff) would
+    # block the matchmaker actor for seconds per command.
+    return {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": connect_timeout,
+        "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+        "retry_on_error": [redis.ConnectionError],
+    }
+
+
+def _redis_key(key: str) -> str:
+    return PREFIX + key
+
+
+def _member(server: str, address: str) -> bytes:
+    # Deterministic bytes for a pair, so registering again updates the member
+    # and unregistering names exactly it.
+    return _MEMBER_ENCODER.encode((server, address))
+
+
+def _split_host_port(text: str, default_port: int) -> tuple[str, int]:
+    """``("::1", 6379)`` for ``"[::1]:6379"``; raises `ConfigurationError` if malformed."""
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            msg = f"bad host {text!r}: expected [IPV6]:PORT"
+            raise ConfigurationError(msg)
+        port_text = rest[1:]
+    else:
+        host, colon, port_text = text.rpartition(":")
+        if not colon:
+            host, port_text = text, ""
+    if port_text and not (port_text.isascii() and port_text.isdigit()):
+        msg = f"bad port in {text!r}: expected HOST:PORT"
+        raise ConfigurationError(msg)
+    port = int(port_text) if port_text else default_port
+    if not host:
+        msg = f"missing host in {text!r}: expected HOST:PORT"
+        raise ConfigurationError(msg)
+    _check_port(port)
+    return host, port
+
+
+def _check_port(port: int) -> None:
+    if not 1 <= port <= 65535:  # noqa: PLR2004 - the TCP port range
+        msg = f"port must be between 1 and 65535, got {port}"
+        raise ConfigurationError(msg)
+
+
+def _check_ttl(ttl: float) -> None:
+    valid = isinstance(ttl, (int, float)) and not isinstance(ttl, bool)
+    if not (valid and math.isfinite(ttl) and ttl > 0):
+        msg = f"matchmaker ttl must be a positive finite number of seconds, got {ttl!r}"
+        raise ValueError(msg)

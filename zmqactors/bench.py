@@ -1,41 +1,80 @@
-"""Benchmark: zmqactors RPC against raw pyzmq, server and client in two processes.
+"""Benchmark: zmqactors against raw pyzmq, every side in its own processes.
 
 Run ``python -m zmqactors.bench`` (``make bench``). On TCP loopback
 (127.0.0.1, ephemeral ports) with ~100-byte arguments it first measures raw
 pyzmq baselines, then zmqactors, and prints each zmqactors figure beside its
 baseline with the ratio:
 
-===============================  ==============================================
-zmqactors                        raw pyzmq baseline
-===============================  ==============================================
-sync ``call``, 1 caller thread   DEALER->ROUTER echo, 1 outstanding
-sync ``call``, 32 threads        DEALER->ROUTER echo, 100 outstanding
-``call_async``, 100 outstanding  DEALER->ROUTER echo, 100 outstanding
-``cast`` delivered/s             PUSH->PULL delivered/s
-p50 / p99 of sync calls          p50 / p99 of the 1-outstanding echo
-peak RSS of client and server    peak RSS of the raw client and server
-===============================  ==============================================
+===================================  ==========================================
+zmqactors                            raw pyzmq baseline
+===================================  ==========================================
+sync ``call``, 1 caller thread       DEALER->ROUTER echo, 1 outstanding
+sync ``call``, 32 threads            DEALER->ROUTER echo, 100 outstanding
+``call_async``, 100 outstanding      DEALER->ROUTER echo, 100 outstanding
+``cast`` delivered/s                 PUSH->PULL delivered/s
+fanout ``cast`` to 3 servers         3 PUSH->PULL, one per server, each message
+                                     sent on all three
+notifications/s to 1 listener        PUSH->PULL delivered/s (the row above)
+notifications/s to a pool of 2       one PUSH->2 PULL (round-robin)
+p50 / p99 of sync calls              p50 / p99 of the 1-outstanding echo
+peak RSS of client, server, sinks    peak RSS of the raw client, server, sinks
+===================================  ==========================================
 
 Every side runs in fresh processes started with the ``spawn`` method: one
-server process and one client process for raw pyzmq, then the same for
-zmqactors. This process only orchestrates: it passes addresses and results over
-`multiprocessing` pipes, waits for each with a timeout, and terminates its
-children in ``finally``. zmqactors finds its server through a file matchmaker
-in a fresh temporary directory.
+server process, three *sink* processes and one client process for raw pyzmq,
+then the same for zmqactors. This process only orchestrates: it passes
+addresses and results over `multiprocessing` pipes, waits for each with a
+timeout, and terminates its children in ``finally``. zmqactors finds its
+servers and listeners through a file matchmaker in a fresh temporary directory.
 
-Each figure is measured for ``--duration`` seconds after a ``--warmup``, and
-the whole schedule is repeated ``--repeat`` times; the table shows medians
-(these 2-CPU machines vary by +-15% from run to run).
+The sinks receive fanouts and notifications; each is a separate process
+(closer to a deployment than three servers in one process, and the raw side
+gets the same three processes). A zmqactors sink hosts an `RPCServer` named
+``bench-sink-<i>`` on one fanout topic, which also answers the client's
+control calls (reset, counts), and the notification listeners: sink 0 listens
+on the "one listener" topic and on the "pool" topic, sink 1 on the "pool"
+topic, both in one pool; sink 2 only takes fanouts. A raw sink is the raw
+server again: a PULL counter and a ROUTER for control.
+
+Each figure is measured for ``--duration`` seconds (default 3) after a
+``--warmup`` (0.5), and the whole schedule is repeated ``--repeat`` times (3);
+the table shows medians (these 2-CPU machines vary by +-15% from run to run).
+With the defaults the whole run takes about two minutes; ``--quick`` (0.5 s,
+0.1 s, one repeat) about 15 seconds.
 
 Notes on fairness:
 
-- Delivered rates (raw PUSH->PULL and ``cast``) are counted by the server
-  between the first and the last message it received.
-- zmqactors casts have no sender-side back-pressure (a full send queue drops a
-  cast with a warning) while a raw PUSH blocks at its high-water mark, so the
-  cast client paces itself: after every `_CAST_BATCH` casts it sends a
-  ``call_async`` checkpoint and waits for the previous one, which keeps at
-  most two batches in flight.
+- Delivered rates (raw PUSH->PULL, ``cast``, fanout, notifications) are
+  counted by the receivers between the first and the last message received;
+  with several receivers, from the first received by any to the last received
+  by any (`time.monotonic`, one clock for every process on the machine).
+- A fanout counts as delivered when all 3 servers got it: fanouts/s is the
+  smallest of the three counts over that window, which is also the messages/s
+  each server received; the total is the sum of the three counts over it.
+- The fanout baseline is one PUSH per server with each message sent on all
+  three, not PUB->3 SUB: zmqactors sends a fanout as one message per server
+  over one socket per server, which is that shape, and PUSH blocks at its
+  high-water mark so the baseline loses nothing, whereas PUB drops silently
+  for a slow subscriber and fans out inside libzmq's I/O thread (work no
+  Python sender does).
+- The notifications-to-one-listener baseline is the ``cast`` baseline (one
+  PUSH->PULL), measured once. For the pool of two, one PUSH connected to two
+  PULL sinks spreads messages round-robin, as the notifier takes the pool's
+  listeners in turn.
+- zmqactors casts and notifications have no sender-side back-pressure (a full
+  send queue drops one with a warning and counts ``send_failures``) while a
+  raw PUSH blocks at its high-water mark, so the zmqactors clients pace
+  themselves, keeping at most two batches in flight (`_CAST_BATCH` casts or
+  notifications, `_FANOUT_BATCH` fanouts). Casts and fanouts: after every
+  batch a ``call_async`` checkpoint to each server (it travels behind the
+  batch on the same socket), then wait for the previous batch's checkpoints.
+  Notifications reach the listener's own socket, not the server's, so a
+  checkpoint would not follow them: after every batch the client asks the
+  sinks' RPC servers for their counts until all but the last batch are
+  delivered (sleeping in between for about the time the rest should take).
+- Nothing may be lost: the client sends exactly as many messages as it counts,
+  the receivers count what arrives, and the report prints the difference
+  (sent - delivered) and the transports' drop counters.
 - The raw processes import this module, hence the zmqactors package, too, so
   the raw RSS is the floor of the same interpreter and imports; the difference
   is what zmqactors' actors, threads and buffers cost at run time.
@@ -70,7 +109,7 @@ import zmqactors as za
 
 if TYPE_CHECKING:
     import concurrent.futures
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from multiprocessing.connection import Connection
     from multiprocessing.context import SpawnProcess
 
@@ -87,12 +126,39 @@ _CALL_TIMEOUT: Final = 10.0
 # Seconds to wait for a child process to be ready or to report its last figures.
 _START_TIMEOUT: Final = 60.0
 _STOP_TIMEOUT: Final = 15.0
-# Casts sent between two flow-control checkpoints (see the module docstring).
+# Casts (and notifications) sent between two flow-control checkpoints (see the
+# module docstring); fanouts are slower and send a message per server, so fewer.
 _CAST_BATCH: Final = 1000
+_FANOUT_BATCH: Final = 250
 # Control frames on the raw echo socket start with a NUL; echo payloads never do.
 _CONTROL: Final = b"\x00"
-_PUSH_END: Final = b"\x00end"
 _NS: Final = 1e9
+# Fanouts go to this many sink processes; notifications to one of them, then a pool of two.
+FANOUT_SERVERS: Final = 3
+POOL_LISTENERS: Final = 2
+_SINK_TOPIC: Final = "zmqactors-bench-fanout"
+_NOTIFY_ONE_TOPIC: Final = "zmqactors-bench-notify-one"
+_NOTIFY_POOL_TOPIC: Final = "zmqactors-bench-notify-pool"
+_POOL: Final = "bench-pool"
+_PUBLISHER: Final = "bench-publisher"
+_EVENT_TYPE: Final = "bench.event"
+# A clock shared by every process on the machine, so that receivers in several
+# processes can be put on one time line (CLOCK_MONOTONIC on Linux).
+_clock: Final = time.monotonic
+
+
+def sink_name(index: int) -> str:
+    """The server name of sink ``index``'s `RPCServer`."""
+    return f"bench-sink-{index}"
+
+
+def sink_notify_topics(index: int) -> tuple[str, ...]:
+    """The notification topics sink ``index`` listens on (as a member of `_POOL`)."""
+    if index == 0:
+        return (_NOTIFY_ONE_TOPIC, _NOTIFY_POOL_TOPIC)
+    if index < POOL_LISTENERS:
+        return (_NOTIFY_POOL_TOPIC,)
+    return ()
 
 
 class BenchError(Exception):
@@ -191,18 +257,15 @@ class _RawSink:
         self.count = 0
         self.first = 0.0
         self.last = 0.0
-        self.ended = False
 
     def reset(self) -> None:
         """Forget the previous round (called while no PUSH round is running)."""
         self.count = 0
         self.first = self.last = 0.0
-        self.ended = False
 
     def report(self) -> bytes:
-        """The round's state as JSON: ended, messages counted, seconds first to last."""
-        elapsed = self.last - self.first if self.ended else 0.0
-        return json.dumps({"ended": self.ended, "count": self.count, "elapsed": elapsed}).encode()
+        """The round's state as JSON: messages counted, when the first and the last arrived."""
+        return json.dumps({"count": self.count, "first": self.first, "last": self.last}).encode()
 
 
 def _raw_echo_loop(router: zmq.Socket[bytes], sink: _RawSink) -> None:
@@ -226,17 +289,14 @@ def _raw_echo_loop(router: zmq.Socket[bytes], sink: _RawSink) -> None:
 
 
 def _raw_pull_loop(pull: zmq.Socket[bytes], sink: _RawSink) -> None:
-    """Count messages on ``pull`` until the end marker of each round (its own thread).
+    """Count the messages on ``pull`` and when they arrive (its own thread).
 
     Returns when the context is terminated; closes the socket.
     """
-    clock = time.perf_counter
+    clock = _clock
     try:
         while True:
-            message = pull.recv()
-            if message == _PUSH_END:
-                sink.ended = True
-                continue
+            pull.recv()
             if not sink.count:
                 sink.first = clock()
             sink.count += 1
@@ -248,7 +308,7 @@ def _raw_pull_loop(pull: zmq.Socket[bytes], sink: _RawSink) -> None:
 
 
 def _raw_server_main(conn: Connection, limit: float) -> None:
-    """Raw pyzmq server process: a ROUTER echo and a PULL counter, each on its own thread.
+    """Raw pyzmq server or sink process: a ROUTER echo and a PULL counter, each on its own thread.
 
     Sends ``("ready", addresses)``, serves until told to stop (at most ``limit``
     seconds), then sends ``("result", {"rss_mib": ...})``.
@@ -329,26 +389,88 @@ def raw_pipelined_echo(
     return count / (now - start)
 
 
+def delivery_window(reports: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Combine receivers' ``count``/``first``/``last`` reports into one round's figures.
+
+    Returns ``total`` (messages counted by all), ``smallest`` (the fewest one
+    receiver counted: the fanouts that all of them got) and ``window``
+    (seconds from the first message received by any to the last received by any).
+    """
+    counted = [r for r in reports if r["count"]]
+    window = (
+        max(float(r["last"]) for r in counted) - min(float(r["first"]) for r in counted)
+        if counted
+        else 0.0
+    )
+    return {
+        "total": float(sum(r["count"] for r in reports)),
+        "smallest": float(min((r["count"] for r in reports), default=0)),
+        "window": window,
+    }
+
+
+def _per_s(count: float, window: float) -> float:
+    """Messages per second over a receivers' window."""
+    return count / max(window, 1e-9)
+
+
+def _raw_send_for(pushes: Sequence[zmq.Socket[bytes]], payload: bytes, duration: float) -> int:
+    """Send ``payload`` on every socket of ``pushes`` for ``duration`` s; messages sent in all."""
+    clock = time.perf_counter
+    rounds = 0
+    end = clock() + duration
+    if len(pushes) == 1:
+        send = pushes[0].send
+        while clock() < end:
+            for _ in range(64):
+                send(payload)
+            rounds += 64
+    else:
+        sends = [push.send for push in pushes]
+        while clock() < end:
+            for _ in range(64):
+                for send in sends:
+                    send(payload)
+            rounds += 64
+    return rounds * len(pushes)
+
+
+def raw_push_round(
+    pushes: Sequence[zmq.Socket[bytes]],
+    controls: Sequence[zmq.Socket[bytes]],
+    payload: bytes,
+    duration: float,
+) -> dict[str, float]:
+    """Send each message on every socket of ``pushes`` for ``duration`` s, as fast as they take.
+
+    PUSH blocks at its high-water mark, so nothing is dropped. Waits until the
+    sinks behind ``controls`` counted every message sent, then returns
+    `delivery_window` of their reports and ``sent`` (messages, all sockets).
+    """
+    for control in controls:
+        _raw_control(control, b"reset")
+    sent = _raw_send_for(pushes, payload, duration)
+    deadline = time.perf_counter() + _CALL_TIMEOUT
+    while True:
+        reports = [_raw_control(control, b"stats") for control in controls]
+        if sum(r["count"] for r in reports) >= sent:
+            break
+        if time.perf_counter() > deadline:
+            raise BenchError(f"raw PULL sinks counted {reports} of {sent} messages sent")
+        time.sleep(0.001)
+    return {"sent": float(sent), **delivery_window(reports)}
+
+
 def raw_push_pull(
     push: zmq.Socket[bytes], control: zmq.Socket[bytes], payload: bytes, duration: float
 ) -> float:
-    """PUSH as fast as the high-water mark allows for ``duration`` s: delivered/s at the server."""
-    _raw_control(control, b"reset")
-    clock = time.perf_counter
-    end = clock() + duration
-    while clock() < end:
-        for _ in range(64):
-            push.send(payload)
-    push.send(_PUSH_END)
-    deadline = clock() + _CALL_TIMEOUT
-    while True:
-        report = _raw_control(control, b"stats")
-        if report["ended"]:
-            break
-        if clock() > deadline:
-            raise BenchError("the raw PULL server did not see the end of a round")
-        time.sleep(0.001)
-    return float(report["count"]) / max(float(report["elapsed"]), 1e-9)
+    """PUSH as fast as the high-water mark allows for ``duration`` s: delivered/s at the server.
+
+    With ``push`` connected to several sinks, ``control`` stands for one of them
+    only; use `raw_push_round` for those.
+    """
+    round_ = raw_push_round([push], [control], payload, duration)
+    return _per_s(round_["total"], round_["window"])
 
 
 def _raw_client_main(conn: Connection, config: BenchConfig) -> None:
@@ -361,14 +483,23 @@ def _raw_client_main(conn: Connection, config: BenchConfig) -> None:
         payload = make_payload().encode()
         timeout_ms = int(_CALL_TIMEOUT * 1000)
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        echo = context.socket(zmq.DEALER)
-        push = context.socket(zmq.PUSH)
-        for sock in (echo, push):
+        addresses = config.addresses
+
+        def socket(kind: int, *endpoints: str) -> zmq.Socket[bytes]:
+            sock = context.socket(kind)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
             sock.setsockopt(zmq.SNDTIMEO, timeout_ms)
-        echo.connect(config.addresses["echo"])
-        push.connect(config.addresses["push"])
+            for endpoint in endpoints:
+                sock.connect(endpoint)
+            return sock
+
+        echo = socket(zmq.DEALER, addresses["echo"])
+        push = socket(zmq.PUSH, addresses["push"])
+        sinks = range(FANOUT_SERVERS)
+        controls = [socket(zmq.DEALER, addresses[f"sink{i}_echo"]) for i in sinks]
+        fanout = [socket(zmq.PUSH, addresses[f"sink{i}_push"]) for i in sinks]
+        pool = socket(zmq.PUSH, *(addresses[f"sink{i}_push"] for i in range(POOL_LISTENERS)))
         samples: dict[str, list[float]] = collections.defaultdict(list)
         try:
             for _ in range(config.repeat):
@@ -383,6 +514,17 @@ def _raw_client_main(conn: Connection, config: BenchConfig) -> None:
                 )
                 raw_push_pull(push, echo, payload, config.warmup)
                 samples["raw_push_rate"].append(raw_push_pull(push, echo, payload, config.duration))
+                raw_push_round(fanout, controls, payload, config.warmup)
+                fan = raw_push_round(fanout, controls, payload, config.duration)
+                samples["raw_fanout_rate"].append(_per_s(fan["smallest"], fan["window"]))
+                samples["raw_fanout_total_rate"].append(_per_s(fan["total"], fan["window"]))
+                pool_controls = controls[:POOL_LISTENERS]
+                raw_push_round([pool], pool_controls, payload, config.warmup)
+                pooled = raw_push_round([pool], pool_controls, payload, config.duration)
+                samples["raw_pool_rate"].append(_per_s(pooled["total"], pooled["window"]))
+                samples["raw_pool_smallest_share"].append(
+                    pooled["smallest"] / max(pooled["total"], 1.0)
+                )
         finally:
             context.destroy(linger=0)
         _send_result(conn, "result", {"samples": dict(samples), "rss_mib": peak_rss_mib()})
@@ -397,9 +539,11 @@ class BenchEndpoint:
     """The benchmark server's endpoint: an echo, and a counting sink for casts.
 
     Its methods run on the server's listener threads, so the sink is locked.
+    A sink process's notification endpoint counts into the same sink.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, transport: za.Transport | None = None) -> None:
+        self._transport = transport
         self._changed = threading.Condition()
         self._count = 0
         self._first = 0.0
@@ -410,9 +554,9 @@ class BenchEndpoint:
         return data
 
     def sink(self, data: str) -> None:
-        """Count one delivered cast and when it arrived."""
+        """Count one delivered cast (or notification) and when it arrived."""
         del data
-        now = time.perf_counter()
+        now = _clock()
         with self._changed:
             if not self._count:
                 self._first = now
@@ -432,7 +576,10 @@ class BenchEndpoint:
             return self._count
 
     def sink_stats(self, expected: int, wait: float) -> dict[str, float]:
-        """Wait up to ``wait`` s for ``expected`` casts; return their count and first-to-last s."""
+        """Wait up to ``wait`` s for ``expected`` casts; return their count, first and last.
+
+        ``first`` and ``last`` are `_clock` times; ``elapsed`` is last - first.
+        """
         deadline = time.monotonic() + wait
         with self._changed:
             while self._count < expected:
@@ -440,11 +587,34 @@ class BenchEndpoint:
                 if left <= 0:
                     break
                 self._changed.wait(left)
-            return {"count": float(self._count), "elapsed": self._last - self._first}
+            return {
+                "count": float(self._count),
+                "first": self._first,
+                "last": self._last,
+                "elapsed": self._last - self._first,
+            }
+
+    def transport_stats(self) -> dict[str, int]:
+        """The transport counters of this process (what it dropped or refused)."""
+        return dict(self._transport.stats.snapshot()) if self._transport is not None else {}
 
     def rss_mib(self) -> float:
         """The server process's peak RSS in MiB."""
         return peak_rss_mib()
+
+
+class NotificationSink:
+    """A notification endpoint that counts every ``info`` notification into a `BenchEndpoint`."""
+
+    def __init__(self, counter: BenchEndpoint) -> None:
+        self._counter = counter
+
+    def info(
+        self, publisher_id: str, event_type: str, payload: Any, metadata: dict[str, Any]
+    ) -> None:
+        """Count one delivered notification."""
+        del publisher_id, event_type, metadata
+        self._counter.sink(payload)
 
 
 def _za_server_main(conn: Connection, url: str, limit: float) -> None:
@@ -458,13 +628,55 @@ def _za_server_main(conn: Connection, url: str, limit: float) -> None:
     def body() -> None:
         with za.Transport.from_url(url) as transport:
             server = za.RPCServer(
-                transport, za.Target(topic=_TOPIC, server=_SERVER), [BenchEndpoint()]
+                transport, za.Target(topic=_TOPIC, server=_SERVER), [BenchEndpoint(transport)]
             )
             server.start()
             _send_result(conn, "ready", {"address": server.address})
             _wait_for_stop(conn, limit)
             server.stop()
             server.wait(timeout=_STOP_TIMEOUT)
+        _send_result(conn, "result", {"rss_mib": peak_rss_mib()})
+
+    _run_child(conn, body)
+
+
+def _za_sink_main(conn: Connection, url: str, index: int, limit: float) -> None:
+    """Sink process ``index`` for zmqactors: fanout server, control server and listeners.
+
+    Hosts an `RPCServer` named `sink_name` on the fanout topic, serving a
+    `BenchEndpoint`, and, if `sink_notify_topics` gives it topics, a
+    `NotificationListener` in pool `_POOL` counting into the same endpoint.
+    Sends ``("ready", {"address": ...})`` once both are registered, serves
+    until told to stop (at most ``limit`` seconds), then sends
+    ``("result", {"rss_mib": ...})``.
+    """
+
+    def body() -> None:
+        with za.Transport.from_url(url) as transport:
+            endpoint = BenchEndpoint(transport)
+            services: list[za.RPCServer | za.NotificationListener] = [
+                za.RPCServer(
+                    transport, za.Target(topic=_SINK_TOPIC, server=sink_name(index)), [endpoint]
+                )
+            ]
+            topics = sink_notify_topics(index)
+            if topics:
+                services.append(
+                    za.NotificationListener(
+                        transport,
+                        [za.Target(topic) for topic in topics],
+                        [NotificationSink(endpoint)],
+                        pool=_POOL,
+                    )
+                )
+            for service in services:
+                service.start()
+            _send_result(conn, "ready", {"address": services[0].address})
+            _wait_for_stop(conn, limit)
+            for service in services:
+                service.stop()
+            for service in services:
+                service.wait(timeout=_STOP_TIMEOUT)
         _send_result(conn, "result", {"rss_mib": peak_rss_mib()})
 
     _run_child(conn, body)
@@ -595,39 +807,183 @@ def za_casts(client: za.RPCClient, payload: str, duration: float) -> dict[str, f
     }
 
 
+def za_fanout(
+    fanout: za.RPCClient, sinks: Sequence[za.RPCClient], payload: str, duration: float
+) -> dict[str, float]:
+    """Fanout ``cast`` for ``duration`` s with checkpoint flow control: delivered/s at ``sinks``.
+
+    ``sinks`` are clients of each server the fanout reaches, by server name.
+    Returns ``rate`` (fanouts/s that every server got, which is also each
+    server's messages/s), ``total_rate`` (messages/s, all servers), ``sent``
+    and ``delivered`` (messages, all servers).
+    """
+    for sink in sinks:
+        sink.call("sink_reset")
+    clock = time.perf_counter
+    cast = fanout.cast
+    sent = 0
+    previous: list[concurrent.futures.Future[Any]] = []
+    end = clock() + duration
+    while clock() < end:
+        for _ in range(_FANOUT_BATCH):
+            cast("sink", data=payload)
+        sent += _FANOUT_BATCH
+        # Each checkpoint follows the batch on the socket to its server.
+        checkpoints = [sink.call_async("checkpoint") for sink in sinks]
+        for future in previous:
+            future.result(timeout=_CALL_TIMEOUT)
+        previous = checkpoints
+    for future in previous:
+        future.result(timeout=_CALL_TIMEOUT)
+    stats = [sink.call_async("sink_stats", expected=sent, wait=_CALL_TIMEOUT / 2) for sink in sinks]
+    window = delivery_window([future.result(timeout=_CALL_TIMEOUT) for future in stats])
+    return {
+        "rate": _per_s(window["smallest"], window["window"]),
+        "total_rate": _per_s(window["total"], window["window"]),
+        "sent": float(sent * len(sinks)),
+        "delivered": window["total"],
+    }
+
+
+def _sink_reports(sinks: Sequence[za.RPCClient], expected: int, wait: float) -> list[Any]:
+    """Each sink's `BenchEndpoint.sink_stats`, asked of all at once."""
+    futures = [sink.call_async("sink_stats", expected=expected, wait=wait) for sink in sinks]
+    return [future.result(timeout=_CALL_TIMEOUT + wait) for future in futures]
+
+
+def _await_delivered(
+    sinks: Sequence[za.RPCClient], at_least: int, since: float, timeout: float
+) -> int:
+    """Poll the sinks' counts until together they reach ``at_least``; return the sum.
+
+    Sleeps between polls about as long as the rest should take at the rate
+    delivered since ``since`` (`time.perf_counter`), so that polling costs the
+    listeners little. Raises `BenchError` after ``timeout`` seconds.
+    """
+    clock = time.perf_counter
+    deadline = clock() + timeout
+    while True:
+        futures = [sink.call_async("checkpoint") for sink in sinks]
+        counted = sum(int(future.result(timeout=_CALL_TIMEOUT)) for future in futures)
+        if counted >= at_least:
+            return counted
+        now = clock()
+        if now > deadline:
+            raise BenchError(f"listeners counted {counted} notifications, expected {at_least}")
+        rate = max(counted / max(now - since, 1e-3), 1000.0)
+        time.sleep(min(0.01, max(0.0002, (at_least - counted) / rate)))
+
+
+def za_notifications(
+    notifier: za.Notifier, sinks: Sequence[za.RPCClient], payload: str, duration: float
+) -> dict[str, float]:
+    """``notifier.info`` for ``duration`` s, paced on the listeners' counts: delivered/s.
+
+    ``sinks`` are clients of the RPC servers in the listeners' processes,
+    which count what their listener got. After every `_CAST_BATCH`
+    notifications the client waits until all but the last batch have been
+    counted. Returns ``rate`` (delivered/s, all listeners' first-to-last
+    window), ``sent``, ``delivered`` and ``smallest_share`` (the fraction of
+    the notifications the least loaded listener got).
+    """
+    for sink in sinks:
+        sink.call("sink_reset")
+    clock = time.perf_counter
+    info = notifier.info
+    sent = batches = 0
+    start = clock()
+    end = start + duration
+    while clock() < end:
+        for _ in range(_CAST_BATCH):
+            sent += info(_EVENT_TYPE, payload)
+        batches += 1
+        if sent != batches * _CAST_BATCH:
+            raise BenchError(f"{notifier!r} reached {sent} listeners in {batches} batches")
+        _await_delivered(sinks, sent - _CAST_BATCH, start, _CALL_TIMEOUT / 2)
+    with contextlib.suppress(BenchError):  # a shortfall is reported as lost, below
+        _await_delivered(sinks, sent, start, _CALL_TIMEOUT / 2)
+    window = delivery_window(_sink_reports(sinks, 0, 0.0))
+    return {
+        "rate": _per_s(window["total"], window["window"]),
+        "sent": float(sent),
+        "delivered": window["total"],
+        "smallest_share": window["smallest"] / max(window["total"], 1.0),
+    }
+
+
 def _za_client_main(conn: Connection, config: BenchConfig, url: str) -> None:
     """Client process for zmqactors: measures every zmqactors figure ``config.repeat`` times.
 
     Sends ``("result", {"samples": {figure: [values]}, "rss_mib": ...,
-    "server_rss_mib": ...})``; the server's RSS is asked over RPC at the end.
+    "server_rss_mib": ..., "transport_stats": {process: counters}})``; the
+    server's RSS and every process's transport counters are asked over RPC at
+    the end.
     """
 
     def body() -> None:
         payload = make_payload()
         samples: dict[str, list[float]] = collections.defaultdict(list)
+        warmup, duration = config.warmup, config.duration
         with za.Transport.from_url(url) as transport:
             client = za.RPCClient(transport, za.Target(topic=_TOPIC), timeout=_CALL_TIMEOUT)
+            sink_clients = [
+                za.RPCClient(
+                    transport,
+                    za.Target(topic=_SINK_TOPIC, server=sink_name(i)),
+                    timeout=_CALL_TIMEOUT,
+                )
+                for i in range(FANOUT_SERVERS)
+            ]
+            fanout = za.RPCClient(
+                transport, za.Target(topic=_SINK_TOPIC), timeout=_CALL_TIMEOUT
+            ).prepare(fanout=True)
+            notify_one = za.Notifier(transport, _PUBLISHER, topics=(_NOTIFY_ONE_TOPIC,))
+            notify_pool = za.Notifier(transport, _PUBLISHER, topics=(_NOTIFY_POOL_TOPIC,))
+            pool_clients = sink_clients[:POOL_LISTENERS]
             for _ in range(config.repeat):
-                za_sync_calls(client, payload, config.warmup)
-                sync = za_sync_calls(client, payload, config.duration)
+                za_sync_calls(client, payload, warmup)
+                sync = za_sync_calls(client, payload, duration)
                 samples["za_sync_rate"].append(sync["rate"])
                 samples["za_p50_us"].append(sync["p50_us"])
                 samples["za_p99_us"].append(sync["p99_us"])
-                za_threaded_calls(client, payload, config.warmup)
-                samples["za_threads_rate"].append(
-                    za_threaded_calls(client, payload, config.duration)
-                )
-                za_async_calls(client, payload, config.warmup)
-                samples["za_async_rate"].append(za_async_calls(client, payload, config.duration))
-                za_casts(client, payload, config.warmup)
-                casts = za_casts(client, payload, config.duration)
+                za_threaded_calls(client, payload, warmup)
+                samples["za_threads_rate"].append(za_threaded_calls(client, payload, duration))
+                za_async_calls(client, payload, warmup)
+                samples["za_async_rate"].append(za_async_calls(client, payload, duration))
+                za_casts(client, payload, warmup)
+                casts = za_casts(client, payload, duration)
                 samples["za_cast_rate"].append(casts["rate"])
                 samples["za_cast_lost"].append(casts["sent"] - casts["delivered"])
+                za_fanout(fanout, sink_clients, payload, warmup)
+                fan = za_fanout(fanout, sink_clients, payload, duration)
+                samples["za_fanout_rate"].append(fan["rate"])
+                samples["za_fanout_total_rate"].append(fan["total_rate"])
+                samples["za_fanout_lost"].append(fan["sent"] - fan["delivered"])
+                za_notifications(notify_one, sink_clients[:1], payload, warmup)
+                one = za_notifications(notify_one, sink_clients[:1], payload, duration)
+                samples["za_notify_one_rate"].append(one["rate"])
+                samples["za_notify_one_lost"].append(one["sent"] - one["delivered"])
+                za_notifications(notify_pool, pool_clients, payload, warmup)
+                pooled = za_notifications(notify_pool, pool_clients, payload, duration)
+                samples["za_notify_pool_rate"].append(pooled["rate"])
+                samples["za_notify_pool_lost"].append(pooled["sent"] - pooled["delivered"])
+                samples["za_notify_pool_smallest_share"].append(pooled["smallest_share"])
             server_rss = float(client.call("rss_mib"))
+            stats = {
+                "client": dict(transport.stats.snapshot()),
+                "server": client.call("transport_stats"),
+            }
+            for i, sink in enumerate(sink_clients):
+                stats[sink_name(i)] = sink.call("transport_stats")
         _send_result(
             conn,
             "result",
-            {"samples": dict(samples), "rss_mib": peak_rss_mib(), "server_rss_mib": server_rss},
+            {
+                "samples": dict(samples),
+                "rss_mib": peak_rss_mib(),
+                "server_rss_mib": server_rss,
+                "transport_stats": stats,
+            },
         )
 
     _run_child(conn, body)
@@ -698,30 +1054,54 @@ class _Children:
         self._started.clear()
 
 
-def _run_side(side: Literal["raw", "zmqactors"], config: BenchConfig, url: str) -> dict[str, Any]:
-    """Start one side's server and client processes, run the client, stop the server.
+# Figures measured per repeat by each side's client (for its time budget).
+_RAW_PHASES: Final = 5
+_ZA_PHASES: Final = 7
 
-    Returns the client's samples and both peak RSS figures. Raises `BenchError`.
+
+def _run_side(side: Literal["raw", "zmqactors"], config: BenchConfig, url: str) -> dict[str, Any]:
+    """Start one side's server, sink and client processes, run the client, stop the others.
+
+    Returns the client's results with the peak RSS of the server
+    (``server_rss_mib``) and of the largest sink (``sink_rss_mib``). Raises
+    `BenchError`.
     """
-    phases = 3 if side == "raw" else 4
+    phases = _RAW_PHASES if side == "raw" else _ZA_PHASES
     limit = config.budget(phases) + _START_TIMEOUT
     children = _Children()
     try:
+        servers: list[tuple[SpawnProcess, Connection]] = []
         if side == "raw":
-            server, server_conn = children.start("raw-server", _raw_server_main, limit)
-            addresses = _expect(server_conn, server, "ready", _START_TIMEOUT)
+            servers.append(children.start("raw-server", _raw_server_main, limit))
+            servers.extend(
+                children.start(f"raw-sink-{i}", _raw_server_main, limit)
+                for i in range(FANOUT_SERVERS)
+            )
+        else:
+            servers.append(children.start("zmqactors-server", _za_server_main, url, limit))
+            servers.extend(
+                children.start(f"zmqactors-sink-{i}", _za_sink_main, url, i, limit)
+                for i in range(FANOUT_SERVERS)
+            )
+        ready = [_expect(conn, process, "ready", _START_TIMEOUT) for process, conn in servers]
+        if side == "raw":
+            addresses = dict(ready[0])
+            for i, sink in enumerate(ready[1:]):
+                addresses[f"sink{i}_echo"] = sink["echo"]
+                addresses[f"sink{i}_push"] = sink["push"]
             client_config = dataclasses.replace(config, addresses=addresses)
             client, client_conn = children.start("raw-client", _raw_client_main, client_config)
         else:
-            server, server_conn = children.start("zmqactors-server", _za_server_main, url, limit)
-            _expect(server_conn, server, "ready", _START_TIMEOUT)
             client, client_conn = children.start("zmqactors-client", _za_client_main, config, url)
         result: dict[str, Any] = _expect(client_conn, client, "result", config.budget(phases))
-        server_conn.send("stop")
-        server_result = _expect(server_conn, server, "result", _STOP_TIMEOUT)
+        for _, conn in servers:
+            with contextlib.suppress(OSError):
+                conn.send("stop")
+        final = [_expect(conn, process, "result", _STOP_TIMEOUT) for process, conn in servers]
         result["server_rss_mib"] = max(
-            float(server_result["rss_mib"]), float(result.get("server_rss_mib", 0.0))
+            float(final[0]["rss_mib"]), float(result.get("server_rss_mib", 0.0))
         )
+        result["sink_rss_mib"] = max(float(sink["rss_mib"]) for sink in final[1:])
         return result
     finally:
         children.close()
@@ -800,6 +1180,38 @@ def build_figures(raw: dict[str, Any], zmq_side: dict[str, Any]) -> list[Figure]
             "PUSH->PULL",
         ),
         Figure(
+            "fanout_per_s",
+            f"fanouts/s, all {FANOUT_SERVERS} servers got",
+            "1/s",
+            _median(z, "za_fanout_rate"),
+            _median(r, "raw_fanout_rate"),
+            f"{FANOUT_SERVERS} PUSH->PULL, 1 per server",
+        ),
+        Figure(
+            "fanout_messages_per_s",
+            f"fanout msgs/s, {FANOUT_SERVERS} servers total",
+            "1/s",
+            _median(z, "za_fanout_total_rate"),
+            _median(r, "raw_fanout_total_rate"),
+            f"{FANOUT_SERVERS} PUSH->PULL, 1 per server",
+        ),
+        Figure(
+            "notifications_per_s",
+            "notifications/s, 1 listener",
+            "1/s",
+            _median(z, "za_notify_one_rate"),
+            _median(r, "raw_push_rate"),
+            "PUSH->PULL",
+        ),
+        Figure(
+            "pool_notifications_per_s",
+            f"notifications/s, pool of {POOL_LISTENERS}",
+            "1/s",
+            _median(z, "za_notify_pool_rate"),
+            _median(r, "raw_pool_rate"),
+            f"PUSH->{POOL_LISTENERS} PULL",
+        ),
+        Figure(
             "call_p50_us",
             "sync call latency p50 (us)",
             "us",
@@ -831,6 +1243,14 @@ def build_figures(raw: dict[str, Any], zmq_side: dict[str, Any]) -> list[Figure]
             float(raw["server_rss_mib"]),
             "raw server",
         ),
+        Figure(
+            "sink_peak_rss_mib",
+            "sink peak RSS (MiB)",
+            "MiB",
+            float(zmq_side["sink_rss_mib"]),
+            float(raw["sink_rss_mib"]),
+            "raw sink",
+        ),
     ]
 
 
@@ -853,7 +1273,7 @@ def format_table(figures: Sequence[Figure]) -> str:
         return f"{value:,.1f}" if unit == "MiB" else f"{value:,.0f}"
 
     header = (
-        f"{'figure':<32}{'zmqactors':>12}{'raw pyzmq':>12}{'ratio':>9}"
+        f"{'figure':<34}{'zmqactors':>12}{'raw pyzmq':>12}{'ratio':>9}"
         f"{'target':>10}{'met':>5}  baseline"
     )
     lines = [header, "-" * len(header)]
@@ -861,7 +1281,7 @@ def format_table(figures: Sequence[Figure]) -> str:
         target = "-" if fig.target is None else f">= {fig.target:.1f}x"
         met = "" if fig.met is None else ("yes" if fig.met else "NO")
         lines.append(
-            f"{fig.label:<32}{number(fig.zmqactors, fig.unit):>12}{number(fig.raw, fig.unit):>12}"
+            f"{fig.label:<34}{number(fig.zmqactors, fig.unit):>12}{number(fig.raw, fig.unit):>12}"
             f"{fig.ratio:>8.2f}x{target:>10}{met:>5}  {fig.baseline}"
         )
     return "\n".join(lines)
@@ -881,23 +1301,51 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--warmup", type=float, default=None, help="seconds of warm-up before each (default 0.5)"
     )
     parser.add_argument(
-        "--repeat", type=int, default=3, help="repeats; the median is reported (default 3)"
+        "--repeat",
+        type=int,
+        default=None,
+        help="repeats; the median is reported (default 3, 1 with --quick)",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="0.5 s per measurement, 0.1 s warm-up (smoke test)"
+        "--quick",
+        action="store_true",
+        help="0.5 s per measurement, 0.1 s warm-up, 1 repeat unless given (smoke test)",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     if args.quick:
         args.duration = 0.5
         args.warmup = 0.1 if args.warmup is None else args.warmup
+        args.repeat = 1 if args.repeat is None else args.repeat
     if args.warmup is None:
         args.warmup = 0.5
+    if args.repeat is None:
+        args.repeat = 3
     if not 0 < args.duration <= 600 or not 0 <= args.warmup <= 60:
         parser.error("--duration must be in (0, 600] and --warmup in [0, 60] seconds")
     if not 1 <= args.repeat <= 100:
         parser.error("--repeat must be from 1 to 100")
     return args
+
+
+_LOSSES: Final = {
+    "casts": "za_cast_lost",
+    "fanout messages": "za_fanout_lost",
+    "notifications (1 listener)": "za_notify_one_lost",
+    f"notifications (pool of {POOL_LISTENERS})": "za_notify_pool_lost",
+}
+
+
+def losses(zmq_side: dict[str, Any]) -> dict[str, float]:
+    """Messages sent but not delivered, over every measured round, by kind."""
+    samples: dict[str, list[float]] = zmq_side["samples"]
+    return {kind: sum(samples.get(key, [])) for kind, key in _LOSSES.items()}
+
+
+def drop_counters(zmq_side: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """The zmqactors processes' nonzero transport counters, by process."""
+    stats: dict[str, dict[str, int]] = zmq_side.get("transport_stats", {})
+    return {process: dict(counters) for process, counters in stats.items() if counters}
 
 
 def _report_json(
@@ -919,6 +1367,8 @@ def _report_json(
             for fig in figures
         },
         "samples": {**raw["samples"], **zmq_side["samples"]},
+        "lost": losses(zmq_side),
+        "transport_stats": zmq_side.get("transport_stats", {}),
         "config": {
             "duration": config.duration,
             "warmup": config.warmup,
@@ -927,6 +1377,9 @@ def _report_json(
             "pipeline_depth": PIPELINE_DEPTH,
             "caller_threads": CALLER_THREADS,
             "cast_batch": _CAST_BATCH,
+            "fanout_batch": _FANOUT_BATCH,
+            "fanout_servers": FANOUT_SERVERS,
+            "pool_listeners": POOL_LISTENERS,
         },
         "environment": _environment(),
     }
@@ -951,6 +1404,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     figures = build_figures(raw, zmq_side)
+    lost = losses(zmq_side)
+    if any(lost.values()):
+        print(
+            "warning: sent but not delivered: "
+            + ", ".join(f"{count:,.0f} {kind}" for kind, count in lost.items() if count),
+            file=sys.stderr,
+        )
     if args.json:
         print(_report_json(figures, raw, zmq_side, config))
         return 0
@@ -962,9 +1422,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print()
     print(format_table(figures))
-    lost = sum(zmq_side["samples"].get("za_cast_lost", []))
-    if lost:
-        print(f"\nwarning: {lost:,.0f} casts sent were not delivered", file=sys.stderr)
+    print()
+    print(
+        "sent - delivered, all rounds: "
+        + ", ".join(f"{kind} {count:,.0f}" for kind, count in lost.items())
+    )
+    counters = drop_counters(zmq_side)
+    print(
+        "zmqactors transport counters: "
+        + (
+            "; ".join(
+                f"{process} "
+                + ", ".join(f"{name}={value}" for name, value in sorted(counts.items()))
+                for process, counts in counters.items()
+            )
+            or "none"
+        )
+    )
     return 0
 
 

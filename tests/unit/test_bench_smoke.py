@@ -21,10 +21,15 @@ FIGURES = {
     "threaded_calls_per_s",
     "async_calls_per_s",
     "casts_per_s",
+    "fanout_per_s",
+    "fanout_messages_per_s",
+    "notifications_per_s",
+    "pool_notifications_per_s",
     "call_p50_us",
     "call_p99_us",
     "client_peak_rss_mib",
     "server_peak_rss_mib",
+    "sink_peak_rss_mib",
 }
 
 
@@ -50,6 +55,34 @@ def test_quick_run_prints_every_figure_as_json():
         assert figure["zmqactors"] > 0, key
         assert figure["raw"] > 0, key
         assert math.isfinite(figure["ratio"]), key
+    # Casts, fanouts and notifications are paced so that nothing is dropped.
+    assert report["lost"], report
+    assert all(count == 0 for count in report["lost"].values()), report["lost"]
+    assert set(report["transport_stats"]) == {
+        "client",
+        "server",
+        *(bench.sink_name(i) for i in range(bench.FANOUT_SERVERS)),
+    }
+    assert report["samples"]["za_fanout_total_rate"][0] > report["samples"]["za_fanout_rate"][0]
+
+
+def test_delivery_window_spans_every_receiver():
+    reports = [
+        {"count": 3.0, "first": 10.0, "last": 12.0},
+        {"count": 2.0, "first": 9.5, "last": 11.0},
+        {"count": 0.0, "first": 0.0, "last": 0.0},
+    ]
+    assert bench.delivery_window(reports) == {"total": 5.0, "smallest": 0.0, "window": 2.5}
+    assert bench.delivery_window(reports[:2])["smallest"] == 2.0
+    assert bench.delivery_window([])["window"] == 0.0
+
+
+def test_sinks_listen_as_one_listener_then_a_pool():
+    topics = [bench.sink_notify_topics(i) for i in range(bench.FANOUT_SERVERS)]
+    one = [i for i, t in enumerate(topics) if bench._NOTIFY_ONE_TOPIC in t]
+    pool = [i for i, t in enumerate(topics) if bench._NOTIFY_POOL_TOPIC in t]
+    assert len(one) == 1
+    assert len(pool) == bench.POOL_LISTENERS
 
 
 def test_percentile_is_nearest_rank():

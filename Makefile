@@ -13,11 +13,7 @@ VPY := $(VENV)/bin/python
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-# SERVICES: tests for the Redis matchmaker will need a local redis-server.
-# A `services` target (e.g. scripts/services.sh start/stop) will hook in here,
-# as a prerequisite of `test`, once that backend lands. Nothing to start yet.
-
-.PHONY: help venv demo lint test bench clean
+.PHONY: help venv demo lint test bench clean services
 
 help: ## list the targets
 	@echo "zmqactors make targets (PYTHON=$(PYTHON) VENV=$(VENV)):"
@@ -57,7 +53,25 @@ lint: venv ## ruff check, ruff format --check, mypy --strict
 	"$(VENV)/bin/ruff" format --check .
 	"$(VENV)/bin/mypy" --strict zmqactors
 
-test: venv lint ## lint, then the whole test suite
+# The Redis matchmaker tests start their own redis-server processes on free
+# ports (tests/integration/conftest.py); they need only the binary. Without it
+# they skip, or fail under CI=true. Debian's package starts and enables a
+# system service on install where it can: stop and disable it again, since
+# nothing here uses it.
+services: ## install redis-server (Debian package, as root) when it is missing
+	@command -v redis-server >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing redis-server with apt-get"; \
+			apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null && \
+			{ systemctl disable --now redis-server || service redis-server stop; } >/dev/null 2>&1; \
+			command -v redis-server >/dev/null; \
+		else \
+			echo "warning: no redis-server: the Redis tests skip (fail with CI=true); run 'make services' as root" >&2; \
+		fi; \
+	}
+
+test: venv lint services ## lint, then the whole test suite
 	"$(VPY)" -m pytest
 
 bench: venv ## run the benchmarks (python -m zmqactors.bench)

@@ -1,4 +1,4 @@
-"""The ``zmqactors`` command line, run as a user runs it: in its own process, against servers
+"""The ``zmqactors`` command line as a user runs it: in a process of its own, against servers
 and listeners in other processes."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 import structlog
@@ -60,8 +61,9 @@ class Output:
     A buffered ``readline()`` would hide lines from ``select()`` in its buffer.
     """
 
-    def __init__(self, stream: object) -> None:
-        self.fd = stream.fileno()  # type: ignore[attr-defined]
+    def __init__(self, stream: IO[bytes] | None) -> None:
+        assert stream is not None  # started with PIPE
+        self.fd = stream.fileno()
         self.lines: list[str] = []
         self._partial = b""
 

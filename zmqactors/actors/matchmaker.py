@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = ["MatchmakerActor"]
 
+# While the backend fails, background refreshes probe it at most this often.
+_PROBE_INTERVAL = 1.0
+
 
 class MatchmakerActor(SocketActor):
     """Registration, refresh and lookups against one backend."""
@@ -57,6 +60,7 @@ class MatchmakerActor(SocketActor):
         self._registered: set[tuple[str, str, str]] = set()
         self._next_refresh: float | None = None
         self._failing = False
+        self._next_probe = 0.0
 
     def on_start(self) -> None:
         """Create the backend in this thread."""
@@ -86,7 +90,10 @@ class MatchmakerActor(SocketActor):
             case Lookup(key):
                 return self._lookup(key, raise_errors=True)
             case Refresh(key):
-                self._lookup(key, raise_errors=False)
+                # While the backend fails, callers keep their cached routes;
+                # probing it on every refresh would stall this actor.
+                if not self._failing or time.monotonic() >= self._next_probe:
+                    self._lookup(key, raise_errors=False)
                 return None
             case Unreachable(address):
                 # For as long as a lookup is cached: then one call tries the
@@ -123,6 +130,7 @@ class MatchmakerActor(SocketActor):
 
     def _note_failure(self, exc: Exception) -> None:
         self._stats.incr("matchmaker_errors")
+        self._next_probe = time.monotonic() + _PROBE_INTERVAL
         if not self._failing:
             self._failing = True
             self.log.warning("matchmaker backend failing; using cached routes", error=str(exc))
@@ -131,6 +139,10 @@ class MatchmakerActor(SocketActor):
         if self._failing:
             self._failing = False
             self.log.warning("matchmaker backend answers again")
+            if self._registered:
+                # Redo every registration now, not at the next period: the
+                # backend may have lost them (a restarted Redis).
+                self._next_refresh = time.monotonic()
 
     def next_deadline(self) -> float | None:
         """When the registrations are due for a refresh."""

@@ -1,5 +1,7 @@
 """The matchmaker interface: where the servers of a topic can be reached.
 
+Backends: memory (one process), file (one host), redis and sentinel (several hosts).
+
 A backend stores *routes*: (key, server, address) with an expiry. Keys come
 from `zmqactors.topics.keys.matchmaker_key`; the server name is part of the
 route, so one lookup answers both "any server of the topic" and "that server".
@@ -43,6 +45,9 @@ class Matchmaker(Protocol):
 
     def lookup(self, key: str) -> tuple[Route, ...]:
         """The unexpired routes of ``key``, sorted by (server, address); empty if none."""
+
+    def entries(self) -> tuple[tuple[str, Route], ...]:
+        """Every unexpired (key, route), sorted by (key, server, address): for operators."""
 
     def close(self) -> None:
         """Release the backend's resources; calling it twice is fine."""

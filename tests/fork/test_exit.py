@@ -1,0 +1,33 @@
+"""Children, and the parent, exit promptly however they leave: nothing waits on ZeroMQ or actors."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+pytestmark = pytest.mark.fork
+
+TIMEOUT = 10.0
+EXPECTED = {"sys.exit": 7, "os._exit": 8, "exception": 1, "return": 0}
+
+
+@pytest.mark.parametrize("use", ["used", "untouched"])
+@pytest.mark.parametrize("mode", list(EXPECTED))
+def test_child_exits_promptly(mode, use, matchmaker_url, kit):
+    """The child leaves by ``mode`` with live actors, a running server and a call in flight."""
+    started = time.monotonic()
+    done = kit.run_python(str(kit.SCENARIOS), "child-exit", matchmaker_url, mode, use)
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["child"] == EXPECTED[mode], done.stderr
+    assert report["seconds"] < TIMEOUT
+    assert report["in_flight"] == 0.5
+    # The parent ended without close(), with a server running and a call in flight.
+    assert elapsed < TIMEOUT
+    if mode == "exception":
+        assert "the child fails on purpose" in done.stderr
+    else:
+        assert "Traceback" not in done.stderr

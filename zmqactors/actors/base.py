@@ -44,6 +44,10 @@ _log = structlog.get_logger("zmqactors.actors")
 # sockets again, so a busy inbox cannot starve the sockets (or the reverse).
 _ENVELOPES_PER_POLL = 32
 _FRAMES_PER_SOCKET = 256
+# A send on a watched socket gives up after this long (zmq.Again): a DEALER
+# whose peer is gone (a poller closed under a listener finishing a request)
+# would otherwise block its actor thread forever, deaf to its stop message.
+_SEND_TIMEOUT_MS = 1000
 
 
 class Doorbell:
@@ -207,7 +211,12 @@ class SocketActor(pykka.ThreadingActor):
     # -- sockets ------------------------------------------------------------
 
     def watch(self, sock: zmq.Socket[bytes], handler: Handler) -> None:
-        """Serve ``sock``: call ``handler(frames)`` for each message. Actor thread only."""
+        """Serve ``sock``: call ``handler(frames)`` for each message. Actor thread only.
+
+        Blocking sends on ``sock`` raise ``zmq.Again`` after a second instead of
+        waiting forever for a peer that has gone.
+        """
+        sock.setsockopt(zmq.SNDTIMEO, _SEND_TIMEOUT_MS)
         self._handlers[sock] = handler
         self._poller.register(sock, zmq.POLLIN)
 
@@ -251,6 +260,9 @@ class SocketActor(pykka.ThreadingActor):
         # Nothing a peer sends may kill an actor: log and carry on.
         try:
             func(arg)
+        except zmq.Again:
+            # A send timed out (see watch): the peer is gone, typically at shutdown.
+            self.log.info("send timed out", handler=getattr(func, "__name__", repr(func)))
         except Exception:
             self.log.exception("handler failed", handler=getattr(func, "__name__", repr(func)))
 

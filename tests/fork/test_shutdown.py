@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import threading
 import time
 
@@ -142,6 +143,25 @@ def test_close_twice_and_from_many_threads_at_once(matchmaker_url, endpoint_clas
     assert transport.closed
     assert server.state == "stopped"
     kit.wait_until(lambda: not new_threads(before, kit), "the transport's threads to end")
+
+
+def test_garbage_collection_without_close_ends_every_actor_thread(
+    matchmaker_url, endpoint_class, kit
+):
+    before = set(kit.other_threads())
+
+    def use_and_drop() -> None:
+        transport = za.Transport.from_url(matchmaker_url)
+        server = za.RPCServer(transport, za.Target("gc"), [endpoint_class()], executor_size=2)
+        server.start()
+        client = za.RPCClient(transport, za.Target("gc"), timeout=TIMEOUT)
+        assert client.call("echo", value=1) == 1
+        client.call_async("sleep", seconds=0.2)
+        assert new_threads(before, kit)
+
+    use_and_drop()
+    gc.collect()
+    kit.wait_until(lambda: not new_threads(before, kit), "the dropped transport's threads to end")
 
 
 def test_open_close_cycles_leak_no_threads_or_fds(matchmaker_url, endpoint_class, kit):

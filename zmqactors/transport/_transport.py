@@ -49,6 +49,9 @@ class _Actors:
     matchmaker: pykka.ActorRef[Any]
     router: Router
     poller: pykka.ActorRef[Any] | None = None
+    # The listeners of the running services, by id(service): the finalizer
+    # cannot reach the services (they hold the transport), yet must stop these.
+    listeners: dict[int, list[pykka.ActorRef[Any]]] = dataclasses.field(default_factory=dict)
 
     def refs(self) -> list[pykka.ActorRef[Any]]:
         return [r for r in (self.poller, self.reply_waiter, self.matchmaker) if r is not None]
@@ -67,7 +70,8 @@ def _release(holder: _Holder) -> None:
     actors, holder.actors = holder.actors, None
     if actors is None or actors.pid != os.getpid():
         return
-    for ref in actors.refs():
+    listeners = [ref for refs in actors.listeners.values() for ref in refs]
+    for ref in [*listeners, *actors.refs()]:
         with contextlib.suppress(pykka.ActorDeadError):
             ref.stop(block=False)
 
@@ -164,10 +168,16 @@ class Transport:
     def _add_service(self, service: Service) -> None:
         with self._lock:
             self._servers.add(service)
+            actors = self._holder.actors
+            if actors is not None:
+                actors.listeners[id(service)] = list(service._listeners)  # noqa: SLF001
 
     def _discard_service(self, service: Service) -> None:
         with self._lock:
             self._servers.discard(service)
+            actors = self._holder.actors
+            if actors is not None:
+                actors.listeners.pop(id(service), None)
 
     # -- closing ----------------------------------------------------------------
 

@@ -280,3 +280,56 @@ def test_inherited_server_does_not_serve_in_the_child_until_started_there(
         assert {fresh.prepare(server="shared").call("pid") for _ in range(6)} == {os.getpid()}
     finally:
         fresh.transport.close()
+
+
+class Held:
+    """A thread of the parent holding ``lock`` until released: a fork lands in between."""
+
+    def __init__(self, lock) -> None:
+        self._lock = lock
+        self._held = threading.Event()
+        self._release = threading.Event()
+        self._thread = threading.Thread(target=self._hold)
+        self._thread.start()
+        assert self._held.wait(TIMEOUT)
+
+    def _hold(self) -> None:
+        with self._lock:
+            self._held.set()
+            self._release.wait(TIMEOUT)
+
+    def release(self) -> None:
+        self._release.set()
+        self._thread.join(TIMEOUT)
+        assert not self._thread.is_alive()
+
+
+def in_thread_within(func, seconds: float) -> bool:
+    """Run ``func`` in a thread; whether it returned within ``seconds`` (a hang stays behind)."""
+    done = threading.Event()
+
+    def run() -> None:
+        func()
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return done.wait(seconds)
+
+
+def test_fork_while_a_thread_counts_in_the_transports_stats(transport, fork_child):
+    # Any actor thread may be counting (a late reply, a protocol error) at the fork.
+    held = Held(transport.stats._lock)
+    try:
+
+        def child(_channel):
+            notifier = za.Notifier(transport, "child", topics=("nobody.listens",))
+            return {
+                "snapshot": in_thread_within(transport.stats.snapshot, 2.0),
+                # Counted as notifications_unrouted, from the child's own thread.
+                "notify": in_thread_within(lambda: notifier.info("e", {}), 2.0),
+            }
+
+        assert fork_child(child).join() == {"snapshot": True, "notify": True}
+    finally:
+        held.release()
+    assert "notifications_unrouted" not in transport.stats.snapshot()

@@ -226,9 +226,11 @@ class Transport:
 
 
 def _reset_locks_in_child() -> None:
-    # A thread of the parent may have held a transport's lock at the fork.
+    # A thread of the parent may have held a transport's lock, or its stats'
+    # (any actor may be counting), at the fork.
     for transport in list(_live):
         transport._lock = threading.Lock()  # noqa: SLF001 - the module's own fork hook
+        transport.stats._lock = threading.Lock()  # noqa: SLF001 - the transport's own counters
 
 
 on_fork_child(_reset_locks_in_child)

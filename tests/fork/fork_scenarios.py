@@ -8,6 +8,9 @@ interpreter where a scenario needs a process of its own (exit paths, signals,
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
+import inspect
 import json
 import logging
 import os
@@ -213,7 +216,72 @@ def signal_close(url: str) -> None:
     print(json.dumps(report), flush=True)
 
 
-SCRIPTS = {"child-exit": child_exit, "no-eventlet": no_eventlet, "signal-close": signal_close}
+def _signal_inside(where: str) -> None:
+    """Make SIGUSR1 arrive while the main thread is inside ``where`` (holding its locks)."""
+    from zmqactors.transport import _transport  # noqa: PLC0415 - white-box, this script only
+    from zmqactors.transport.service import Service  # noqa: PLC0415
+
+    def after(owner: Any, name: str) -> None:
+        original = getattr(owner, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            result = original(*args, **kwargs)
+            # The handler runs right here, in this thread, before the next line.
+            signal.raise_signal(signal.SIGUSR1)
+            return result
+
+        # A classmethod comes back bound: keep it bound to its class.
+        setattr(owner, name, staticmethod(wrapper) if inspect.ismethod(original) else wrapper)
+
+    if where == "actors":
+        after(_transport.Transport, "_start_actors")
+    elif where == "poller":
+        after(_transport.Poller, "start")
+    elif where == "server-start":
+        after(za.RPCServer, "_handler")
+    elif where == "server-stop":
+        after(Service, "_unregister")
+
+
+def signal_close_inside(url: str, where: str) -> None:
+    """A SIGUSR1 handler closes the transport while the main thread is inside ``where``."""
+    # A deadlock ends the script (with every thread's stack) instead of the test's time.
+    faulthandler.dump_traceback_later(5, exit=True)
+    transport = za.Transport.from_url(url)
+    signal.signal(signal.SIGUSR1, lambda *_: transport.close())
+    server = za.RPCServer(transport, za.Target("inside"), [Endpoint()], executor_size=2)
+    client = za.RPCClient(transport, za.Target("inside"), timeout=TIMEOUT)
+    if where != "actors":
+        with contextlib.suppress(za.NoRespondersError):
+            client.call("pid")  # starts the transport's actors
+    _signal_inside(where)
+    outcome = "not closed"
+    try:
+        server.start()
+        client.call("pid")
+        server.stop()
+        server.wait(timeout=TIMEOUT)
+    except za.TransportClosedError:
+        outcome = "closed"
+    deadline = time.monotonic() + TIMEOUT
+    while threading.active_count() > 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    faulthandler.cancel_dump_traceback_later()
+    report = {
+        "outcome": outcome,
+        "closed": transport.closed,
+        "server": server.state,
+        "threads": sorted(t.name for t in threading.enumerate()),
+    }
+    print(json.dumps(report), flush=True)
+
+
+SCRIPTS = {
+    "child-exit": child_exit,
+    "no-eventlet": no_eventlet,
+    "signal-close": signal_close,
+    "signal-close-inside": signal_close_inside,
+}
 
 
 def main() -> None:

@@ -96,3 +96,38 @@ def test_a_signal_handler_closes_the_transport(matchmaker_url, kit):
     assert outcomes["main"] > 0
     assert report == {"closed": True, "server": "stopped", "threads": ["MainThread"]}
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "actors",
+        "poller",
+        "server-start",
+        pytest.param(
+            "server-stop",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="service.py: Service._lock is a plain Lock held across actor round "
+                "trips in stop()/wait(); close() from a signal handler then deadlocks in "
+                "Service._abort (an RLock would do)",
+            ),
+        ),
+    ],
+)
+def test_a_signal_handler_closes_the_transport_while_the_main_thread_holds_its_locks(
+    where, matchmaker_url, kit
+):
+    """The handler runs in the thread it interrupted: in the middle of starting actors, say."""
+    done = kit.run_python(str(kit.SCENARIOS), "signal-close-inside", matchmaker_url, where)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    # Starting fails with TransportClosedError; a stop under way just completes.
+    outcome = "not closed" if where == "server-stop" else "closed"
+    state = "stopped" if where == "server-stop" else "new"
+    assert report == {
+        "outcome": outcome,
+        "closed": True,
+        "server": state,
+        "threads": ["MainThread"],
+    }

@@ -90,7 +90,9 @@ class Transport:
         # Fail here, in the caller's thread, on a bad backend location.
         create_matchmaker(spec.kind, spec.location, spec.password).close()
         self.stats = Stats()
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler calling close() runs in whatever thread
+        # (the main one) it interrupted, perhaps while that thread holds it.
+        self._lock = threading.RLock()
         self._holder = _Holder()
         self._closed = False
         self._servers: set[Service] = set()
@@ -134,8 +136,22 @@ class Transport:
             actors = self._holder.actors
             if actors is None or actors.pid != os.getpid():
                 actors = self._start_actors()
+                self._check_not_closed_meanwhile(actors)
                 self._holder.actors = actors
             return actors
+
+    def _check_not_closed_meanwhile(self, actors: _Actors) -> None:
+        """Stop ``actors`` and raise if close() ran while they started (lock held).
+
+        Only a signal handler in the starting thread can do that (the lock is
+        re-entrant for it); close() has then already let go of ``actors``.
+        """
+        if self._closed:
+            holder = _Holder()
+            holder.actors = actors
+            _release(holder)
+            msg = f"{self!r} is closed"
+            raise TransportClosedError(msg)
 
     def _start_actors(self) -> _Actors:
         settings = self.settings
@@ -160,6 +176,7 @@ class Transport:
             with self._lock:
                 if actors.poller is None:
                     actors.poller = Poller.start(self.settings, self.stats)
+                    self._check_not_closed_meanwhile(actors)
         return actors.poller
 
     def _next_id(self) -> str:
@@ -229,7 +246,7 @@ def _reset_locks_in_child() -> None:
     # A thread of the parent may have held a transport's lock, or its stats'
     # (any actor may be counting), at the fork.
     for transport in list(_live):
-        transport._lock = threading.Lock()  # noqa: SLF001 - the module's own fork hook
+        transport._lock = threading.RLock()  # noqa: SLF001 - the module's own fork hook
         transport.stats._lock = threading.Lock()  # noqa: SLF001 - the transport's own counters
 
 

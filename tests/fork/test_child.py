@@ -335,11 +335,6 @@ def test_fork_while_a_thread_counts_in_the_transports_stats(transport, fork_chil
     assert "notifications_unrouted" not in transport.stats.snapshot()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service.py: a forked child inherits Service._lock as it was; held by a parent "
-    "thread inside start()/stop() at the fork, it stays held in the child for ever",
-)
 def test_fork_while_a_thread_starts_or_stops_a_server(transport, fork_child, endpoint_class):
     server = za.RPCServer(transport, za.Target("child.starting"), [endpoint_class()])
     # As a parent thread inside server.start() or server.stop() holds it.

@@ -18,6 +18,7 @@ import contextlib
 import enum
 import os
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self
 
@@ -34,6 +35,7 @@ from zmqactors.actors.messages import (
     Unregister,
 )
 from zmqactors.errors import MessagingError, MessagingTimeout, TransportClosedError
+from zmqactors.transport.context import on_fork_child
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -97,6 +99,7 @@ class Service:
         self._listeners: list[pykka.ActorRef[Any]] = []
         self._drained: concurrent.futures.Future[None] | None = None
         self._log = _log.bind(target=str(label))
+        _services.add(self)
 
     # -- for subclasses -----------------------------------------------------
 
@@ -282,3 +285,16 @@ class Service:
 
 def _closed() -> TransportClosedError:
     return TransportClosedError("the transport is closed")
+
+
+_services: weakref.WeakSet[Service] = weakref.WeakSet()
+
+
+def _reset_locks_in_child() -> None:
+    # A parent thread inside start()/stop() at the fork held the lock; that
+    # thread does not exist in the child, so the child's copy would stay held.
+    for service in list(_services):
+        service._lock = threading.Lock()  # noqa: SLF001 - the module's own fork hook
+
+
+on_fork_child(_reset_locks_in_child)

@@ -13,12 +13,12 @@ VPY := $(VENV)/bin/python
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv demo lint test bench clean services
+.PHONY: help venv demo lint test bench bench-oslo clean services
 
 help: ## list the targets
 	@echo "zmqactors make targets (PYTHON=$(PYTHON) VENV=$(VENV)):"
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | \
-		awk 'BEGIN {FS = ":.*## "} {printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
 
 venv: $(STAMP) ## create the venv and install zmqactors[test] in editable mode
 
@@ -76,6 +76,9 @@ test: venv lint services ## lint, then the whole test suite
 
 bench: venv ## run the benchmarks (python -m zmqactors.bench)
 	"$(VPY)" -m zmqactors.bench
+
+bench-oslo: venv ## oslo.messaging's simulator: zmqactors vs a local RabbitMQ (started, stopped)
+	"$(VPY)" benchmarks/bench_oslo.py
 
 clean: ## remove the venv, build artefacts and caches
 	rm -rf "$(VENV)" build dist *.egg-info .eggs

@@ -113,7 +113,7 @@ else:
         #   to connect to the broker"; there is no broker, and a zmqactors
         #   listener's start() returns once it is registered;
         # - NotificationFixture.get_events(timeout=15) (the logging-handler
-        #   cases, sized for Kafka) returns after 15 s without events; 2 s of
+        #   cases, sized for Kafka) returns after 15 s without events; 1 s of
         #   silence is still ages for a duplicate to show up over ZeroMQ.
         #   Waits under 10 s (batch cases: 3 s for a 2 s batch_timeout) are kept.
         from oslo_messaging.tests.functional import utils as oslo_functional_utils
@@ -127,7 +127,7 @@ else:
         oslo_functional_utils.NotificationFixture.get_events = _get_events
 
 MONKEY_PATCH_CALLS = _MonkeyPatchCalls
-QUIET_PERIOD = 2.0
+QUIET_PERIOD = 1.0
 KAFKA_SIZED = 10.0
 
 

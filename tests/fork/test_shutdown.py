@@ -182,3 +182,20 @@ def test_open_close_cycles_leak_no_threads_or_fds(matchmaker_url, endpoint_class
     kit.wait_until(lambda: set(kit.other_threads()) <= threads, "the cycles' threads to end")
     # Sockets close asynchronously (ZeroMQ's reaper thread): allow it a moment.
     kit.wait_until(lambda: kit.open_fds() <= fds + 4, f"fds to fall back to {fds}")
+
+
+def test_an_actor_stopped_twice_answers_both_stoppers(transport):
+    """As when an application calls pykka's ActorRegistry.stop_all() while we stop too."""
+    endpoint = Blocking()
+    server = za.RPCServer(transport, za.Target("stop.twice"), [endpoint], executor_size=1)
+    server.start()
+    running = za.RPCClient(transport, za.Target("stop.twice")).call_async("block")
+    assert endpoint.entered.acquire(timeout=TIMEOUT)
+    # The listener is busy: both stop requests wait in its inbox.
+    listener = server._listeners[0]
+    first = listener.stop(block=False)
+    second = listener.stop(block=False)
+    endpoint.release.set()
+    assert running.result(timeout=TIMEOUT) == "finished"
+    assert first.get(timeout=TIMEOUT) is True
+    assert second.get(timeout=TIMEOUT) is True

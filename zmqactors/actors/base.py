@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 import pykka
 import structlog
 import zmq
+from pykka.messages import _ActorStop
 
 from zmqactors.errors import TransportClosedError
 from zmqactors.transport.context import on_fork_child
@@ -297,7 +298,13 @@ class SocketActor(pykka.ThreadingActor):
             future = getattr(envelope.message, "future", None)
             if isinstance(future, Future) and not future.done():
                 future.set_exception(error)
-            if envelope.reply_to is not None:
+            if envelope.reply_to is None:
+                continue
+            if isinstance(envelope.message, _ActorStop):
+                # Another stopper (ActorRegistry.stop_all(), say) got what it
+                # asked for; pykka's ref.stop() expects this, not an error.
+                envelope.reply_to.set(None)
+            else:
                 envelope.reply_to.set_exception(
                     exc_info=(TransportClosedError, error, None),
                 )

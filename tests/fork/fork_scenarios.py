@@ -246,7 +246,7 @@ def _signal_inside(where: str) -> None:
 def signal_close_inside(url: str, where: str) -> None:
     """A SIGUSR1 handler closes the transport while the main thread is inside ``where``."""
     # A deadlock ends the script (with every thread's stack) instead of the test's time.
-    faulthandler.dump_traceback_later(5, exit=True)
+    faulthandler.dump_traceback_later(8, exit=True)
     transport = za.Transport.from_url(url)
     signal.signal(signal.SIGUSR1, lambda *_: transport.close())
     server = za.RPCServer(transport, za.Target("inside"), [Endpoint()], executor_size=2)

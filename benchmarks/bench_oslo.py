@@ -283,7 +283,11 @@ class Rabbit:
             [_tool("rabbitmqctl"), "stop"], check=False, capture_output=True, timeout=120
         )
         if not self._epmd_was_running and shutil.which("epmd"):
-            subprocess.run([_tool("epmd"), "-kill"], check=False, capture_output=True, timeout=30)
+            # epmd refuses to quit while the node is still registered with it.
+            deadline = time.monotonic() + 30
+            while _port_open(4369) and time.monotonic() < deadline:
+                subprocess.run([_tool("epmd"), "-kill"], check=False, capture_output=True)
+                time.sleep(0.5)
         self.started = False
 
 
@@ -394,6 +398,10 @@ def report(results: dict[str, dict[str, dict[str, float]]], threads: int, durati
             else f"{'-':>8}"
         )
         print(f"{mode:<8}" + "".join(cells) + ratio)
+    print(
+        "latency: mean and p99; call: round trip; cast, notify: client to server, mostly time "
+        "queued (the clients send as fast as they can)"
+    )
     zmq_call = results.get("zmq", {}).get("call")
     rabbit_call = results.get("rabbit", {}).get("call")
     if zmq_call and rabbit_call and rabbit_call["rate"] > 0:

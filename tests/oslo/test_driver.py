@@ -192,10 +192,23 @@ def test_calls_move_to_the_remaining_server_when_one_stops(harness):
     assert second.seen
     server.stop()
     server.wait()
+    # The client's route cache still lists "a" (for lookup_cache_ttl): a call
+    # sent as a's socket closes is lost with the connection and fails at once
+    # (its outcome is unknown, so it is not retried); the client then routes
+    # around "a", and every later call reaches "b".
     before = len(second.seen)
+    outcomes = []
     for i in range(6):
-        assert client.call({}, "echo", i=i) == {"i": i}
-    assert len(second.seen) == before + 6
+        started = time.monotonic()
+        try:
+            assert client.call({}, "echo", i=i) == {"i": i}
+            outcomes.append("ok")
+        except oslo_messaging.MessagingTimeout:
+            assert time.monotonic() - started < 1
+            outcomes.append("lost")
+    assert outcomes.count("lost") <= 1
+    assert outcomes[-5:] == ["ok"] * 5
+    assert len(second.seen) == before + outcomes.count("ok")
 
 
 def test_heartbeats_keep_a_long_call_alive(harness):

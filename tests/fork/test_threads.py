@@ -104,15 +104,7 @@ def test_a_signal_handler_closes_the_transport(matchmaker_url, kit):
         "actors",
         "poller",
         "server-start",
-        pytest.param(
-            "server-stop",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="service.py: Service._lock is a plain Lock held across actor round "
-                "trips in stop()/wait(); close() from a signal handler then deadlocks in "
-                "Service._abort (an RLock would do)",
-            ),
-        ),
+        "server-stop",
     ],
 )
 def test_a_signal_handler_closes_the_transport_while_the_main_thread_holds_its_locks(

@@ -507,7 +507,6 @@ def test_factory_builds_the_local_backends(tmp_path: Path) -> None:
     assert file.directory == tmp_path
 
 
-
 def test_factory_names_an_unknown_kind() -> None:
     with pytest.raises(ConfigurationError, match="'etcd'") as info:
         create_matchmaker("etcd", "somewhere")

@@ -90,7 +90,9 @@ class Service:
         self.transport = transport
         self.executor_size = check_executor_size(executor_size)
         self._label = label
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler calling transport.close() runs _abort
+        # on the thread that may be inside start()/stop() holding it.
+        self._lock = threading.RLock()
         self._state = _State.NEW
         self._pid = 0
         self._server_id = ""
@@ -294,7 +296,7 @@ def _reset_locks_in_child() -> None:
     # A parent thread inside start()/stop() at the fork held the lock; that
     # thread does not exist in the child, so the child's copy would stay held.
     for service in list(_services):
-        service._lock = threading.Lock()  # noqa: SLF001 - the module's own fork hook
+        service._lock = threading.RLock()  # noqa: SLF001 - the module's own fork hook
 
 
 on_fork_child(_reset_locks_in_child)

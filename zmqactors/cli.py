@@ -26,7 +26,6 @@ during a call. A user mistake never prints a Python traceback.
 from __future__ import annotations
 
 import argparse
-import atexit
 import base64
 import contextlib
 import functools
@@ -56,7 +55,6 @@ from zmqactors.matchmaker import create_matchmaker
 from zmqactors.options import DEFAULT_URL, Settings, parse_url
 from zmqactors.topics import Target
 from zmqactors.transport import NotificationListener, Notifier, RPCClient, Transport
-from zmqactors.transport.context import get_context
 from zmqactors.transport.notify_dispatch import PRIORITIES
 
 if TYPE_CHECKING:
@@ -412,26 +410,6 @@ def _call(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _flush_at_exit(linger: float) -> None:
-    """At interpreter exit, wait (at most ``linger`` + 1 s) until what this process sent has left.
-
-    `Transport.close` closes the sockets, but their lingering messages leave
-    only while the ZeroMQ context lives, and pyzmq does not terminate it at
-    exit: a cast whose connection was still being set up (a server on
-    another host) would be lost by a command that exits at once.
-    Terminating the context waits for them, each socket's linger bounding
-    the wait, and the thread bounds it should a socket stay open. At exit,
-    not now, so a program calling `main` keeps a working context.
-    """
-
-    def flush() -> None:
-        flusher = threading.Thread(target=get_context().term, name="zmqactors-flush", daemon=True)
-        flusher.start()
-        flusher.join(linger + 1.0)
-
-    atexit.register(flush)
-
-
 def _cast(args: argparse.Namespace) -> int:
     """``cast``: send, print nothing. Raises what `RPCClient.cast` raises, `_UsageError`."""
     kwargs = _kwargs(args)
@@ -442,21 +420,17 @@ def _cast(args: argparse.Namespace) -> int:
         exchange=args.exchange,
         namespace=args.namespace,
     )
-    settings = settings_from(args)
-    with Transport(settings) as transport:
+    with Transport(settings_from(args)) as transport:
         RPCClient(transport, target).cast(args.method, **kwargs)
-    _flush_at_exit(settings.linger)
     return EXIT_OK
 
 
 def _notify(args: argparse.Namespace) -> int:
     """``notify``: print how many listeners it went to. Raises like `Notifier.notify`."""
     payload = _payload(args)
-    settings = settings_from(args)
-    with Transport(settings) as transport:
+    with Transport(settings_from(args)) as transport:
         notifier = Notifier(transport, args.publisher_id, (args.topic,), exchange=args.exchange)
         sent = notifier.notify(args.priority, args.event_type, payload)
-    _flush_at_exit(settings.linger)
     _print_json(sent)
     return EXIT_OK
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import subprocess
+import sys
 import threading
 import time
 
@@ -242,3 +244,26 @@ def test_query_parameters_override_options(matchmaker_url):
     with za.Transport.from_url(f"{matchmaker_url}?timeout=2&executor_size=4") as transport:
         assert transport.settings.timeout == 2.0
         assert transport.settings.executor_size == 4
+
+
+def test_cast_just_before_exit_is_delivered(spawn_server, client, matchmaker_url):
+    # The casting process closes its transport and exits at once: what it
+    # queued must still leave before it is gone.
+    spawn_server(TOPIC, "node-1")
+    script = (
+        "import sys, zmqactors as za\n"
+        "with za.Transport.from_url(sys.argv[1]) as t:\n"
+        "    c = za.RPCClient(t, za.Target(sys.argv[2]))\n"
+        "    for i in range(100): c.cast('record', value=i)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, matchmaker_url, TOPIC],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    deadline = time.monotonic() + 10
+    while client.call("recorded") != list(range(100)):
+        assert time.monotonic() < deadline, f"got {len(client.call('recorded'))} of 100 casts"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import itertools
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Self
 import pykka
 import structlog
 
+from zmqactors.actors.base import SocketActor
 from zmqactors.actors.matchmaker import MatchmakerActor
 from zmqactors.actors.poller import Poller
 from zmqactors.actors.reply_waiter import ReplyWaiter
@@ -20,7 +22,7 @@ from zmqactors.actors.stats import Stats
 from zmqactors.errors import TransportClosedError
 from zmqactors.matchmaker import Matchmaker, create_matchmaker
 from zmqactors.options import DEFAULT_URL, Settings, parse_url
-from zmqactors.transport.context import on_fork_child
+from zmqactors.transport.context import on_fork_child, terminate
 from zmqactors.transport.routing import RouteCache, Router
 
 if TYPE_CHECKING:
@@ -251,3 +253,23 @@ def _reset_locks_in_child() -> None:
 
 
 on_fork_child(_reset_locks_in_child)
+
+
+def _flush_at_exit() -> None:
+    # Interpreter exit after close(): closed sockets send what they queued
+    # only while the context lives, and pyzmq does not terminate it at exit,
+    # so a cast sent just before exit on a connection still being set up
+    # would be lost. Terminate it, bounded by the longest linger plus a
+    # second. With an actor still running in this process (a transport not
+    # closed, or collected without close() a moment ago), exit at once
+    # instead: its sockets would hold termination for the whole bound.
+    if any(
+        issubclass(ref.actor_class, SocketActor) and ref.is_alive()
+        for ref in pykka.ActorRegistry.get_all()
+    ):
+        return
+    linger = max([1.0, *(transport.settings.linger for transport in list(_live))])
+    terminate(linger + 1.0)
+
+
+atexit.register(_flush_at_exit)

@@ -24,7 +24,7 @@ import zmq
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["get_context", "on_fork_child"]
+__all__ = ["get_context", "on_fork_child", "terminate"]
 
 _lock = threading.Lock()
 _context: zmq.Context[zmq.Socket[bytes]] | None = None
@@ -44,6 +44,24 @@ def get_context() -> zmq.Context[zmq.Socket[bytes]]:
             _context = zmq.Context()
             _context_pid = pid
         return _context
+
+
+def terminate(timeout: float) -> bool:
+    """Terminate this process's context, letting queued messages leave; at most ``timeout`` s.
+
+    For interpreter exit, once every transport is closed: closed sockets keep
+    sending what they queued (each for its linger) only while the context
+    lives, and pyzmq does not terminate it at exit. Waits in a daemon thread
+    so a socket left open elsewhere cannot hang the exit. Does nothing for a
+    context inherited from a parent. Returns whether termination finished.
+    """
+    context = _context
+    if context is None or _context_pid != os.getpid():
+        return True
+    waiter = threading.Thread(target=context.term, name="zmqactors-term", daemon=True)
+    waiter.start()
+    waiter.join(timeout)
+    return not waiter.is_alive()
 
 
 def on_fork_child(hook: Callable[[], None]) -> None:

@@ -10,6 +10,7 @@ import time
 import pytest
 
 import zmqactors as za
+from zmqactors.transport import _transport
 
 pytestmark = pytest.mark.fork
 
@@ -199,3 +200,15 @@ def test_an_actor_stopped_twice_answers_both_stoppers(transport):
     assert running.result(timeout=TIMEOUT) == "finished"
     assert first.get(timeout=TIMEOUT) is True
     assert second.get(timeout=TIMEOUT) is True
+
+
+def test_each_server_of_a_process_gets_its_own_inproc_name(matchmaker_url, monkeypatch):
+    # A closed transport's inproc endpoints are unbound asynchronously, and a
+    # new transport may get the id() of a freed one: server names built from
+    # id() then collided ("Address already in use") in open/close cycles.
+    monkeypatch.setattr(_transport, "id", lambda _obj: 0x7F00, raising=False)
+    names = []
+    for _ in range(3):
+        with za.Transport.from_url(matchmaker_url) as transport:
+            names.append(transport._next_id())
+    assert len(set(names)) == 3

@@ -40,6 +40,7 @@ _log = structlog.get_logger("zmqactors.transport")
 # How long close() waits for each actor to finish its clean-up.
 _STOP_TIMEOUT = 5.0
 _live: weakref.WeakSet[Transport] = weakref.WeakSet()
+_server_ids = itertools.count()
 
 
 @dataclasses.dataclass(eq=False)
@@ -98,7 +99,6 @@ class Transport:
         self._holder = _Holder()
         self._closed = False
         self._servers: set[Service] = set()
-        self._ids = itertools.count()
         self._finalizer = weakref.finalize(self, _release, self._holder)
         _live.add(self)
 
@@ -182,7 +182,10 @@ class Transport:
         return actors.poller
 
     def _next_id(self) -> str:
-        return f"{os.getpid()}-{id(self):x}-{next(self._ids)}"
+        # Unique in the process, not per transport: a closed transport's
+        # inproc names are unbound asynchronously, and a new transport may
+        # reuse a freed one's id().
+        return f"{os.getpid()}-{next(_server_ids)}"
 
     def _add_service(self, service: Service) -> None:
         with self._lock:

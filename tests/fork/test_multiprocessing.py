@@ -112,7 +112,8 @@ def test_prefork_workers_share_the_load(transport, fork_child, endpoint_class, k
         w.send("stop")
     for w in workers:
         assert w.join() == {"state": "stopped"}
-    # They unregistered as they stopped; the parent never served.
-    with pytest.raises(za.NoRespondersError):
-        client.call("pid")
+    # They unregistered as they stopped (a fresh lookup finds nobody); the
+    # parent never served.
+    with za.Transport(transport.settings) as fresh, pytest.raises(za.NoRespondersError):
+        za.RPCClient(fresh, za.Target("prefork")).call("pid")
     assert server.state == "new"

@@ -82,15 +82,6 @@ def wait_until(predicate: Callable[[], object], what: str, timeout: float = TIME
         time.sleep(0.01)
 
 
-def threads_end(names: set[str], timeout: float = TIMEOUT) -> None:
-    """Wait until no thread named in ``names`` is alive (raise after ``timeout``)."""
-    wait_until(
-        lambda: not names & set(other_threads()),
-        f"threads to end: {sorted(names & set(other_threads()))}",
-        timeout,
-    )
-
-
 class Channel:
     """JSON lines over a pair of pipes; one end in the parent, the other in a child."""
 
@@ -273,12 +264,10 @@ def kit() -> types.SimpleNamespace:
         TIMEOUT=TIMEOUT,
         SCENARIOS=SCENARIOS,
         EXAMPLES=EXAMPLES,
-        fork=fork,
         fork_warning_ignored=fork_warning_ignored,
         open_fds=open_fds,
         other_threads=other_threads,
         wait_until=wait_until,
-        threads_end=threads_end,
         run_python=run_python,
     )
 

@@ -226,6 +226,15 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+# The broker, its Erlang distribution port and epmd listen on loopback only.
+_RABBIT_ENV = dict(
+    os.environ,
+    RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+    ERL_EPMD_ADDRESS="127.0.0.1",
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
+)
+
+
 class Rabbit:
     """A local RabbitMQ bound to loopback, started here and stopped afterwards."""
 
@@ -250,18 +259,14 @@ class Rabbit:
                 stdout=subprocess.DEVNULL,
             )
             # Debian's package may start the service: this script starts its own.
-            subprocess.run([_tool("rabbitmqctl"), "stop"], check=False, capture_output=True)
+            subprocess.run(
+                [_tool("rabbitmqctl"), "stop"], check=False, capture_output=True, env=_RABBIT_ENV
+            )
         if _port_open(5672):
             return "something already listens on 127.0.0.1:5672; stop it first"
         self._epmd_was_running = _port_open(4369)
-        env = dict(
-            os.environ,
-            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
-            ERL_EPMD_ADDRESS="127.0.0.1",
-            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
-        )
         print("starting rabbitmq-server (loopback only) ...", flush=True)
-        subprocess.run([_tool("rabbitmq-server"), "-detached"], check=True, env=env)
+        subprocess.run([_tool("rabbitmq-server"), "-detached"], check=True, env=_RABBIT_ENV)
         self.started = True
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -269,6 +274,7 @@ class Rabbit:
                 [_tool("rabbitmqctl"), "await_startup", "--timeout", "10"],
                 check=False,
                 capture_output=True,
+                env=_RABBIT_ENV,
             )
             if done.returncode == 0 and _port_open(5672):
                 return ""
@@ -276,19 +282,47 @@ class Rabbit:
         return "rabbitmq-server did not start within 120 s"
 
     def stop(self) -> None:
-        """Stop the broker (and epmd, if it was not running before)."""
+        """Stop the broker, wait until its Erlang VM is gone; stop epmd if it was not running."""
         if not self.started:
             return
-        subprocess.run(
-            [_tool("rabbitmqctl"), "stop"], check=False, capture_output=True, timeout=120
+        self.started = False
+        done = subprocess.run(
+            [_tool("rabbitmqctl"), "stop"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=_RABBIT_ENV,
         )
+        if done.returncode != 0:
+            print(f"rabbitmqctl stop failed: {done.stdout}{done.stderr}", flush=True)
+        # rabbitmqctl returns before the Erlang VM has exited.
+        deadline = time.monotonic() + 60
+        while _rabbit_vms() and time.monotonic() < deadline:
+            time.sleep(0.5)
         if not self._epmd_was_running and shutil.which("epmd"):
-            # epmd refuses to quit while the node is still registered with it.
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 10
             while _port_open(4369) and time.monotonic() < deadline:
                 subprocess.run([_tool("epmd"), "-kill"], check=False, capture_output=True)
-                time.sleep(0.5)
-        self.started = False
+                time.sleep(0.2)
+        state = "stopped" if not _port_open(5672) else "still running (rabbitmqctl stop)"
+        print(f"rabbitmq-server {state}", flush=True)
+
+
+def _rabbit_vms() -> list[int]:
+    """The live (not zombie) Erlang VMs running RabbitMQ on this machine."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"beam" in cmdline and b"rabbit" in cmdline and state != "Z":
+            found.append(int(proc.name))
+    return found
 
 
 # -- one measurement ------------------------------------------------------------------------

@@ -197,20 +197,14 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
         self, target: Target, kind: protocol.CallKind, method: str, text: str, timeout: float | None
     ) -> tuple[bytes, tuple[bytes, bytes]]:
         msg_id = protocol.new_msg_id()
-        header, body = protocol.encode(
-            protocol.Request(
-                msg_id,
-                kind,
-                target.exchange_name,
-                target.topic,
-                target.server,
-                None,
-                None,
-                method,
-                {_envelope.ARGS_KEY: text},
-                {},
-                timeout,
-            )
+        header, body = protocol.request_frames(
+            target,
+            kind,
+            method,
+            args={_envelope.ARGS_KEY: text},
+            context={},
+            timeout=timeout,
+            msg_id=msg_id,
         )
         self._check_size(body)
         return msg_id, (header, body)

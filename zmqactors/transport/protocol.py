@@ -33,6 +33,8 @@ from zmqactors.errors import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from zmqactors.topics import Target
+
 __all__ = [
     "HEADER",
     "PROTOCOL_VERSION",
@@ -50,6 +52,7 @@ __all__ = [
     "encode",
     "error_to_exception",
     "new_msg_id",
+    "request_frames",
 ]
 
 PROTOCOL_VERSION: Final = 1
@@ -133,6 +136,38 @@ Message = Request | Reply | ErrorReply | Notification | Heartbeat
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)
+
+
+def request_frames(
+    target: Target,
+    kind: CallKind,
+    method: str,
+    *,
+    args: dict[str, Any],
+    context: dict[str, Any],
+    timeout: float | None,
+    msg_id: bytes,
+) -> tuple[bytes, bytes]:
+    """The frames of a `Request` for ``target``'s exchange, topic, server, namespace, version.
+
+    Raises ``TypeError`` like `encode`.
+    """
+    header, body = encode(
+        Request(
+            msg_id,
+            kind,
+            target.exchange_name,
+            target.topic,
+            target.server,
+            target.namespace,
+            target.version,
+            method,
+            args,
+            context,
+            timeout,
+        )
+    )
+    return header, body
 
 
 def new_msg_id() -> bytes:

@@ -125,23 +125,16 @@ class RPCClient:
     def _request(
         self, kind: protocol.CallKind, method: str, args: dict[str, Any], msg_id: bytes
     ) -> tuple[bytes, bytes]:
-        target = self.target
-        header, body = protocol.encode(
-            protocol.Request(
-                msg_id,
-                kind,
-                target.exchange_name,
-                target.topic,
-                target.server,
-                target.namespace,
-                target.version,
-                method,
-                args,
-                dict(self.context),
-                self.timeout if kind is protocol.CallKind.CALL else None,
-            )
+        timeout = self.timeout if kind is protocol.CallKind.CALL else None
+        return protocol.request_frames(
+            self.target,
+            kind,
+            method,
+            args=args,
+            context=dict(self.context),
+            timeout=timeout,
+            msg_id=msg_id,
         )
-        return header, body
 
     def call_async(self, method: str, /, **kwargs: Any) -> concurrent.futures.Future[Any]:
         """Send a call; the future gets its result or exception.

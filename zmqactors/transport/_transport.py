@@ -221,19 +221,13 @@ class Transport:
         self._finalizer.detach()
         if actors is None or actors.pid != os.getpid():
             return
+        # The reply-waiter goes first: its pending calls fail with
+        # TransportClosedError, not with "connection lost" as the servers'
+        # sockets close under them.
+        _stop_all([actors.reply_waiter])
         for server in servers:
             server._abort()  # noqa: SLF001 - the transport owns its servers' life cycle
-        futures = []
-        for ref in actors.refs():
-            try:
-                futures.append(ref.stop(block=False))
-            except pykka.ActorDeadError:
-                continue
-        for future in futures:
-            try:
-                future.get(timeout=_STOP_TIMEOUT)
-            except (pykka.Timeout, pykka.ActorDeadError):
-                _log.warning("an actor did not stop in time", timeout=_STOP_TIMEOUT)
+        _stop_all(actors.refs())
 
     def __enter__(self) -> Self:
         return self
@@ -245,6 +239,21 @@ class Transport:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _stop_all(refs: list[pykka.ActorRef[Any]]) -> None:
+    """Stop ``refs`` together; wait for each, bounded."""
+    futures = []
+    for ref in refs:
+        try:
+            futures.append(ref.stop(block=False))
+        except pykka.ActorDeadError:
+            continue
+    for future in futures:
+        try:
+            future.get(timeout=_STOP_TIMEOUT)
+        except (pykka.Timeout, pykka.ActorDeadError):
+            _log.warning("an actor did not stop in time", timeout=_STOP_TIMEOUT)
 
 
 def _reset_locks_in_child() -> None:

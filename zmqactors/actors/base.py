@@ -34,6 +34,7 @@ import structlog
 import zmq
 from pykka.messages import _ActorStop
 
+from zmqactors.actors.frames import readable, recv_frames
 from zmqactors.errors import TransportClosedError
 from zmqactors.transport.context import on_fork_child
 
@@ -248,13 +249,17 @@ class SocketActor(pykka.ThreadingActor):
             self._guarded(self.on_deadline, time.monotonic())
 
     def _read_socket(self, sock: zmq.Socket[bytes], handler: Handler) -> None:
+        # poll() said a message is there; after it, asking is cheaper than a
+        # receive that fails with zmq.Again.
         for _ in range(_FRAMES_PER_SOCKET):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                frames = recv_frames(sock)
             except zmq.Again:
                 return
             self._guarded(handler, frames)
             if sock not in self._handlers:  # the handler unwatched (or closed) it
+                return
+            if not readable(sock):
                 return
 
     def _guarded(self, func: Callable[[Any], None], arg: Any) -> None:

@@ -15,6 +15,7 @@ from typing import Protocol
 import zmq
 
 from zmqactors.actors.base import SocketActor
+from zmqactors.actors.frames import send_frames
 from zmqactors.transport.context import get_context
 from zmqactors.transport.sockets import inproc_socket
 
@@ -57,7 +58,7 @@ class Listener(SocketActor):
         sock.connect(self._backend_address)
         self._sock = sock
         self.watch(sock, self._on_request)
-        sock.send_multipart(_IDLE)
+        send_frames(sock, _IDLE)
 
     def _on_request(self, frames: list[bytes]) -> None:
         sock = self._sock
@@ -69,7 +70,7 @@ class Listener(SocketActor):
             reply = self._dispatcher.handle(body, client)
         finally:
             # Always answer, or the poller would count this listener busy forever.
-            sock.send_multipart((client, reply) if reply else _IDLE)
+            send_frames(sock, (client, reply) if reply else _IDLE)
 
     def next_deadline(self) -> float | None:
         """The handler's next timer."""

@@ -29,6 +29,7 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from zmqactors.actors.base import SocketActor
+from zmqactors.actors.frames import send_frames
 from zmqactors.actors.messages import ReplyWaiterMessage, SendCall, SendCast, Unreachable
 from zmqactors.errors import (
     MessagingError,
@@ -173,7 +174,7 @@ class ReplyWaiter(SocketActor):
 
     def _send(self, address: str, frames: tuple[bytes, bytes], method: str) -> bool:
         try:
-            self._dealer(address).send_multipart(frames, zmq.NOBLOCK)
+            send_frames(self._dealer(address), frames, block=False)
         except zmq.Again:
             self._stats.incr("send_failures")
             self.log.warning("send queue full", address=address, method=method)

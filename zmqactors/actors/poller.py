@@ -6,10 +6,10 @@ sockets, both created, used and closed in its thread:
 - the network ROUTER that clients' DEALERs connect to;
 - an inproc ROUTER that the server's listener actors connect to.
 
-It gives each listener one request at a time (two under load), bringing in
-only as many listeners as the load needs (`Balancer`), queues requests
-meanwhile, and
-writes each reply back on the network socket. A listener announces itself
+It gives each listener one request at a time (under load, as many as it
+serves in a millisecond), bringing in only as many listeners as the load
+needs (`Balancer`), queues requests meanwhile, and writes each reply back on
+the network socket. A listener announces itself
 with an empty message and answers every request (an empty body for a cast). It
 decodes nothing but the header frame: listeners decode bodies in their own
 threads, so a malformed body can neither slow nor kill the poller.
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, assert_never
 import zmq
 
 from zmqactors.actors.base import SocketActor
+from zmqactors.actors.frames import send_frames
 from zmqactors.actors.messages import (
     AddServer,
     DrainServer,
@@ -67,26 +68,35 @@ class Balancer:
     - while the listener that got the last request is busy and *fast* (its
       oldest request started less than ``fast`` seconds ago), the next request
       waits in the poller for it rather than wake another thread. Under load
-      (``waiting`` > 1 requests queued) it gets one more in advance
-      (``depth``), so it finds its next request queued when it finishes
-      instead of sleeping for a hand-off. `wake_at` says when to look again
-      if it stops being fast;
+      (``waiting`` > 1 requests queued) it gets more in advance, so it finds
+      its next request queued when it finishes instead of sleeping for a
+      hand-off: as many as it serves in ``fast`` seconds at its recent pace
+      (`depth`: 2 to ``max_depth``). `wake_at` says when to look again if it
+      stops being fast;
     - otherwise the most recently idle listener (the warmest thread) takes it;
     - with none idle, the request waits in the poller.
 
     So a request waits at most ``fast`` seconds while a listener is idle, and
-    at most ``depth - 1`` requests (only ones that arrived under load, within
-    ``fast`` of it) can wait behind a slow call in its listener.
+    at most ``depth - 1`` requests (only ones that arrived under load, while
+    the requests before them took a few microseconds each) can wait behind a
+    call that turns out slow in its listener.
     """
 
-    def __init__(self, fast: float, depth: int = 2) -> None:
+    def __init__(self, fast: float, max_depth: int = 32) -> None:
         self._fast = fast
-        self._depth = depth
+        self._max_depth = max_depth
         self._started: dict[bytes, collections.deque[float]] = {}
         self._idle: list[bytes] = []
         self._last: bytes | None = None
+        # Recent time per request (seconds, a moving average); unknown: "fast".
+        self._pace = fast
         self.in_progress = 0
         self.wake_at: float | None = None
+
+    @property
+    def depth(self) -> int:
+        """How many requests a fast listener may hold, at the recent pace."""
+        return max(2, min(self._max_depth, int(self._fast / max(self._pace, 1e-6))))
 
     def known(self, listener: bytes) -> bool:
         """Whether ``listener`` has announced itself."""
@@ -107,7 +117,7 @@ class Balancer:
         if last is not None:
             started = self._started[last]
             if started and now - started[0] < self._fast:
-                if waiting > 1 and len(started) < self._depth:
+                if waiting > 1 and len(started) < self.depth:
                     return self._give(last, now)
                 self.wake_at = started[0] + self._fast
                 return None
@@ -122,11 +132,15 @@ class Balancer:
         self.in_progress += 1
         return listener
 
-    def done(self, listener: bytes) -> None:
-        """``listener`` answered its oldest request."""
+    def done(self, listener: bytes, now: float) -> None:
+        """``listener`` answered its oldest request (at ``now``, ``time.monotonic()``)."""
         started = self._started[listener]
-        started.popleft()
+        began = started.popleft()
         self.in_progress -= 1
+        if started:
+            # The next one was queued in the listener: it starts now.
+            started[0] = max(started[0], now)
+        self._pace += (now - began - self._pace) / 8
         if not started:
             self._idle.append(listener)
 
@@ -269,13 +283,13 @@ class Poller(SocketActor):
 
     def _send_to(self, served: _Served, listener: bytes, client: bytes, body: bytes) -> None:
         assert served.backend is not None  # noqa: S101 - set in _add
-        served.backend.send_multipart((listener, client, body))
+        send_frames(served.backend, (listener, client, body))
 
     def _on_listener(self, served: _Served, frames: list[bytes]) -> None:
         listener, client, body = frames
         balancer = served.balancer
         if balancer.known(listener):
-            balancer.done(listener)
+            balancer.done(listener, time.monotonic())
         else:
             balancer.add(listener)
         if body:
@@ -316,7 +330,7 @@ class Poller(SocketActor):
 
     def _reply(self, served: _Served, client: bytes, body: bytes) -> None:
         try:
-            served.router.send_multipart((client, protocol.HEADER, body), zmq.NOBLOCK)
+            send_frames(served.router, (client, protocol.HEADER, body), block=False)
         except zmq.ZMQError as exc:
             # The client went away (EHOSTUNREACH) or stopped reading (EAGAIN).
             self._stats.incr("undeliverable_replies")

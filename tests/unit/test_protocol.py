@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
+import os
 
 import msgspec
 import pytest
@@ -180,10 +182,36 @@ def test_encode_gives_header_and_body():
     assert protocol.decode_body(frames[1], MAX) == Reply(MSG_ID, 3)
 
 
-def test_new_msg_id_is_16_random_bytes():
-    ids = {protocol.new_msg_id() for _ in range(1000)}
-    assert len(ids) == 1000
+def test_new_msg_ids_are_16_bytes_and_unique_across_threads():
+    def draw(_: int) -> list[bytes]:
+        return [protocol.new_msg_id() for _ in range(5000)]
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        ids = [i for batch in pool.map(draw, range(4), timeout=30) for i in batch]
+    assert len(set(ids)) == len(ids) == 20000
     assert all(len(i) == protocol.MSG_ID_SIZE == 16 for i in ids)
+
+
+def test_a_forked_child_draws_ids_the_parent_never_will():
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send ten ids, leave at once
+        os.write(write, b"".join(protocol.new_msg_id() for _ in range(10)))
+        os._exit(0)
+    os.close(write)
+    try:
+        child = b""
+        while len(child) < 160:
+            chunk = os.read(read, 160)
+            assert chunk, "the child sent fewer than ten ids"
+            child += chunk
+    finally:
+        os.close(read)
+        assert os.waitpid(pid, 0)[1] == 0
+    child_ids = {child[i : i + 16] for i in range(0, 160, 16)}
+    parent_ids = {protocol.new_msg_id() for _ in range(10)}
+    assert not child_ids & parent_ids
+    assert {i[:8] for i in child_ids} != {i[:8] for i in parent_ids}
 
 
 # -- framing ----------------------------------------------------------------------

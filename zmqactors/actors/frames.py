@@ -4,8 +4,10 @@ pyzmq's ``send_multipart``/``recv_multipart`` combine their flags as
 ``enum.Flag`` values and type-check every frame in Python on every call; on
 this path (several multipart operations per call, in each process) that cost
 more than the sends themselves (measured: 11.7 µs for a three-frame
-send + receive over inproc, 6.7 µs with these). These call the compiled
-socket methods with plain integer flags. Use them only with ``bytes`` frames,
+send + receive over inproc, 6.7 µs with these). A receive that finds
+nothing raises ``zmq.Again`` (10 µs) where asking ``EVENTS`` costs 1.4 µs:
+`readable` asks. These call the compiled socket methods with plain integer
+flags. Use them only with ``bytes`` frames,
 from the thread that owns the socket.
 """
 
@@ -23,7 +25,6 @@ __all__ = ["readable", "recv_frames", "send_frames"]
 
 _SNDMORE = int(zmq.SNDMORE)
 _NOBLOCK = int(zmq.NOBLOCK)
-_RCVMORE = int(zmq.RCVMORE)
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 _send: Any = _CompiledSocket.send
@@ -45,9 +46,13 @@ def send_frames(sock: zmq.Socket[bytes], frames: Sequence[bytes], *, block: bool
 
 def recv_frames(sock: zmq.Socket[bytes]) -> list[bytes]:
     """The next message's frames, without blocking (``zmq.Again`` when there is none)."""
-    parts: list[bytes] = [_recv(sock, _NOBLOCK)]
-    while _get(sock, _RCVMORE):
-        parts.append(_recv(sock, _NOBLOCK))
+    # A Frame says whether more follow; asking the socket (RCVMORE) would
+    # build a SocketOption enum per frame.
+    frame = _recv(sock, _NOBLOCK, copy=False)
+    parts: list[bytes] = [frame.bytes]
+    while frame.more:
+        frame = _recv(sock, _NOBLOCK, copy=False)
+        parts.append(frame.bytes)
     return parts
 
 

@@ -179,7 +179,11 @@ class Service:
         self._log.info("service started", address=self._address, executor_size=self.executor_size)
 
     def stop(self) -> None:
-        """Unregister and take no new requests; returns at once. Idempotent.
+        """Unregister and take no new requests; idempotent.
+
+        Returns once the poller has stopped taking requests for this service
+        (a request that arrives later is refused), without waiting for those
+        in progress: `wait` does that.
 
         Does nothing on a service inherited through ``fork()`` and not started here.
         """
@@ -190,9 +194,14 @@ class Service:
             self._unregister()
             self._drained = concurrent.futures.Future()
             try:
-                self.transport._poller().tell(DrainServer(self._server_id, self._drained))  # noqa: SLF001
+                self.transport._poller().ask(  # noqa: SLF001
+                    DrainServer(self._server_id, self._drained), timeout=_ACTOR_TIMEOUT
+                )
             except (pykka.ActorDeadError, TransportClosedError):
                 self._drained.set_result(None)
+            except pykka.Timeout:
+                # The poller is stuck; it drains when it gets to the message.
+                self._log.warning("the poller did not confirm the stop in time")
 
     def _unregister(self) -> None:
         try:

@@ -100,7 +100,9 @@ class ServerProcess:
             *extra,
         ]
         self.lines = []
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
         self._wait_ready(timeout)
         return self
 
@@ -151,7 +153,10 @@ class ServerProcess:
             self.proc.wait(timeout=STOP_TIMEOUT)
 
     def stop(self) -> int | None:
-        """SIGCONT and SIGTERM, SIGKILL after 10 s; reap it and return its status."""
+        """SIGCONT and SIGTERM, SIGKILL after 10 s; reap it and return its status.
+
+        What it printed after ``ready`` (its warnings, say) is added to `lines`.
+        """
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -161,7 +166,10 @@ class ServerProcess:
                 self.proc.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 self.kill()
-        if self.proc.stdout is not None:
+        if self.proc.stdout is not None and not self.proc.stdout.closed:
+            # It has exited: this read ends at once, at end of file.
+            rest = self.proc.stdout.read()
+            self.lines.extend(rest.decode(errors="replace").splitlines())
             self.proc.stdout.close()
         return self.proc.wait(timeout=STOP_TIMEOUT)
 

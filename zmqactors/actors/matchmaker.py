@@ -5,6 +5,9 @@ process's servers and refreshes them every TTL/3, answers lookups and writes
 their results into the `RouteCache` that callers read without a hop. When the
 backend fails, cached routes stay in use, the failure is logged once (not per
 call or per refresh), and registrations are redone as soon as it answers again.
+For one TTL after that, lookups keep the routes cached before the outage
+beside the backend's answer, which may lack servers that have not yet
+registered again (a restarted Redis comes back empty).
 """
 
 from __future__ import annotations

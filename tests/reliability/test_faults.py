@@ -53,7 +53,7 @@ def test_server_killed_during_a_call_fails_it_then_a_restart_serves(start_server
 
     started = time.monotonic()
     future = client.call_async("sleep", seconds=30, id=1)
-    wait_until(lambda: 1 in drained(watcher), TIMEOUT, "the slow call reaching the server")
+    wait_until(lambda: 1 in drained(watcher), 10, "the slow call reaching the server")
     server.kill()
     with pytest.raises(za.MessagingTimeout):
         future.result(timeout=BOUND + 5)  # a hang would fail here, not block the suite

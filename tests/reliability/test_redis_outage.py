@@ -91,7 +91,9 @@ def test_redis_killed_and_restarted_under_traffic(start_redis, start_server):
 
     first = start_server("r1", url=url)
     # A short lookup cache: the client really asks Redis during the outage.
-    client_url = f"{url}&lookup_cache_ttl=0.3"
+    # (Its own matchmaker_ttl stays the default: the time it gives servers to
+    # register again after Redis returns.)
+    client_url = f"{redis.url}?lookup_cache_ttl=0.3"
     with structlog.testing.capture_logs() as logs, za.Transport.from_url(client_url) as transport:
         client = za.RPCClient(transport, za.Target(TOPIC), timeout=CALL_TIMEOUT)
         with Traffic(client, "r1") as traffic:

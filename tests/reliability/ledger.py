@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import dataclasses
 import itertools
 import math
@@ -46,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Self
 import zmqactors as za
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Iterator, Sequence
 
 HERE = Path(__file__).resolve().parent
 SERVER_SCRIPT = HERE / "ledger_server.py"
@@ -689,19 +690,14 @@ def stop_servers(servers: Sequence[ServerProcess]) -> None:
         server.stop()
 
 
-def running_servers(url: str, count: int) -> Callable[[], Iterator[list[ServerProcess]]]:
-    """A context manager factory: ``count`` servers, stopped after."""
-    import contextlib  # noqa: PLC0415 - only the script and fixtures need it
-
-    @contextlib.contextmanager
-    def manager() -> Iterator[list[ServerProcess]]:
-        servers = start_servers(url, count)
-        try:
-            yield servers
-        finally:
-            stop_servers(servers)
-
-    return manager
+@contextlib.contextmanager
+def running_servers(url: str, count: int) -> Iterator[list[ServerProcess]]:
+    """``count`` ledger servers on ``url`` (`start_servers`), stopped after."""
+    servers = start_servers(url, count)
+    try:
+        yield servers
+    finally:
+        stop_servers(servers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -721,7 +717,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="zmqactors-soak-") as directory:
         url = f"zmq+file://{directory}/mm"
-        with running_servers(url, args.servers)() as servers:
+        with running_servers(url, args.servers) as servers:
             report = run(url, servers, load)
     print(report.table())
     return 0 if report.ok() else 1

@@ -47,18 +47,25 @@ def transport(matchmaker_url):
 
 def test_server_killed_during_a_call_fails_it_then_a_restart_serves(start_server, transport):
     server = start_server("k1")
-    client = za.RPCClient(transport, za.Target(TOPIC), timeout=TIMEOUT)
+    # Long enough that the call is still pending when the server dies, even
+    # if a loaded machine is slow to start it.
+    timeout = 10.0
+    client = za.RPCClient(transport, za.Target(TOPIC), timeout=timeout)
     watcher = client.prepare(server="k1")
     assert client.call("pid") == server.pid
 
     started = time.monotonic()
-    future = client.call_async("sleep", seconds=30, id=1)
-    wait_until(lambda: 1 in drained(watcher), 10, "the slow call reaching the server")
+    future = client.call_async("sleep", seconds=60, id=1)
+    wait_until(lambda: 1 in drained(watcher), timeout / 2, "the slow call reaching the server")
     server.kill()
-    with pytest.raises(za.MessagingTimeout):
-        future.result(timeout=BOUND + 5)  # a hang would fail here, not block the suite
-    # The connection drop fails it (outcome unknown: a timeout), well before the deadline.
-    assert time.monotonic() - started < BOUND
+    killed = time.monotonic()
+    with pytest.raises(za.MessagingTimeout) as info:
+        future.result(timeout=timeout + 5)  # a hang would fail here, not block the suite
+    failed = time.monotonic()
+    assert failed - started < timeout + 0.5
+    # The connection drop failed it (outcome unknown: a timeout), not its deadline.
+    assert "connection" in str(info.value), info.value
+    assert failed - killed < timeout / 2
 
     restarted = start_server("k1")
     assert restarted.pid != server.pid
@@ -116,8 +123,9 @@ def test_stale_registration_fails_fast_once_then_the_live_server_takes_over(
     dead.kill()  # no unregistration: the file matchmaker still lists it
     cache_ttl = 30.0  # long enough that the address is not retried during the test
     url = f"{matchmaker_url}?lookup_cache_ttl={cache_ttl}"
+    timeout = 10.0  # "fails fast" means far below this, on a loaded machine too
     with za.Transport.from_url(url) as transport:
-        client = za.RPCClient(transport, za.Target(TOPIC), timeout=TIMEOUT)
+        client = za.RPCClient(transport, za.Target(TOPIC), timeout=timeout)
         outcomes = []
         for _ in range(10):
             started = time.monotonic()
@@ -125,7 +133,7 @@ def test_stale_registration_fails_fast_once_then_the_live_server_takes_over(
                 outcomes.append(client.call("whoami"))
             except za.NoRespondersError:
                 outcomes.append("refused")
-            assert time.monotonic() - started < BOUND
+                assert time.monotonic() - started < timeout / 5
         # Calls take the servers in turn: one of the first two tries the dead
         # one and is refused; from then on the live one takes every call.
         assert outcomes.count("refused") == 1, outcomes
@@ -138,4 +146,4 @@ def test_stale_registration_fails_fast_once_then_the_live_server_takes_over(
             started = time.monotonic()
             with pytest.raises(za.NoRespondersError):
                 direct.call("whoami")
-            assert time.monotonic() - started < 1.0
+            assert time.monotonic() - started < timeout / 5

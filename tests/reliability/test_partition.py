@@ -24,7 +24,9 @@ pytestmark = pytest.mark.reliability
 
 TOPIC = "ledger"
 TIMEOUT = 1.5
-BOUND = TIMEOUT + 0.5
+# The issue sets no bound for a partition beyond "fails with a timeout": allow
+# a loaded machine some seconds, but never a hang.
+BOUND = TIMEOUT + 5.0
 HEAL_TIMEOUT = 60.0  # TCP retransmission backs off while the link is down
 
 

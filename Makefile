@@ -13,7 +13,7 @@ VPY := $(VENV)/bin/python
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv demo lint test bench bench-oslo clean services
+.PHONY: help venv demo lint test soak bench bench-oslo clean services
 
 help: ## list the targets
 	@echo "zmqactors make targets (PYTHON=$(PYTHON) VENV=$(VENV)):"
@@ -73,6 +73,12 @@ services: ## install redis-server (Debian package, as root) when it is missing
 
 test: venv lint services ## lint, then the whole test suite
 	"$(VPY)" -m pytest
+
+# The long form of tests/reliability/test_ledger.py: 64 client threads for 60 s
+# against 3 server processes; prints the ledger (lost, duplicated, misrouted),
+# calls/s, latency and the RSS/fd trends, and fails unless all are clean.
+soak: venv ## 60 s of load with the ledger: counts, latency, RSS/fd trends
+	"$(VPY)" tests/reliability/ledger.py --threads 64 --duration 60 --servers 3
 
 bench: venv ## run the benchmarks (python -m zmqactors.bench)
 	"$(VPY)" -m zmqactors.bench

@@ -5,6 +5,9 @@ process's servers and refreshes them every TTL/3, answers lookups and writes
 their results into the `RouteCache` that callers read without a hop. When the
 backend fails, cached routes stay in use, the failure is logged once (not per
 call or per refresh), and registrations are redone as soon as it answers again.
+For one TTL after that, lookups keep the routes cached before the outage
+beside the backend's answer, which may lack servers that have not yet
+registered again (a restarted Redis comes back empty).
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ class MatchmakerActor(SocketActor):
         self._next_refresh: float | None = None
         self._failing = False
         self._next_probe = 0.0
+        # Until then the backend may still miss live servers' registrations.
+        self._recovering_until = 0.0
 
     def on_start(self) -> None:
         """Create the backend in this thread."""
@@ -116,8 +121,18 @@ class MatchmakerActor(SocketActor):
                 raise MessagingError(msg) from None
             return ()
         self._note_success()
+        if time.monotonic() < self._recovering_until:
+            routes = self._with_cached(key, routes)
         self._cache.put(key, routes)
         return routes
+
+    def _with_cached(self, key: str, routes: tuple[Route, ...]) -> tuple[Route, ...]:
+        """``routes`` plus the cached routes of ``key`` that the backend does not list."""
+        cached = self._cache.get(key)
+        if cached is None:
+            return routes
+        listed = {(r.server, r.address) for r in routes}
+        return routes + tuple(r for r in cached.routes if (r.server, r.address) not in listed)
 
     def _call_backend(self, action: Callable[[], None]) -> bool:
         try:
@@ -139,6 +154,12 @@ class MatchmakerActor(SocketActor):
         if self._failing:
             self._failing = False
             self.log.warning("matchmaker backend answers again")
+            # A backend that comes back may have lost every registration (a
+            # Redis restarted without persistence): until live servers have
+            # registered again (each retries within a second, or TTL/3), its
+            # answers are joined with the routes cached before the outage, so
+            # calls to known servers do not fail meanwhile.
+            self._recovering_until = time.monotonic() + self._ttl
             if self._registered:
                 # Redo every registration now, not at the next period: the
                 # backend may have lost them (a restarted Redis).

@@ -125,17 +125,20 @@ class Router:
         """
         key = matchmaker_key(target)
         routes, cached = self.lookup(key, fresh=target.fanout)
-        if target.server is not None:
-            routes = tuple(r for r in routes if r.server == target.server)
-            if not routes and cached:
-                # The server may have registered after the entry was cached.
-                routes = tuple(
-                    r for r in self._cache.reachable(self._lookup(key)) if r.server == target.server
-                )
+        routes = self._of_server(routes, target.server)
+        if not routes and cached:
+            # Nothing cached is usable (the server registered after the entry
+            # was cached, or every cached address was found dead, as when a
+            # server is restarted on a new port): ask the matchmaker now.
+            routes = self._of_server(self._cache.reachable(self._lookup(key)), target.server)
         if not routes:
             msg = f"no server is registered (and reachable) for {target}"
             raise NoRespondersError(msg)
         return routes
+
+    @staticmethod
+    def _of_server(routes: tuple[Route, ...], server: str | None) -> tuple[Route, ...]:
+        return routes if server is None else tuple(r for r in routes if r.server == server)
 
     def pick(self, target: Target) -> Route:
         """One route of ``target``, taking the servers in turn."""

@@ -1,0 +1,65 @@
+"""Fixtures of the reliability suite: the ledger module, server processes, redis-server.
+
+Test modules cannot import each other (``--import-mode=importlib``), so
+``ledger.py`` (also a script: ``make soak``) is handed out by a fixture, and
+the redis-server fixtures are borrowed from ``tests/integration/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    import types
+    from collections.abc import Callable, Iterator
+
+HERE = Path(__file__).resolve().parent
+
+
+def _load(name: str, path: Path) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules while they are built.
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_ledger = _load("zmqactors_reliability_ledger", HERE / "ledger.py")
+_redis = _load("zmqactors_reliability_redis", HERE.parent / "integration" / "conftest.py")
+
+# The real redis-server processes of the integration suite (free ports, killed after).
+start_redis = _redis.start_redis
+redis_server = _redis.redis_server
+
+
+@pytest.fixture
+def ledger() -> types.ModuleType:
+    """``tests/reliability/ledger.py``: the harness, its server processes and its report."""
+    return _ledger
+
+
+@pytest.fixture
+def start_server(matchmaker_url: str) -> Iterator[Callable[..., object]]:
+    """Start ``ledger_server.py`` processes (default: on this test's file matchmaker).
+
+    ``start(name, url=..., prefix=(...))`` returns a started `ServerProcess`;
+    every one is stopped (SIGCONT, SIGTERM, SIGKILL) after the test.
+    """
+    started: list[object] = []
+
+    def start(name: str, *, url: str | None = None, **kwargs: object) -> object:
+        server = _ledger.ServerProcess(url or matchmaker_url, name, **kwargs)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in reversed(started):
+        server.stop()  # type: ignore[attr-defined]

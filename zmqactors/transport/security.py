@@ -23,10 +23,14 @@ its sockets are the parent's) and starts its own with its first CURVE server.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
+import re
+import shutil
 import stat
+import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -36,7 +40,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from zmqactors.errors import SecurityError
+from zmqactors.errors import ConfigurationError, SecurityError
 from zmqactors.transport.context import before_terminate, get_context, on_fork_child
 
 if TYPE_CHECKING:
@@ -55,6 +59,7 @@ __all__ = [
     "load_public_keys",
     "prepare_server",
     "require_authenticator",
+    "write_key_pair",
 ]
 
 _log = structlog.get_logger("zmqactors.security")
@@ -274,6 +279,64 @@ def configure_client(sock: zmq.Socket[bytes], keys: KeyPair, server_key: str) ->
     sock.setsockopt(zmq.CURVE_SERVERKEY, check_server_key(server_key).encode("ascii"))
     sock.setsockopt(zmq.CURVE_PUBLICKEY, keys.public)
     sock.setsockopt(zmq.CURVE_SECRETKEY, keys.secret)
+
+
+_KEY_NAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}")
+
+
+def write_key_pair(directory: str, name: str) -> tuple[Path, Path]:
+    """Write a new key pair as ``NAME.key`` (public, mode 0644) and ``NAME.key_secret`` (0600).
+
+    ``directory`` is created (mode 0700) if missing. The files are written in
+    a private staging directory inside it and linked into place, so the secret
+    key is never readable by others and existing files are never overwritten.
+    Any thread. Returns (public file, secret file).
+
+    Raises `ConfigurationError` naming the path for a bad name, a
+    ``directory`` that is not a directory, cannot be created or is not
+    writable, or a key file of that name that already exists; ``OSError``
+    for other failures to write.
+    """
+    if not _KEY_NAME.fullmatch(name):
+        msg = (
+            f"bad key name {name!r}: letters, digits, '_', '.' and '-' only, not starting with '.'"
+        )
+        raise ConfigurationError(msg)
+    folder = Path(directory)
+    if folder.exists() and not folder.is_dir():
+        msg = f"{directory!r} exists but is not a directory"
+        raise ConfigurationError(msg)
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        msg = f"directory {directory!r} cannot be created: {exc.strerror or exc}"
+        raise ConfigurationError(msg) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        msg = f"directory {directory!r} is not writable"
+        raise ConfigurationError(msg)
+    public = folder.absolute() / f"{name}.key"
+    secret = folder.absolute() / f"{name}.key_secret"
+    for path in (public, secret):
+        if path.exists() or path.is_symlink():
+            msg = f"{str(path)!r} already exists: not overwritten (choose another name)"
+            raise ConfigurationError(msg)
+    staging = Path(tempfile.mkdtemp(prefix=".keygen-", dir=folder))
+    try:
+        staged_public, staged_secret = map(Path, zmq.auth.create_certificates(staging, name))
+        staged_secret.chmod(0o600)
+        staged_public.chmod(0o644)
+        try:
+            os.link(staged_secret, secret)
+            os.link(staged_public, public)
+        except FileExistsError:
+            with contextlib.suppress(OSError):
+                if secret.samefile(staged_secret):
+                    secret.unlink()
+            msg = f"a key file named {name!r} appeared in {directory!r} meanwhile: not overwritten"
+            raise ConfigurationError(msg) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return public, secret
 
 
 def authenticator_running() -> bool:

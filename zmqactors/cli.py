@@ -554,7 +554,8 @@ def describe(key: str, route: Route, now: float) -> dict[str, Any]:
 
     RPC keys are ``exchange/topic``; notification keys ``notify/exchange/topic``
     with the listener's pool after the ``:`` of its server name (``None``: the
-    default pool). Other keys are shown with kind ``unknown``.
+    default pool). Other keys are shown with kind ``unknown``. ``server_key`` is
+    the server's CURVE public key, or None.
     """
     parts = key.split("/")
     server: str = route.server
@@ -577,6 +578,8 @@ def describe(key: str, route: Route, now: float) -> dict[str, Any]:
         "pool": pool,
         "address": route.address,
         "expires_in": round(route.expires - now, 1),
+        # The CURVE public key the server serves with (None: no CURVE).
+        "server_key": route.server_key,
     }
 
 

@@ -239,6 +239,15 @@ def test_a_route_file_written_before_curve_reads_as_a_route_without_a_key(tmp_pa
     assert route.server_key is None
 
 
+def test_targets_show_the_server_key():
+    key = zmq.curve_keypair()[0].decode()
+    now = time.time()
+    row = cli.describe("default/t", Route("s", "tcp://127.0.0.1:1", now + 9, key), now)
+    assert row["server_key"] == key
+    plain = cli.describe("default/t", Route("s", "tcp://127.0.0.1:1", now + 9), now)
+    assert plain["server_key"] is None
+
+
 # -- keygen ---------------------------------------------------------------------------
 
 

@@ -59,9 +59,13 @@ def terminate(timeout: float) -> bool:
     context = _context
     if context is None or _context_pid != os.getpid():
         return True
-    for hook in _terminate_hooks:
-        hook()
-    waiter = threading.Thread(target=context.term, name="zmqactors-term", daemon=True)
+
+    def finish() -> None:
+        for hook in _terminate_hooks:
+            hook()
+        context.term()
+
+    waiter = threading.Thread(target=finish, name="zmqactors-term", daemon=True)
     waiter.start()
     waiter.join(timeout)
     return not waiter.is_alive()
@@ -70,7 +74,7 @@ def terminate(timeout: float) -> bool:
 def before_terminate(hook: Callable[[], None]) -> None:
     """Run ``hook`` in `terminate`, before the context terminates (to close helper sockets).
 
-    Hooks run in the thread that calls `terminate` and must be quick.
+    Hooks run in `terminate`'s waiter thread, within its time bound.
     """
     _terminate_hooks.append(hook)
 

@@ -372,14 +372,27 @@ class _AllowList:
         return allowed
 
 
+class _Authenticator(ThreadAuthenticator):
+    """pyzmq's thread authenticator, stopped only when we say so.
+
+    ``ThreadAuthenticator.__del__`` stops the thread and joins it without a
+    bound; run by the garbage collector at interpreter exit, or in a forked
+    child on the parent's sockets, that could hang. `_ProcessAuthenticator`
+    stops it explicitly instead.
+    """
+
+    def __del__(self) -> None:
+        """Do nothing (see the class docstring)."""
+
+
 class _ProcessAuthenticator:
     """The one authenticator of this process's context. Any thread; a lock orders changes."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pid = 0
-        self._authenticator: ThreadAuthenticator | None = None
-        self._inherited: list[ThreadAuthenticator] = []
+        self._authenticator: _Authenticator | None = None
+        self._inherited: list[_Authenticator] = []
 
     def running(self) -> bool:
         auth = self._authenticator
@@ -397,8 +410,8 @@ class _ProcessAuthenticator:
             # A dict store: the authenticator thread sees the old or the new list.
             auth.configure_curve_callback(domain, _AllowList(domain, keys))
 
-    def _start(self) -> ThreadAuthenticator:
-        auth = ThreadAuthenticator(get_context())
+    def _start(self) -> _Authenticator:
+        auth = _Authenticator(get_context())
         try:
             auth.start()
         except (zmq.ZMQError, RuntimeError) as exc:
@@ -412,9 +425,9 @@ class _ProcessAuthenticator:
         _log.debug("ZAP authenticator started")
         return auth
 
-    def _forget(self, auth: ThreadAuthenticator) -> None:
-        # ThreadAuthenticator.__del__ stops it, which would send on sockets
-        # that are not ours (the parent's after a fork): keep it referenced.
+    def _forget(self, auth: _Authenticator) -> None:
+        # Its sockets' finalisers must not run on sockets that are not ours
+        # (the parent's, after a fork): keep it referenced.
         self._inherited.append(auth)
 
     def stop(self) -> None:

@@ -193,19 +193,22 @@ class ReplyWaiter(SocketActor):
             self._refused(address, event)
 
     def _refused(self, address: str, event: int) -> None:
-        """The server refused our CURVE handshake: fail its calls with `SecurityError`."""
+        """The handshake with ``address`` failed: fail its calls (`SecurityError` with CURVE)."""
+        curve = self._server_keys.get(address) is not None
         self._close_peer(address)
         self._stats.incr("auth_failures")
-        why = (
-            "refused this transport's CURVE key (not on its allow-list)"
-            if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH
-            else "failed the CURVE handshake (wrong server key in the matchmaker?)"
-        )
+        if not curve:
+            why = "failed the ZeroMQ handshake (not a zmqactors server?)"
+        elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            why = "refused this transport's CURVE key (not on its allow-list)"
+        else:
+            why = "failed the CURVE handshake (wrong server key in the matchmaker?)"
         self.log.warning("server refused the handshake", address=address, reason=why)
+        kind = SecurityError if curve else MessagingError
         for msg_id, entry in list(self._pending.items()):
             if entry.address == address:
                 del self._pending[msg_id]
-                settle(entry.future, error=SecurityError(f"the server at {address} {why}"))
+                settle(entry.future, error=kind(f"the server at {address} {why}"))
 
     def _drop_peer(self, address: str, *, was_connected: bool) -> None:
         """Close the DEALER to ``address`` and fail the calls waiting on it."""

@@ -120,3 +120,50 @@ def spawn_listener(matchmaker_url: str) -> Iterator[Callable[..., ServerProcess]
     yield spawn
     for proc in started:
         proc.stop()
+
+
+class CurveKeys:
+    """CURVE key pairs for the tests: a server, a client, an intruder; an allow-list of two.
+
+    ``allowed`` holds the public keys of ``server`` and ``client`` (what a
+    server of these tests lets in); ``intruder`` has a sound key pair that is
+    on no allow-list.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        import zmq.auth  # noqa: PLC0415 - only the CURVE tests need it
+
+        self.directory = directory
+        self.allowed = directory / "allowed"
+        self.allowed.mkdir(parents=True)
+        self.public: dict[str, str] = {}
+        for name in ("server", "client", "intruder"):
+            public_file, secret_file = map(Path, zmq.auth.create_certificates(directory, name))
+            secret_file.chmod(0o600)
+            self.public[name] = zmq.auth.load_certificate(public_file)[0].decode()
+            if name != "intruder":
+                public_file.replace(self.allowed / f"{name}.key")
+
+    def secret(self, name: str) -> str:
+        """The secret key file of ``name``."""
+        return str(self.directory / f"{name}.key_secret")
+
+    def server_url(self, url: str, name: str = "server") -> str:
+        """``url`` with ``name``'s key pair and the allow-list as query parameters."""
+        return _with_query(
+            url, f"curve_secret_key_file={self.secret(name)}&curve_public_keys_dir={self.allowed}"
+        )
+
+    def client_url(self, url: str, name: str = "client") -> str:
+        """``url`` with ``name``'s key pair (a client needs no allow-list)."""
+        return _with_query(url, f"curve_secret_key_file={self.secret(name)}")
+
+
+def _with_query(url: str, query: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
+@pytest.fixture
+def curve_keys(tmp_path: Path) -> CurveKeys:
+    """Fresh CURVE key pairs for this test (see `CurveKeys`)."""
+    return CurveKeys(tmp_path / "curve")

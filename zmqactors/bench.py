@@ -17,8 +17,18 @@ fanout ``cast`` to 3 servers         3 PUSH->PULL, one per server, each message
 notifications/s to 1 listener        PUSH->PULL delivered/s (the row above)
 notifications/s to a pool of 2       one PUSH->2 PULL (round-robin)
 p50 / p99 of sync calls              p50 / p99 of the 1-outstanding echo
+sync ``call`` with CURVE             CURVE DEALER->ROUTER echo, 1 outstanding
+``call_async`` with CURVE, 100 out   CURVE DEALER->ROUTER echo, 100 outstanding
 peak RSS of client, server, sinks    peak RSS of the raw client, server, sinks
 ===================================  ==========================================
+
+CURVE on/off: the server process also serves the same endpoint on a second
+transport with CurveZMQ (key pairs written by `zmqactors.transport.security`
+in the run's temporary directory, an allow-list, the ZAP authenticator), the
+raw server a second ROUTER with CURVE and a ``zmq.auth`` ZAP handler, and
+each client measures both sockets in the same run. The report adds the cost
+of CURVE for each side, ``1 - rate with CURVE / rate without`` (target for
+zmqactors: under 25% of call throughput).
 
 Every side runs in fresh processes started with the ``spawn`` method: one
 server process, three *sink* processes and one client process for raw pyzmq,
@@ -100,12 +110,16 @@ import tempfile
 import threading
 import time
 import traceback
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import structlog
 import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
 
 import zmqactors as za
+from zmqactors.transport import security
 
 if TYPE_CHECKING:
     import concurrent.futures
@@ -119,6 +133,9 @@ PAYLOAD_SIZE: Final = 100
 PIPELINE_DEPTH: Final = 100
 CALLER_THREADS: Final = 32
 _TOPIC: Final = "zmqactors-bench"
+_CURVE_TOPIC: Final = "zmqactors-bench-curve"
+# CURVE may cost zmqactors at most this share of its call throughput.
+CURVE_COST_TARGET: Final = 0.25
 _SERVER: Final = "bench-server"
 _LOOPBACK_ANY_PORT: Final = "tcp://127.0.0.1:*"
 # Seconds: a call's deadline; how long any socket or future wait may block.
@@ -173,6 +190,15 @@ class BenchConfig:
     warmup: float
     repeat: int
     addresses: dict[str, str] = dataclasses.field(default_factory=dict)
+    # CURVE key files: "server" and "client" secret key files, "allowed" directory.
+    curve: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def curve_url(self, url: str, role: Literal["server", "client"]) -> str:
+        """``url`` with the CURVE options of ``role`` as query parameters."""
+        query = f"curve_secret_key_file={self.curve[role]}"
+        if role == "server":
+            query += f"&curve_public_keys_dir={self.curve['allowed']}"
+        return f"{url}?{query}"
 
     def budget(self, phases: int) -> float:
         """Seconds a client with ``phases`` figures per repeat may take before it is given up."""
@@ -307,11 +333,13 @@ def _raw_pull_loop(pull: zmq.Socket[bytes], sink: _RawSink) -> None:
         pull.close(linger=0)
 
 
-def _raw_server_main(conn: Connection, limit: float) -> None:
+def _raw_server_main(conn: Connection, limit: float, curve: dict[str, str] | None = None) -> None:
     """Raw pyzmq server or sink process: a ROUTER echo and a PULL counter, each on its own thread.
 
-    Sends ``("ready", addresses)``, serves until told to stop (at most ``limit``
-    seconds), then sends ``("result", {"rss_mib": ...})``.
+    With ``curve`` (the key files of `BenchConfig.curve`), also a CURVE ROUTER
+    echo checked by a ``zmq.auth`` ZAP handler. Sends ``("ready", addresses)``,
+    serves until told to stop (at most ``limit`` seconds), then sends
+    ``("result", {"rss_mib": ...})``.
     """
 
     def body() -> None:
@@ -330,10 +358,29 @@ def _raw_server_main(conn: Connection, limit: float) -> None:
             threading.Thread(target=_raw_echo_loop, args=(router, sink), daemon=True),
             threading.Thread(target=_raw_pull_loop, args=(pull, sink), daemon=True),
         ]
+        auth = None
+        if curve:
+            auth = ThreadAuthenticator(context)
+            auth.start()
+            auth.configure_curve(domain="*", location=curve["allowed"])
+            public, secret = zmq.auth.load_certificate(curve["server"])
+            assert secret is not None  # noqa: S101 - written by this program
+            secured = context.socket(zmq.ROUTER)
+            secured.setsockopt(zmq.CURVE_SERVER, 1)
+            secured.setsockopt(zmq.CURVE_PUBLICKEY, public)
+            secured.setsockopt(zmq.CURVE_SECRETKEY, secret)
+            secured.bind(_LOOPBACK_ANY_PORT)
+            addresses["curve_echo"] = secured.getsockopt_string(zmq.LAST_ENDPOINT)
+            addresses["curve_server_key"] = public.decode()
+            threads.append(
+                threading.Thread(target=_raw_echo_loop, args=(secured, _RawSink()), daemon=True)
+            )
         for thread in threads:
             thread.start()
         _send_result(conn, "ready", addresses)
         _wait_for_stop(conn, limit)
+        if auth is not None:
+            auth.stop()
         context.term()  # the threads get ContextTerminated and close their sockets
         for thread in threads:
             thread.join(_STOP_TIMEOUT)
@@ -473,6 +520,23 @@ def raw_push_pull(
     return _per_s(round_["total"], round_["window"])
 
 
+def _raw_curve_dealer(
+    context: zmq.Context[zmq.Socket[bytes]], config: BenchConfig, timeout_ms: int
+) -> zmq.Socket[bytes]:
+    """A DEALER to the raw server's CURVE echo with the client's key pair."""
+    sock = context.socket(zmq.DEALER)
+    public, secret = zmq.auth.load_certificate(config.curve["client"])
+    assert secret is not None  # noqa: S101 - written by this program
+    sock.setsockopt(zmq.CURVE_SERVERKEY, config.addresses["curve_server_key"].encode())
+    sock.setsockopt(zmq.CURVE_PUBLICKEY, public)
+    sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
+    for option in (zmq.RCVTIMEO, zmq.SNDTIMEO):
+        sock.setsockopt(option, timeout_ms)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(config.addresses["curve_echo"])
+    return sock
+
+
 def _raw_client_main(conn: Connection, config: BenchConfig) -> None:
     """Raw pyzmq client process: measures every raw figure ``config.repeat`` times.
 
@@ -495,6 +559,7 @@ def _raw_client_main(conn: Connection, config: BenchConfig) -> None:
             return sock
 
         echo = socket(zmq.DEALER, addresses["echo"])
+        secured = _raw_curve_dealer(context, config, timeout_ms)
         push = socket(zmq.PUSH, addresses["push"])
         sinks = range(FANOUT_SERVERS)
         controls = [socket(zmq.DEALER, addresses[f"sink{i}_echo"]) for i in sinks]
@@ -511,6 +576,14 @@ def _raw_client_main(conn: Connection, config: BenchConfig) -> None:
                 raw_pipelined_echo(echo, payload, config.warmup)
                 samples["raw_pipelined_rate"].append(
                     raw_pipelined_echo(echo, payload, config.duration)
+                )
+                raw_sync_echo(secured, payload, config.warmup)
+                samples["raw_curve_sync_rate"].append(
+                    raw_sync_echo(secured, payload, config.duration)["rate"]
+                )
+                raw_pipelined_echo(secured, payload, config.warmup)
+                samples["raw_curve_pipelined_rate"].append(
+                    raw_pipelined_echo(secured, payload, config.duration)
                 )
                 raw_push_pull(push, echo, payload, config.warmup)
                 samples["raw_push_rate"].append(raw_push_pull(push, echo, payload, config.duration))
@@ -617,24 +690,35 @@ class NotificationSink:
         self._counter.sink(payload)
 
 
-def _za_server_main(conn: Connection, url: str, limit: float) -> None:
+def _za_server_main(conn: Connection, url: str, limit: float, curve_url: str) -> None:
     """Server process for zmqactors: an `RPCServer` of `BenchEndpoint` on ``url``'s matchmaker.
 
-    Sends ``("ready", {"address": ...})`` once the server is registered, serves
-    until told to stop (at most ``limit`` seconds), then sends
-    ``("result", {"rss_mib": ...})``.
+    A second one serves the same endpoint on a CURVE transport (``curve_url``,
+    topic `_CURVE_TOPIC`). Sends ``("ready", {"address": ...})`` once both are
+    registered, serves until told to stop (at most ``limit`` seconds), then
+    sends ``("result", {"rss_mib": ...})``.
     """
 
     def body() -> None:
-        with za.Transport.from_url(url) as transport:
-            server = za.RPCServer(
-                transport, za.Target(topic=_TOPIC, server=_SERVER), [BenchEndpoint(transport)]
-            )
-            server.start()
-            _send_result(conn, "ready", {"address": server.address})
+        with (
+            za.Transport.from_url(url) as transport,
+            za.Transport.from_url(curve_url) as curve_transport,
+        ):
+            endpoint = BenchEndpoint(transport)
+            servers = [
+                za.RPCServer(transport, za.Target(topic=_TOPIC, server=_SERVER), [endpoint]),
+                za.RPCServer(
+                    curve_transport, za.Target(topic=_CURVE_TOPIC, server=_SERVER), [endpoint]
+                ),
+            ]
+            for server in servers:
+                server.start()
+            _send_result(conn, "ready", {"address": servers[0].address})
             _wait_for_stop(conn, limit)
-            server.stop()
-            server.wait(timeout=_STOP_TIMEOUT)
+            for server in servers:
+                server.stop()
+            for server in servers:
+                server.wait(timeout=_STOP_TIMEOUT)
         _send_result(conn, "result", {"rss_mib": peak_rss_mib()})
 
     _run_child(conn, body)
@@ -924,8 +1008,14 @@ def _za_client_main(conn: Connection, config: BenchConfig, url: str) -> None:
         payload = make_payload()
         samples: dict[str, list[float]] = collections.defaultdict(list)
         warmup, duration = config.warmup, config.duration
-        with za.Transport.from_url(url) as transport:
+        with (
+            za.Transport.from_url(url) as transport,
+            za.Transport.from_url(config.curve_url(url, "client")) as curve_transport,
+        ):
             client = za.RPCClient(transport, za.Target(topic=_TOPIC), timeout=_CALL_TIMEOUT)
+            curve_client = za.RPCClient(
+                curve_transport, za.Target(topic=_CURVE_TOPIC), timeout=_CALL_TIMEOUT
+            )
             sink_clients = [
                 za.RPCClient(
                     transport,
@@ -950,6 +1040,14 @@ def _za_client_main(conn: Connection, config: BenchConfig, url: str) -> None:
                 samples["za_threads_rate"].append(za_threaded_calls(client, payload, duration))
                 za_async_calls(client, payload, warmup)
                 samples["za_async_rate"].append(za_async_calls(client, payload, duration))
+                za_sync_calls(curve_client, payload, warmup)
+                samples["za_curve_sync_rate"].append(
+                    za_sync_calls(curve_client, payload, duration)["rate"]
+                )
+                za_async_calls(curve_client, payload, warmup)
+                samples["za_curve_async_rate"].append(
+                    za_async_calls(curve_client, payload, duration)
+                )
                 za_casts(client, payload, warmup)
                 casts = za_casts(client, payload, duration)
                 samples["za_cast_rate"].append(casts["rate"])
@@ -971,6 +1069,7 @@ def _za_client_main(conn: Connection, config: BenchConfig, url: str) -> None:
             server_rss = float(client.call("rss_mib"))
             stats = {
                 "client": dict(transport.stats.snapshot()),
+                "curve_client": dict(curve_transport.stats.snapshot()),
                 "server": client.call("transport_stats"),
             }
             for i, sink in enumerate(sink_clients):
@@ -1055,8 +1154,8 @@ class _Children:
 
 
 # Figures measured per repeat by each side's client (for its time budget).
-_RAW_PHASES: Final = 5
-_ZA_PHASES: Final = 7
+_RAW_PHASES: Final = 7
+_ZA_PHASES: Final = 9
 
 
 def _run_side(side: Literal["raw", "zmqactors"], config: BenchConfig, url: str) -> dict[str, Any]:
@@ -1072,13 +1171,21 @@ def _run_side(side: Literal["raw", "zmqactors"], config: BenchConfig, url: str) 
     try:
         servers: list[tuple[SpawnProcess, Connection]] = []
         if side == "raw":
-            servers.append(children.start("raw-server", _raw_server_main, limit))
+            servers.append(children.start("raw-server", _raw_server_main, limit, config.curve))
             servers.extend(
                 children.start(f"raw-sink-{i}", _raw_server_main, limit)
                 for i in range(FANOUT_SERVERS)
             )
         else:
-            servers.append(children.start("zmqactors-server", _za_server_main, url, limit))
+            servers.append(
+                children.start(
+                    "zmqactors-server",
+                    _za_server_main,
+                    url,
+                    limit,
+                    config.curve_url(url, "server"),
+                )
+            )
             servers.extend(
                 children.start(f"zmqactors-sink-{i}", _za_sink_main, url, i, limit)
                 for i in range(FANOUT_SERVERS)
@@ -1212,6 +1319,24 @@ def build_figures(raw: dict[str, Any], zmq_side: dict[str, Any]) -> list[Figure]
             f"PUSH->{POOL_LISTENERS} PULL",
         ),
         Figure(
+            "curve_sync_calls_per_s",
+            "sync calls/s (1 thread), CURVE",
+            "1/s",
+            _median(z, "za_curve_sync_rate"),
+            _median(r, "raw_curve_sync_rate"),
+            f"CURVE {echo1}",
+            0.5,
+        ),
+        Figure(
+            "curve_async_calls_per_s",
+            f"call_async/s ({PIPELINE_DEPTH} out), CURVE",
+            "1/s",
+            _median(z, "za_curve_async_rate"),
+            _median(r, "raw_curve_pipelined_rate"),
+            f"CURVE {echo100}",
+            0.8,
+        ),
+        Figure(
             "call_p50_us",
             "sync call latency p50 (us)",
             "us",
@@ -1252,6 +1377,39 @@ def build_figures(raw: dict[str, Any], zmq_side: dict[str, Any]) -> list[Figure]
             "raw sink",
         ),
     ]
+
+
+def curve_costs(raw: dict[str, Any], zmq_side: dict[str, Any]) -> dict[str, float]:
+    """What CURVE costs each side: ``1 - rate with CURVE / rate without``, from the medians.
+
+    Keys: ``zmqactors_sync``, ``zmqactors_pipelined`` (``call_async``),
+    ``raw_sync``, ``raw_pipelined``.
+    """
+    r: dict[str, list[float]] = raw["samples"]
+    z: dict[str, list[float]] = zmq_side["samples"]
+    pairs = {
+        "zmqactors_sync": (z, "za_curve_sync_rate", "za_sync_rate"),
+        "zmqactors_pipelined": (z, "za_curve_async_rate", "za_async_rate"),
+        "raw_sync": (r, "raw_curve_sync_rate", "raw_sync_rate"),
+        "raw_pipelined": (r, "raw_curve_pipelined_rate", "raw_pipelined_rate"),
+    }
+    return {
+        name: 1.0 - _median(samples, on) / _median(samples, off)
+        for name, (samples, on, off) in pairs.items()
+    }
+
+
+def format_curve_costs(costs: Mapping[str, float]) -> str:
+    """One line per side: what CURVE costs in % of throughput, against the target."""
+    worst = max(costs["zmqactors_sync"], costs["zmqactors_pipelined"])
+    met = "yes" if worst < CURVE_COST_TARGET else "NO"
+    return (
+        f"CURVE cost, zmqactors: sync {costs['zmqactors_sync']:.1%}, "
+        f"pipelined {costs['zmqactors_pipelined']:.1%} "
+        f"(target < {CURVE_COST_TARGET:.0%}: {met})\n"
+        f"CURVE cost, raw pyzmq: sync {costs['raw_sync']:.1%}, "
+        f"pipelined {costs['raw_pipelined']:.1%}"
+    )
 
 
 def _environment() -> dict[str, Any]:
@@ -1367,6 +1525,10 @@ def _report_json(
             for fig in figures
         },
         "samples": {**raw["samples"], **zmq_side["samples"]},
+        "curve_cost": {
+            **curve_costs(raw, zmq_side),
+            "target": CURVE_COST_TARGET,
+        },
         "lost": losses(zmq_side),
         "transport_stats": zmq_side.get("transport_stats", {}),
         "config": {
@@ -1386,14 +1548,28 @@ def _report_json(
     return json.dumps(document, indent=2)
 
 
+def _write_keys(directory: str) -> dict[str, str]:
+    """Key pairs for a server and a client, and an allow-list of both, under ``directory``."""
+    keys = Path(directory) / "curve"
+    allowed = keys / "allowed"
+    paths: dict[str, str] = {"allowed": str(allowed)}
+    for role in ("server", "client"):
+        public, secret = security.write_key_pair(str(keys), role)
+        paths[role] = str(secret)
+        allowed.mkdir(exist_ok=True)
+        shutil.copy(public, allowed)
+    return paths
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print its report; 0 on success, 1 if a process failed."""
     args = _parse_args(argv)
     configure_logging()
     config = BenchConfig(duration=args.duration, warmup=args.warmup, repeat=args.repeat)
     directory = tempfile.mkdtemp(prefix="zmqactors-bench-")
-    url = f"zmq+file://{directory}"
+    url = f"zmq+file://{directory}/matchmaker"
     try:
+        config = dataclasses.replace(config, curve=_write_keys(directory))
         print("measuring raw pyzmq ...", file=sys.stderr, flush=True)
         raw = _run_side("raw", config, url)
         print("measuring zmqactors ...", file=sys.stderr, flush=True)
@@ -1423,6 +1599,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(format_table(figures))
     print()
+    print(format_curve_costs(curve_costs(raw, zmq_side)))
     print(
         "sent - delivered, all rounds: "
         + ", ".join(f"{kind} {count:,.0f}" for kind, count in lost.items())

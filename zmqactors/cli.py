@@ -7,6 +7,7 @@
     zmqactors notify TOPIC EVENT_TYPE [KEY=VALUE...] [--priority P] [--payload JSON]
     zmqactors listen TOPIC [--pool P] [--count N] [--timeout T]
     zmqactors targets [--json]
+    zmqactors keygen DIR [--name NAME]
     zmqactors bench [...]
 
 Every subcommand but ``bench`` takes the transport options before or after
@@ -54,7 +55,7 @@ from zmqactors.errors import (
 from zmqactors.matchmaker import create_matchmaker
 from zmqactors.options import DEFAULT_URL, Settings, parse_url
 from zmqactors.topics import Target
-from zmqactors.transport import NotificationListener, Notifier, RPCClient, Transport
+from zmqactors.transport import NotificationListener, Notifier, RPCClient, Transport, security
 from zmqactors.transport.notify_dispatch import PRIORITIES
 
 if TYPE_CHECKING:
@@ -332,6 +333,19 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     )
     targets.add_argument("--json", action="store_true", help="one JSON object per line")
 
+    keygen = commands.add_parser(
+        "keygen",
+        help="write a CurveZMQ key pair",
+        description="Write a new CurveZMQ key pair into DIR (created, mode 0700, if "
+        "missing): NAME.key, the public key, for the curve_public_keys_dir of the "
+        "servers this host calls, and NAME.key_secret (mode 0600), this host's "
+        "curve_secret_key_file. Existing files are never overwritten.",
+    )
+    keygen.add_argument("directory", metavar="DIR")
+    keygen.add_argument(
+        "--name", default=socket.gethostname(), help="the files' name (default: this host's name)"
+    )
+
     commands.add_parser(
         "bench", help="run the benchmark (see 'zmqactors bench --help')", add_help=False
     )
@@ -540,7 +554,8 @@ def describe(key: str, route: Route, now: float) -> dict[str, Any]:
 
     RPC keys are ``exchange/topic``; notification keys ``notify/exchange/topic``
     with the listener's pool after the ``:`` of its server name (``None``: the
-    default pool). Other keys are shown with kind ``unknown``.
+    default pool). Other keys are shown with kind ``unknown``. ``server_key`` is
+    the server's CURVE public key, or None.
     """
     parts = key.split("/")
     server: str = route.server
@@ -563,6 +578,8 @@ def describe(key: str, route: Route, now: float) -> dict[str, Any]:
         "pool": pool,
         "address": route.address,
         "expires_in": round(route.expires - now, 1),
+        # The CURVE public key the server serves with (None: no CURVE).
+        "server_key": route.server_key,
     }
 
 
@@ -622,12 +639,22 @@ def _targets(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _keygen(args: argparse.Namespace) -> int:
+    """``keygen``: write a key pair and say where. Raises `ConfigurationError` for a bad DIR."""
+    public, secret = security.write_key_pair(args.directory, args.name)
+    _error(f"public key (for the servers' curve_public_keys_dir): {public}")
+    _error(f"secret key (this host's curve_secret_key_file, mode 0600): {secret}")
+    _print_json({"public_key_file": str(public), "secret_key_file": str(secret)})
+    return EXIT_OK
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "call": _call,
     "cast": _cast,
     "notify": _notify,
     "listen": _listen,
     "targets": _targets,
+    "keygen": _keygen,
 }
 
 

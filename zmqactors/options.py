@@ -165,8 +165,10 @@ class Settings:
 
     Raises `ConfigurationError` naming the option and value when a value has
     the wrong type, lies outside `OPTION_BOUNDS`, is not finite, when
-    ``bind_address`` or ``host`` is empty or contains white space, or when the
-    port range is not both 0 or ``1 <= port_min <= port_max``.
+    ``bind_address`` or ``host`` is empty or contains white space, when a
+    CURVE path is empty or holds a NUL character, or when the port range is
+    not both 0 or ``1 <= port_min <= port_max``. Whether the CURVE files
+    exist and are sound is checked when they are used (`zmqactors.transport.security`).
     """
 
     bind_address: str = "127.0.0.1"
@@ -180,6 +182,8 @@ class Settings:
     max_message_size: int = 4 * 1024 * 1024
     high_water_mark: int = 10000
     linger: float = 1.0
+    curve_secret_key_file: str | None = None
+    curve_public_keys_dir: str | None = None
     matchmaker: MatchmakerSpec = dataclasses.field(default_factory=_default_matchmaker)
 
     def __post_init__(self) -> None:
@@ -187,6 +191,8 @@ class Settings:
         _check_address("bind_address", self.bind_address)
         if self.host is not None:
             _check_address("host", self.host)
+        for name in _PATH_FIELDS:
+            _check_path(name, getattr(self, name))
         for name, bounds in OPTION_BOUNDS.items():
             value = getattr(self, name)
             checked = _check_number(name, value, bounds)
@@ -256,6 +262,21 @@ _SCALAR_FIELDS: Final[tuple[str, ...]] = tuple(
 _DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
     {field.name: field.default for field in dataclasses.fields(Settings)}
 )
+
+
+# The CURVE options: paths, checked for shape here and for content when used.
+_PATH_FIELDS: Final = ("curve_secret_key_file", "curve_public_keys_dir")
+
+
+def _check_path(name: str, value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        msg = f"option {GROUP_NAME}.{name} must be a path, got {value!r}"
+        raise ConfigurationError(msg)
+    if not value or "\x00" in value:
+        msg = f"option {GROUP_NAME}.{name} must be a non-empty path without NUL, got {value!r}"
+        raise ConfigurationError(msg)
 
 
 def _check_address(name: str, value: object) -> None:
@@ -368,6 +389,23 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
         "messages; 0 means unlimited.",
     ),
     _numeric_opt("linger", "Seconds a closing socket may spend sending the messages still queued."),
+    cfg.StrOpt(
+        "curve_secret_key_file",
+        default=_DEFAULTS["curve_secret_key_file"],
+        help="CurveZMQ: this host's key pair, a zmq.auth certificate file holding "
+        "the public and the secret key (write one with 'zmqactors keygen DIR'); it "
+        "must not be readable by group or others. Set, clients encrypt every "
+        "network connection and only talk to servers that advertise a CURVE key; "
+        "servers also need curve_public_keys_dir. Unset: no encryption.",
+    ),
+    cfg.StrOpt(
+        "curve_public_keys_dir",
+        default=_DEFAULTS["curve_public_keys_dir"],
+        help="CurveZMQ: the directory of the public keys (*.key certificate files) "
+        "of the clients a server lets in; every other client is refused. Read "
+        "when a server starts. Servers with curve_secret_key_file set refuse to "
+        "start without it.",
+    ),
 )
 
 

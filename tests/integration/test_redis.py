@@ -427,3 +427,21 @@ class TestSentinelFailover:
                 za.RPCClient(fresh, za.Target(TOPIC), timeout=CALL_TIMEOUT).call("add", a=1, b=2)
                 == 3
             )
+
+
+def test_routes_keep_the_server_key_and_entries_without_one_still_read(
+    backend: RedisMatchmaker, redis_server
+) -> None:
+    key = "Ut<2tY}5V^z9-8J)Bm+K#pTS=x[VGrr!<gW6bEvV"
+    backend.register(KEY, "curve", "tcp://127.0.0.1:1", LONG_TTL, key)
+    # What a version before CURVE wrote: a two-element member.
+    client = redis_server.client()
+    try:
+        client.zadd(PREFIX + KEY, {json.dumps(["old", "tcp://127.0.0.1:2"]): 1e15})
+    finally:
+        client.close()
+    routes = backend.lookup(KEY)
+    assert [(r.server, r.server_key) for r in routes] == [("curve", key), ("old", None)]
+    assert [r.server_key for _, r in backend.entries()] == [key, None]
+    backend.unregister(KEY, "curve", "tcp://127.0.0.1:1", key)
+    assert [r.server for r in backend.lookup(KEY)] == ["old"]

@@ -18,6 +18,8 @@ import pytest
 from oslo_config import cfg
 from oslo_messaging import conffixture
 
+from zmqactors.matchmaker import MemoryMatchmaker
+from zmqactors.options import register_opts
 from zmqactors.oslo import ZmqActorsDriver
 from zmqactors.oslo._targets import escape
 from zmqactors.oslo.driver import zmq_url
@@ -429,3 +431,58 @@ def test_escape_is_injective_and_keeps_valid_names():
     assert escaped[:2] == names[:2]
     assert len(set(escaped)) == len(names)
     assert all(len(e) <= 255 for e in escaped)
+
+
+# -- CurveZMQ -------------------------------------------------------------------------
+
+
+def _curve_conf(conf: cfg.ConfigOpts, curve_keys: Any) -> None:
+    # The driver registers the [zmq] options itself; a service's config file
+    # sets them. The server's key pair is on the allow-list, so the one conf
+    # serves and calls.
+    register_opts(conf)
+    conf.set_override("curve_secret_key_file", curve_keys.secret("server"), group="zmq")
+    conf.set_override("curve_public_keys_dir", str(curve_keys.allowed), group="zmq")
+
+
+def test_curve_options_in_oslo_config_encrypt_calls_casts_and_notifications(harness, curve_keys):
+    _curve_conf(harness.conf, curve_keys)
+    endpoint = Endpoint()
+    server = harness.server(oslo_messaging.Target(topic="t", server="s"), endpoint)
+    driver = _driver(server.transport)
+    settings = driver.transport.settings
+    assert settings.curve_secret_key_file == curve_keys.secret("server")
+    assert settings.curve_public_keys_dir == str(curve_keys.allowed)
+    store = MemoryMatchmaker(harness.url.removeprefix("zmq+memory://"))
+    assert [route.server_key for _, route in store.entries()] == [curve_keys.public["server"]]
+    client = harness.client(oslo_messaging.Target(topic="t"))
+    assert client.call({}, "echo", x=1) == {"x": 1}
+    client.cast({}, "echo", y=2)
+    _wait_for(lambda: len(endpoint.seen) == 2)
+    heard: list[Any] = []
+
+    class Listener:
+        def info(self, ctxt, publisher_id, event_type, payload, metadata):  # noqa: ARG002
+            heard.append(payload)
+
+    harness.listener(["n"], Listener())
+    harness.notifier("n").info({}, "e", {"z": 3})
+    _wait_for(lambda: heard == [{"z": 3}])
+
+
+def test_an_oslo_client_without_curve_gets_nothing_from_a_curve_server(harness, curve_keys):
+    _curve_conf(harness.conf, curve_keys)
+    endpoint = Endpoint()
+    harness.server(oslo_messaging.Target(topic="t", server="s"), endpoint)
+    plain = cfg.ConfigOpts()
+    conffixture.ConfFixture(plain)
+    transport = oslo_messaging.get_rpc_transport(plain, url=harness.url)
+    try:
+        client = oslo_messaging.get_rpc_client(
+            transport, oslo_messaging.Target(topic="t"), timeout=2
+        )
+        with pytest.raises(oslo_messaging.MessagingException, match="requires CURVE"):
+            client.call({}, "echo", x=1)
+    finally:
+        transport.cleanup()
+    assert endpoint.seen == []

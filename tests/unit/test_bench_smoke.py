@@ -25,6 +25,8 @@ FIGURES = {
     "fanout_messages_per_s",
     "notifications_per_s",
     "pool_notifications_per_s",
+    "curve_sync_calls_per_s",
+    "curve_async_calls_per_s",
     "call_p50_us",
     "call_p99_us",
     "client_peak_rss_mib",
@@ -60,10 +62,23 @@ def test_quick_run_prints_every_figure_as_json():
     assert all(count == 0 for count in report["lost"].values()), report["lost"]
     assert set(report["transport_stats"]) == {
         "client",
+        "curve_client",
         "server",
         *(bench.sink_name(i) for i in range(bench.FANOUT_SERVERS)),
     }
     assert report["samples"]["za_fanout_total_rate"][0] > report["samples"]["za_fanout_rate"][0]
+    # CURVE on and off were measured in the same run, for both sides.
+    costs = report["curve_cost"]
+    assert set(costs) == {
+        "zmqactors_sync",
+        "zmqactors_pipelined",
+        "raw_sync",
+        "raw_pipelined",
+        "target",
+    }
+    assert all(math.isfinite(value) and value < 1 for value in costs.values()), costs
+    # The CURVE client's handshakes were all accepted.
+    assert "auth_failures" not in report["transport_stats"]["curve_client"]
 
 
 def test_delivery_window_spans_every_receiver():
@@ -92,6 +107,37 @@ def test_percentile_is_nearest_rank():
     assert bench.percentile(values, 1.0) == 100.0
     assert bench.percentile([7.0], 0.99) == 7.0
     assert math.isnan(bench.percentile([], 0.5))
+
+
+def test_curve_costs_compare_each_side_with_itself():
+    raw = {
+        "samples": {
+            "raw_sync_rate": [1000.0],
+            "raw_curve_sync_rate": [800.0],
+            "raw_pipelined_rate": [4000.0],
+            "raw_curve_pipelined_rate": [2000.0],
+        }
+    }
+    zmq_side = {
+        "samples": {
+            "za_sync_rate": [500.0],
+            "za_curve_sync_rate": [450.0],
+            "za_async_rate": [3000.0],
+            "za_curve_async_rate": [2400.0],
+        }
+    }
+    costs = bench.curve_costs(raw, zmq_side)
+    assert costs == pytest.approx(
+        {
+            "zmqactors_sync": 0.1,
+            "zmqactors_pipelined": 0.2,
+            "raw_sync": 0.2,
+            "raw_pipelined": 0.5,
+        }
+    )
+    text = bench.format_curve_costs(costs)
+    assert "sync 10.0%, pipelined 20.0% (target < 25%: yes)" in text
+    assert "raw pyzmq: sync 20.0%, pipelined 50.0%" in text
 
 
 def test_table_shows_ratio_and_target():

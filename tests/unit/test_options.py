@@ -40,6 +40,8 @@ OPTION_NAMES = {
     "max_message_size",
     "high_water_mark",
     "linger",
+    "curve_secret_key_file",
+    "curve_public_keys_dir",
 }
 SCALAR_NAMES = OPTION_NAMES - {"matchmaker_url"}
 

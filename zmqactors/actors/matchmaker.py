@@ -60,7 +60,8 @@ class MatchmakerActor(SocketActor):
         self._ttl = ttl
         self._unreachable_for = unreachable_for
         self._stats = stats
-        self._registered: set[tuple[str, str, str]] = set()
+        # (key, server, address, server key)
+        self._registered: set[tuple[str, str, str, str | None]] = set()
         self._next_refresh: float | None = None
         self._failing = False
         self._next_probe = 0.0
@@ -80,17 +81,19 @@ class MatchmakerActor(SocketActor):
     def on_receive(self, message: MatchmakerMessage) -> tuple[Route, ...] | None:
         """Handle one inbox message (actor thread)."""
         match message:
-            case Register(key, server, address):
-                self.backend.register(key, server, address, self._ttl)
-                self._registered.add((key, server, address))
+            case Register(key, server, address, server_key):
+                self.backend.register(key, server, address, self._ttl, server_key)
+                self._registered.add((key, server, address, server_key))
                 self._cache.invalidate(key)
                 if self._next_refresh is None:
                     self._next_refresh = time.monotonic() + self._ttl / 3
                 return None
-            case Unregister(key, server, address):
-                self._registered.discard((key, server, address))
+            case Unregister(key, server, address, server_key):
+                self._registered.discard((key, server, address, server_key))
                 self._cache.invalidate(key)
-                self._call_backend(functools.partial(self.backend.unregister, key, server, address))
+                self._call_backend(
+                    functools.partial(self.backend.unregister, key, server, address, server_key)
+                )
                 return None
             case Lookup(key):
                 return self._lookup(key, raise_errors=True)
@@ -171,9 +174,11 @@ class MatchmakerActor(SocketActor):
 
     def on_deadline(self, now: float) -> None:
         """Refresh every registration (all of them again after a failure)."""
-        for key, server, address in tuple(self._registered):
+        for key, server, address, server_key in tuple(self._registered):
             if not self._call_backend(
-                functools.partial(self.backend.register, key, server, address, self._ttl)
+                functools.partial(
+                    self.backend.register, key, server, address, self._ttl, server_key
+                )
             ):
                 break
         # After a failure, retry sooner than a full period so registrations
@@ -185,7 +190,9 @@ class MatchmakerActor(SocketActor):
         """Unregister what is still registered and close the backend."""
         if self._backend is None:
             return
-        for key, server, address in tuple(self._registered):
-            self._call_backend(functools.partial(self.backend.unregister, key, server, address))
+        for key, server, address, server_key in tuple(self._registered):
+            self._call_backend(
+                functools.partial(self.backend.unregister, key, server, address, server_key)
+            )
         self._registered.clear()
         self._backend.close()

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from zmqactors.topics import Target
+    from zmqactors.transport.security import ServerCurve
 
 __all__ = [
     "AddServer",
@@ -51,6 +52,8 @@ class SendCall:
     # With a monitor timeout, the call also fails when the server has sent no
     # reply or heartbeat for that long (the deadline still bounds the whole).
     monitor: float | None = None
+    # The server's CURVE public key from its route (None: it serves without CURVE).
+    server_key: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -61,6 +64,7 @@ class SendCast:
     frames: tuple[bytes, bytes]
     target: Target
     method: str
+    server_key: str | None = None
 
 
 ReplyWaiterMessage = SendCall | SendCast
@@ -71,11 +75,12 @@ ReplyWaiterMessage = SendCall | SendCast
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Register:
-    """Register (key, server, address) and keep it alive until unregistered."""
+    """Register (key, server, address, server_key) and keep it alive until unregistered."""
 
     key: str
     server: str
     address: str
+    server_key: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,6 +90,7 @@ class Unregister:
     key: str
     server: str
     address: str
+    server_key: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -118,12 +124,14 @@ MatchmakerMessage = Register | Unregister | Lookup | Refresh | Unreachable
 class AddServer:
     """Bind a server's network socket and its inproc socket to its listeners.
 
-    Answers the address to advertise, e.g. ``tcp://127.0.0.1:40123``.
+    Answers the address to advertise, e.g. ``tcp://127.0.0.1:40123``. With
+    ``curve``, the socket is a CURVE server (checked by `prepare_server`).
     """
 
     server_id: str
     target: Target
     backend_address: str
+    curve: ServerCurve | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ import time
 from typing import TYPE_CHECKING, assert_never
 
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from zmqactors.actors.base import SocketActor
 from zmqactors.actors.frames import send_frames
@@ -33,8 +34,8 @@ from zmqactors.actors.messages import (
     SendReply,
 )
 from zmqactors.actors.reply_waiter import settle
-from zmqactors.errors import ConfigurationError, ProtocolError
-from zmqactors.transport import protocol
+from zmqactors.errors import ConfigurationError, ProtocolError, SecurityError
+from zmqactors.transport import protocol, security
 from zmqactors.transport.context import get_context
 from zmqactors.transport.sockets import inproc_socket, network_socket
 
@@ -153,6 +154,8 @@ class _Served:
         self.target = target
         self.router = router
         self.backend: zmq.Socket[bytes] | None = None
+        # With CURVE: the router's monitor, which reports refused handshakes.
+        self.monitor: zmq.Socket[bytes] | None = None
         self.balancer = Balancer(FAST_LISTENER)
         self.backlog: collections.deque[tuple[bytes, bytes]] = collections.deque()
         self.paused = False
@@ -200,16 +203,29 @@ class Poller(SocketActor):
         router = network_socket(context, zmq.ROUTER, settings)
         # Report replies to vanished clients as errors instead of dropping them silently.
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        monitor = None
         try:
+            if message.curve is not None:
+                security.configure_server(router, message.curve)
+                monitor = router.get_monitor_socket(security.HANDSHAKE_FAILURES)
+                # Checked again right before binding: without a ZAP handler
+                # libzmq would let every CURVE client in.
+                security.require_authenticator()
             port = self._bind(router)
+        except SecurityError:
+            _close_router(router, monitor)
+            raise
         except zmq.ZMQError as exc:
-            router.close()
+            _close_router(router, monitor)
             msg = (
                 f"cannot bind a server socket on {settings.bind_address!r} "
                 f"(ports {settings.port_min}-{settings.port_max}): {exc}"
             )
             raise ConfigurationError(msg) from None
         served = _Served(message.server_id, message.target, router)
+        if monitor is not None:
+            served.monitor = monitor
+            self.watch(monitor, lambda frames: self._on_handshake_failed(served, frames))
         backend = inproc_socket(context, zmq.ROUTER)
         backend.bind(message.backend_address)
         served.backend = backend
@@ -217,8 +233,28 @@ class Poller(SocketActor):
         self.watch(router, lambda frames: self._on_request(served, frames))
         self.watch(backend, lambda frames: self._on_listener(served, frames))
         address = f"tcp://{settings.advertised_host}:{port}"
-        self.log.info("server bound", target=str(message.target), address=address)
+        self.log.info(
+            "server bound",
+            target=str(message.target),
+            address=address,
+            curve=message.curve is not None,
+        )
         return address
+
+    def _on_handshake_failed(self, served: _Served, frames: list[bytes]) -> None:
+        """A client was refused: its key is not allowed, or it does not speak CURVE."""
+        event = parse_monitor_message(frames)
+        self._stats.incr("auth_rejections")
+        kind = event["event"]
+        if kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            reason = "key not on the allow-list"
+        elif kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            reason = "no CURVE, or a broken handshake"
+        else:
+            reason = "handshake failed (a client without CURVE?)"
+        self.log.warning(
+            "refused a client", target=str(served.target), reason=reason, code=int(event["value"])
+        )
 
     def _bind(self, router: zmq.Socket[bytes]) -> int:
         settings = self._settings
@@ -251,10 +287,14 @@ class Poller(SocketActor):
         served = self._servers.pop(server_id, None)
         if served is None:
             return
+        if served.monitor is not None:
+            self.unwatch(served.monitor)
         for sock in (served.router, served.backend):
             if sock is not None:
                 self.unwatch(sock)
-                sock.close()
+        _close_router(served.router, served.monitor)
+        if served.backend is not None:
+            served.backend.close()
         for future in served.drained:
             settle(future)
 
@@ -363,7 +403,14 @@ class Poller(SocketActor):
     def close_sockets(self) -> None:
         """Close every server's sockets."""
         for served in self._servers.values():
-            served.router.close()
+            _close_router(served.router, served.monitor)
             if served.backend is not None:
                 served.backend.close()
         self._servers.clear()
+
+
+def _close_router(router: zmq.Socket[bytes], monitor: zmq.Socket[bytes] | None) -> None:
+    if monitor is not None:
+        router.disable_monitor()
+        monitor.close(linger=0)
+    router.close()

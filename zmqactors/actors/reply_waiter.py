@@ -7,6 +7,12 @@ itself when the reply arrives or the deadline passes, so the caller wakes with
 no further hop. A reply for an id it no longer holds (the call timed out) is
 dropped and counted as ``late_replies``.
 
+A DEALER to a server whose route carries a CURVE key is a CURVE client with
+this transport's key pair (`zmqactors.transport.security`). Failing closed, a
+transport with a key pair sends nothing to a server without a key, one
+without sends nothing to a server that has one, and a server that refuses
+the handshake fails the calls waiting on it with `SecurityError`.
+
 It also watches each DEALER's connection (a ZeroMQ socket monitor). When a
 server cannot be reached (connection refused) or its connection drops, the
 DEALER is closed, discarding what it still queued, and the calls waiting on
@@ -36,8 +42,9 @@ from zmqactors.errors import (
     MessagingTimeout,
     NoRespondersError,
     ProtocolError,
+    SecurityError,
 )
-from zmqactors.transport import protocol
+from zmqactors.transport import protocol, security
 from zmqactors.transport.context import get_context
 from zmqactors.transport.sockets import network_socket
 
@@ -50,7 +57,12 @@ __all__ = ["ReplyWaiter"]
 # Rebuild the deadline heap when it holds this many more entries than there
 # are pending calls (answered calls leave their entry behind until then).
 _HEAP_SLACK = 4096
-_MONITORED = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
+_MONITORED = (
+    zmq.EVENT_CONNECTED
+    | zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_CONNECT_RETRIED
+    | security.HANDSHAKE_FAILURES
+)
 
 
 def settle(future: Future[Any], *, result: Any = None, error: BaseException | None = None) -> None:
@@ -104,6 +116,9 @@ class ReplyWaiter(SocketActor):
         self._stats = stats
         self._matchmaker = matchmaker
         self._dealers: dict[str, zmq.Socket[bytes]] = {}
+        # The CURVE key each DEALER was made for (None: plain).
+        self._server_keys: dict[str, str | None] = {}
+        self._keys: security.KeyPair | None = None
         self._monitors: dict[str, zmq.Socket[bytes]] = {}
         self._connected: set[str] = set()
         self._pending: dict[bytes, _Pending] = {}
@@ -115,17 +130,55 @@ class ReplyWaiter(SocketActor):
             case SendCall():
                 self._send_call(message)
             case SendCast():
-                self._send(message.address, message.frames, message.method)
+                error = self._send(
+                    message.address, message.frames, message.method, message.server_key
+                )
+                if isinstance(error, SecurityError):
+                    self._stats.incr("security_refusals")
+                    self.log.warning("cast not sent", address=message.address, error=str(error))
             case _:
                 assert_never(message)
 
-    def _dealer(self, address: str) -> zmq.Socket[bytes]:
+    def _client_keys(self, address: str, server_key: str | None) -> security.KeyPair | None:
+        """The key pair for a DEALER to ``address``, None for plain; `SecurityError` if refused."""
+        configured = self._settings.curve_secret_key_file is not None
+        if server_key is None:
+            if configured:
+                msg = (
+                    f"the server at {address} advertises no CURVE key, and this transport "
+                    "talks CURVE only (curve_secret_key_file is set)"
+                )
+                raise SecurityError(msg)
+            return None
+        if not configured:
+            msg = (
+                f"the server at {address} requires CURVE: set curve_secret_key_file "
+                "to a key pair on its allow-list"
+            )
+            raise SecurityError(msg)
+        if self._keys is None:
+            self._keys = security.client_key_pair(self._settings)
+        return self._keys
+
+    def _dealer(self, address: str, server_key: str | None) -> zmq.Socket[bytes]:
         sock = self._dealers.get(address)
+        if sock is not None and self._server_keys.get(address) != server_key:
+            # The server at this address restarted with another key.
+            self._close_peer(address)
+            sock = None
         if sock is None:
+            keys = self._client_keys(address, server_key)
             sock = network_socket(get_context(), zmq.DEALER, self._settings)
+            if keys is not None and server_key is not None:
+                try:
+                    security.configure_client(sock, keys, server_key)
+                except SecurityError:
+                    sock.close(linger=0)
+                    raise
             monitor = sock.get_monitor_socket(_MONITORED)
             sock.connect(address)
             self._dealers[address] = sock
+            self._server_keys[address] = server_key
             self._monitors[address] = monitor
             self.watch(sock, self._on_reply)
             self.watch(monitor, lambda frames: self._on_event(address, frames))
@@ -137,6 +190,26 @@ class ReplyWaiter(SocketActor):
             self._connected.add(address)
         elif event in (zmq.EVENT_DISCONNECTED, zmq.EVENT_CONNECT_RETRIED):
             self._drop_peer(address, was_connected=address in self._connected)
+        elif event & security.HANDSHAKE_FAILURES:
+            self._refused(address, event)
+
+    def _refused(self, address: str, event: int) -> None:
+        """The handshake with ``address`` failed: fail its calls (`SecurityError` with CURVE)."""
+        curve = self._server_keys.get(address) is not None
+        self._close_peer(address)
+        self._stats.incr("auth_failures")
+        if not curve:
+            why = "failed the ZeroMQ handshake (not a zmqactors server?)"
+        elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            why = "refused this transport's CURVE key (not on its allow-list)"
+        else:
+            why = "failed the CURVE handshake (wrong server key in the matchmaker?)"
+        self.log.warning("server refused the handshake", address=address, reason=why)
+        kind = SecurityError if curve else MessagingError
+        for msg_id, entry in list(self._pending.items()):
+            if entry.address == address:
+                del self._pending[msg_id]
+                settle(entry.future, error=kind(f"the server at {address} {why}"))
 
     def _drop_peer(self, address: str, *, was_connected: bool) -> None:
         """Close the DEALER to ``address`` and fail the calls waiting on it."""
@@ -161,6 +234,7 @@ class ReplyWaiter(SocketActor):
 
     def _close_peer(self, address: str) -> None:
         self._connected.discard(address)
+        self._server_keys.pop(address, None)
         sock = self._dealers.pop(address, None)
         monitor = self._monitors.pop(address, None)
         if sock is not None:
@@ -172,25 +246,26 @@ class ReplyWaiter(SocketActor):
             self.unwatch(monitor)
             monitor.close(linger=0)
 
-    def _send(self, address: str, frames: tuple[bytes, bytes], method: str) -> bool:
+    def _send(
+        self, address: str, frames: tuple[bytes, bytes], method: str, server_key: str | None
+    ) -> MessagingError | None:
+        """Queue ``frames`` for ``address``; the error that prevented it, or None."""
         try:
-            send_frames(self._dealer(address), frames, block=False)
+            send_frames(self._dealer(address, server_key), frames, block=False)
+        except SecurityError as exc:
+            return exc
         except zmq.Again:
             self._stats.incr("send_failures")
             self.log.warning("send queue full", address=address, method=method)
-            return False
-        return True
+            return MessagingError(f"send queue to {address} is full (high-water mark reached)")
+        return None
 
     def _send_call(self, message: SendCall) -> None:
         if message.future.done():  # cancelled before we got to it
             return
-        if not self._send(message.address, message.frames, message.method):
-            settle(
-                message.future,
-                error=MessagingError(
-                    f"send queue to {message.address} is full (high-water mark reached)"
-                ),
-            )
+        error = self._send(message.address, message.frames, message.method, message.server_key)
+        if error is not None:
+            settle(message.future, error=error)
             return
         now = time.monotonic()
         pending = _Pending(message, now)
@@ -266,6 +341,7 @@ class ReplyWaiter(SocketActor):
             sock.disable_monitor()
             sock.close()
             self._dealers.pop(address)
+            self._server_keys.pop(address, None)
             monitor = self._monitors.pop(address, None)
             if monitor is not None:
                 monitor.close(linger=0)

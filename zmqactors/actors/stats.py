@@ -19,7 +19,11 @@ class Stats:
     ``protocol_errors`` (frames that did not decode), ``send_failures``
     (a message ZeroMQ refused to queue), ``misrouted`` (a request for a target
     the receiving server does not serve), ``rejected_stopping`` (requests that
-    reached a stopping server).
+    reached a stopping server); with CURVE: ``auth_rejections`` (a server
+    refused a client's handshake: key not on its allow-list, or no CURVE),
+    ``auth_failures`` (a server refused this client's handshake) and
+    ``security_refusals`` (casts not sent because client and server disagree
+    on CURVE).
     """
 
     def __init__(self) -> None:

@@ -2,7 +2,10 @@
 
 Backends: memory (one process), file (one host), redis and sentinel (several hosts).
 
-A backend stores *routes*: (key, server, address) with an expiry. Keys come
+A backend stores *routes*: (key, server, address) with an expiry, and the
+server's CURVE public key when it serves CurveZMQ (so clients need no
+configuration of servers' keys). Entries written without a key, by older
+versions or by servers without CURVE, read back with ``server_key=None``. Keys come
 from `zmqactors.topics.keys.matchmaker_key`; the server name is part of the
 route, so one lookup answers both "any server of the topic" and "that server".
 
@@ -24,24 +27,36 @@ class Route:
     """One registered server of a key: its name, its address and when it expires.
 
     ``expires`` is wall-clock time (``time.time()``), comparable across processes.
+    ``server_key`` is the server's CURVE public key (40 Z85 characters), or
+    None for a server without CURVE.
     """
 
     server: str
     address: str
     expires: float
+    server_key: str | None = None
 
 
 class Matchmaker(Protocol):
     """What every discovery backend provides."""
 
-    def register(self, key: str, server: str, address: str, ttl: float) -> None:
+    def register(
+        self, key: str, server: str, address: str, ttl: float, server_key: str | None = None
+    ) -> None:
         """Add or refresh the route (key, server, address), valid for ``ttl`` seconds.
+
+        ``server_key`` (the server's CURVE public key) is stored with it.
 
         Raises ``OSError`` (or a backend's connection error) when the store is unreachable.
         """
 
-    def unregister(self, key: str, server: str, address: str) -> None:
-        """Remove the route at once; removing an absent route is not an error."""
+    def unregister(
+        self, key: str, server: str, address: str, server_key: str | None = None
+    ) -> None:
+        """Remove the route at once; removing an absent route is not an error.
+
+        ``server_key`` is the one it was registered with.
+        """
 
     def lookup(self, key: str) -> tuple[Route, ...]:
         """The unexpired routes of ``key``, sorted by (server, address); empty if none."""

@@ -3,7 +3,11 @@
 Layout: one sub-directory per key and one small JSON file per route in it::
 
     <directory>/k.<base32(key)>/r.<base32(server)>.<base32(address)>.route
-    {"key": "default/compute", "server": "node-1", "address": "tcp://...", "expires": 1.7e9}
+    {"key": "default/compute", "server": "node-1", "address": "tcp://...", "expires": 1.7e9,
+     "server_key": "<40 Z85 characters>"}
+
+``server_key`` (the server's CURVE public key) is written only when there is
+one: files without it read as routes without a key, and older readers ignore it.
 
 Names use lower-case base32 without padding, so they are safe on every file
 system, including case-insensitive ones, and distinct names never collide: the
@@ -53,15 +57,17 @@ _TMP_PREFIX = ".tmp."
 _SUFFIX = ".route"
 
 
-class _Entry(msgspec.Struct, frozen=True):
+class _Entry(msgspec.Struct, frozen=True, omit_defaults=True):
     """The content of one route file."""
 
     key: str
     server: str
     address: str
     expires: float
+    server_key: str | None = None
 
 
+# omit_defaults: a route without a key is written exactly as before CURVE.
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(_Entry)
 
@@ -106,14 +112,16 @@ class FileMatchmaker:
         """Show the directory, for logs."""
         return f"{type(self).__name__}(directory={self._directory!r})"
 
-    def register(self, key: str, server: str, address: str, ttl: float) -> None:
-        """Add or refresh the route, valid for ``ttl`` seconds from now; any thread.
+    def register(
+        self, key: str, server: str, address: str, ttl: float, server_key: str | None = None
+    ) -> None:
+        """Add or refresh the route (with ``server_key``), valid for ``ttl`` seconds; any thread.
 
         Raises ``ValueError`` if ``ttl`` is not a positive finite number and
         ``OSError`` if the file cannot be written.
         """
         _check_ttl(ttl)
-        data = _ENCODER.encode(_Entry(key, server, address, time.time() + ttl))
+        data = _ENCODER.encode(_Entry(key, server, address, time.time() + ttl, server_key))
         key_dir = self._directory / _key_dir_name(key)
         try:
             key_dir.mkdir(mode=0o700, exist_ok=True)
@@ -141,7 +149,13 @@ class FileMatchmaker:
                 tmp.unlink(missing_ok=True)
             raise
 
-    def unregister(self, key: str, server: str, address: str) -> None:
+    def unregister(
+        self,
+        key: str,
+        server: str,
+        address: str,
+        server_key: str | None = None,  # noqa: ARG002 - one file per (server, address)
+    ) -> None:
         """Delete the route's file; an absent route is not an error. Any thread.
 
         Raises ``OSError`` if the file exists but cannot be deleted.
@@ -210,7 +224,7 @@ def _read_key_dir(path: str, now: float) -> list[tuple[str, Route]]:
             except (OSError, msgspec.DecodeError, ValueError):
                 continue
             if Path(path).name == _key_dir_name(key) and stored.expires > now:
-                found.append((key, Route(stored.server, stored.address, stored.expires)))
+                found.append((key, _route(stored)))
     return found
 
 
@@ -234,13 +248,17 @@ def _read_route(entry: os.DirEntry[str], key: str, now: float) -> Route | None:
         _remove_if_old(entry, now)
         return None
     if stored.expires > now:
-        return Route(stored.server, stored.address, stored.expires)
+        return _route(stored)
     # "not >" so a NaN expiry counts as long expired. A writer could refresh the
     # route between our read and this unlink; it has then been dead for a
     # minute, and its next heartbeat writes the file again.
     if not stored.expires > now - _GRACE:
         _remove(entry.path)
     return None
+
+
+def _route(stored: _Entry) -> Route:
+    return Route(stored.server, stored.address, stored.expires, stored.server_key)
 
 
 def _decode(data: bytes, name: str, key: str) -> _Entry:

@@ -17,9 +17,10 @@ from zmqactors.matchmaker.base import Route
 
 __all__ = ["MemoryMatchmaker"]
 
-# name -> key -> (server, address) -> expires (time.time()). One lock for all
-# stores: operations are a few dict updates, far cheaper than any contention.
-_Store = dict[str, dict[tuple[str, str], float]]
+# name -> key -> (server, address) -> (expires (time.time()), server key). One
+# lock for all stores: operations are a few dict updates, far cheaper than any
+# contention.
+_Store = dict[str, dict[tuple[str, str], tuple[float, str | None]]]
 _STORES: dict[str, _Store] = {}
 _LOCK = threading.Lock()
 
@@ -43,8 +44,10 @@ class MemoryMatchmaker:
         """Show the store's name, for logs."""
         return f"{type(self).__name__}(name={self._name!r})"
 
-    def register(self, key: str, server: str, address: str, ttl: float) -> None:
-        """Add or refresh the route, valid for ``ttl`` seconds from now; any thread.
+    def register(
+        self, key: str, server: str, address: str, ttl: float, server_key: str | None = None
+    ) -> None:
+        """Add or refresh the route (with ``server_key``), valid for ``ttl`` seconds; any thread.
 
         Raises ``ValueError`` if ``ttl`` is not a positive finite number.
         """
@@ -52,9 +55,15 @@ class MemoryMatchmaker:
         expires = time.time() + ttl
         with _LOCK:
             store = _STORES.setdefault(self._name, {})
-            store.setdefault(key, {})[(server, address)] = expires
+            store.setdefault(key, {})[(server, address)] = (expires, server_key)
 
-    def unregister(self, key: str, server: str, address: str) -> None:
+    def unregister(
+        self,
+        key: str,
+        server: str,
+        address: str,
+        server_key: str | None = None,  # noqa: ARG002 - the route is (server, address) here
+    ) -> None:
         """Remove the route; an absent route is not an error. Any thread; never raises."""
         with _LOCK:
             store = _STORES.get(self._name)
@@ -79,12 +88,15 @@ class MemoryMatchmaker:
             routes = store.get(key)
             if routes is None:
                 return ()
-            expired = [route for route, expires in routes.items() if not expires > now]
+            expired = [route for route, (expires, _) in routes.items() if not expires > now]
             for route in expired:
                 del routes[route]
             live = sorted(routes.items())
             _drop_if_empty(self._name, store, key)
-        return tuple(Route(server, address, expires) for (server, address), expires in live)
+        return tuple(
+            Route(server, address, expires, server_key)
+            for (server, address), (expires, server_key) in live
+        )
 
     def entries(self) -> tuple[tuple[str, Route], ...]:
         """Every unexpired (key, route) of this store, sorted; any thread."""
@@ -92,13 +104,14 @@ class MemoryMatchmaker:
         with _LOCK:
             store = _STORES.get(self._name, {})
             live = sorted(
-                (key, server, address, expires)
+                (key, server, address, expires, server_key)
                 for key, routes in store.items()
-                for (server, address), expires in routes.items()
+                for (server, address), (expires, server_key) in routes.items()
                 if expires > now
             )
         return tuple(
-            (key, Route(server, address, expires)) for key, server, address, expires in live
+            (key, Route(server, address, expires, server_key))
+            for key, server, address, expires, server_key in live
         )
 
     def close(self) -> None:

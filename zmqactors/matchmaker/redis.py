@@ -5,6 +5,10 @@ Layout: one sorted set per matchmaker key, one member per route::
     zmqactors:routes:<key>   ZSET   member '["node-1","tcp://10.0.0.5:4321"]'
                                     score  expiry, in Redis-clock milliseconds
 
+A server with CURVE adds its public key as a third element,
+``'["node-1","tcp://10.0.0.5:4321","<40 Z85 characters>"]'``; members of two
+elements (older writers, servers without CURVE) are routes without a key.
+
 Why not one string key per route (``SET ... PX ttl``) with an index of them: a
 lookup then reads the index and every route key, and has to clean the index of
 keys Redis expired. With the sorted set a lookup is one ``ZRANGEBYSCORE`` of the
@@ -89,7 +93,9 @@ return {now, redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORE
 """
 
 _MEMBER_ENCODER: Final = msgspec.json.Encoder()
-_MEMBER_DECODER: Final = msgspec.json.Decoder(tuple[str, str])
+_MEMBER_DECODER: Final = msgspec.json.Decoder(list[str])
+_PAIR: Final = 2
+_WITH_KEY: Final = 3
 
 
 class _RedisRoutes:
@@ -116,22 +122,30 @@ class _RedisRoutes:
         """Show where Redis is (never the password), for logs."""
         return f"{type(self).__name__}({self._description})"
 
-    def register(self, key: str, server: str, address: str, ttl: float) -> None:
-        """Add or refresh the route, valid for ``ttl`` seconds from now; any thread.
+    def register(
+        self, key: str, server: str, address: str, ttl: float, server_key: str | None = None
+    ) -> None:
+        """Add or refresh the route (with ``server_key``), valid for ``ttl`` seconds; any thread.
 
         One atomic script: it also drops the key's expired routes. Raises
         ``ValueError`` if ``ttl`` is not a positive finite number, and redis-py's
         ``RedisError`` subclasses if Redis is unreachable or refuses.
         """
         _check_ttl(ttl)
-        self._register(keys=[_redis_key(key)], args=[_member(server, address), repr(ttl * 1000)])
+        self._register(
+            keys=[_redis_key(key)], args=[_member(server, address, server_key), repr(ttl * 1000)]
+        )
 
-    def unregister(self, key: str, server: str, address: str) -> None:
-        """Remove the route at once; an absent route is not an error. Any thread.
+    def unregister(
+        self, key: str, server: str, address: str, server_key: str | None = None
+    ) -> None:
+        """Remove the route (registered with ``server_key``) at once; any thread.
+
+        An absent route is not an error.
 
         Raises redis-py's ``RedisError`` subclasses if Redis is unreachable or refuses.
         """
-        self._client.zrem(_redis_key(key), _member(server, address))
+        self._client.zrem(_redis_key(key), _member(server, address, server_key))
 
     def lookup(self, key: str) -> tuple[Route, ...]:
         """Return the unexpired routes of ``key`` sorted by (server, address); any thread.
@@ -180,11 +194,15 @@ class _RedisRoutes:
         routes: list[Route] = []
         for member, score in zip(flat[::2], flat[1::2], strict=True):
             try:
-                server, address = _MEMBER_DECODER.decode(member)
+                fields = _MEMBER_DECODER.decode(member)
             except msgspec.DecodeError:
+                fields = []
+            if len(fields) not in (_PAIR, _WITH_KEY):
                 _log.warning("skipping a foreign member in the Redis matchmaker", key=name)
                 continue
-            routes.append(Route(server, address, local_now + (float(score) - redis_now) / 1000))
+            server_key = fields[2] if len(fields) == _WITH_KEY else None
+            expires = local_now + (float(score) - redis_now) / 1000
+            routes.append(Route(fields[0], fields[1], expires, server_key))
         routes.sort(key=lambda route: (route.server, route.address))
         return tuple(routes)
 
@@ -305,7 +323,9 @@ class SentinelMatchmaker(_RedisRoutes):
         sentinels = [_split_host_port(item, DEFAULT_SENTINEL_PORT) for item in hosts.split(",")]
         return cls(sentinels, master, password)
 
-    def register(self, key: str, server: str, address: str, ttl: float) -> None:
+    def register(
+        self, key: str, server: str, address: str, ttl: float, server_key: str | None = None
+    ) -> None:
         """Add or refresh the route on the current master; see `_RedisRoutes.register`.
 
         Any thread. Raises as `_RedisRoutes.register` does, and redis-py's
@@ -313,12 +333,14 @@ class SentinelMatchmaker(_RedisRoutes):
         live master when a new connection is needed.
         """
         self._follow_failover()
-        super().register(key, server, address, ttl)
+        super().register(key, server, address, ttl, server_key)
 
-    def unregister(self, key: str, server: str, address: str) -> None:
+    def unregister(
+        self, key: str, server: str, address: str, server_key: str | None = None
+    ) -> None:
         """Remove the route from the current master; see `_RedisRoutes.unregister`. Any thread."""
         self._follow_failover()
-        super().unregister(key, server, address)
+        super().unregister(key, server, address, server_key)
 
     def _follow_failover(self) -> None:
         try:
@@ -355,10 +377,12 @@ def _redis_key(key: str) -> str:
     return PREFIX + key
 
 
-def _member(server: str, address: str) -> bytes:
-    # Deterministic bytes for a pair, so registering again updates the member
-    # and unregistering names exactly it.
-    return _MEMBER_ENCODER.encode((server, address))
+def _member(server: str, address: str, server_key: str | None) -> bytes:
+    # Deterministic bytes for a route, so registering again updates the member
+    # and unregistering names exactly it. Without a key: the pre-CURVE form.
+    if server_key is None:
+        return _MEMBER_ENCODER.encode((server, address))
+    return _MEMBER_ENCODER.encode((server, address, server_key))
 
 
 def _split_host_port(text: str, default_port: int) -> tuple[str, int]:

@@ -326,7 +326,9 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
             zt, protocol.CallKind.CALL, method, text, max(0.0, deadline - time.monotonic())
         )
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        message = SendCall(route.address, frames, msg_id, deadline, zt, method, future, monitor)
+        message = SendCall(
+            route.address, frames, msg_id, deadline, zt, method, future, monitor, route.server_key
+        )
         try:
             actors.reply_waiter.tell(message)
         except pykka.ActorDeadError:
@@ -370,7 +372,9 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
         _, frames = self._request(zt, protocol.CallKind.CAST, method, text, None)
         try:
             for route in routes:
-                actors.reply_waiter.tell(SendCast(route.address, frames, zt, method))
+                actors.reply_waiter.tell(
+                    SendCast(route.address, frames, zt, method, route.server_key)
+                )
         except pykka.ActorDeadError:
             raise oslo_messaging.MessageDeliveryFailure("the transport is closed") from None
 
@@ -435,7 +439,9 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
         try:
             for members in pools.values():
                 route = members[turn % len(members)]
-                actors.reply_waiter.tell(SendCast(route.address, (header, body), zt, "notify"))
+                actors.reply_waiter.tell(
+                    SendCast(route.address, (header, body), zt, "notify", route.server_key)
+                )
         except pykka.ActorDeadError:
             raise oslo_messaging.MessageDeliveryFailure("the transport is closed") from None
 

@@ -413,7 +413,13 @@ class OsloListener(base.Listener):  # type: ignore[misc] # oslo ships no type hi
         try:
             actors = self.transport._actors()  # noqa: SLF001 - the driver's own transport
             actors.reply_waiter.tell(
-                SendCast(address, (protocol.HEADER, body), self._service.label, "requeue")
+                SendCast(
+                    address,
+                    (protocol.HEADER, body),
+                    self._service.label,
+                    "requeue",
+                    self._service.server_key,
+                )
             )
         except (MessagingError, pykka.ActorDeadError) as exc:
             self.stats.incr("requeue_dropped")

@@ -24,12 +24,13 @@ import zmq
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["get_context", "on_fork_child", "terminate"]
+__all__ = ["before_terminate", "get_context", "on_fork_child", "terminate"]
 
 _lock = threading.Lock()
 _context: zmq.Context[zmq.Socket[bytes]] | None = None
 _context_pid = 0
 _child_hooks: list[Callable[[], None]] = []
+_terminate_hooks: list[Callable[[], None]] = []
 
 
 def get_context() -> zmq.Context[zmq.Socket[bytes]]:
@@ -58,10 +59,24 @@ def terminate(timeout: float) -> bool:
     context = _context
     if context is None or _context_pid != os.getpid():
         return True
-    waiter = threading.Thread(target=context.term, name="zmqactors-term", daemon=True)
+
+    def finish() -> None:
+        for hook in _terminate_hooks:
+            hook()
+        context.term()
+
+    waiter = threading.Thread(target=finish, name="zmqactors-term", daemon=True)
     waiter.start()
     waiter.join(timeout)
     return not waiter.is_alive()
+
+
+def before_terminate(hook: Callable[[], None]) -> None:
+    """Run ``hook`` in `terminate`, before the context terminates (to close helper sockets).
+
+    Hooks run in `terminate`'s waiter thread, within its time bound.
+    """
+    _terminate_hooks.append(hook)
 
 
 def on_fork_child(hook: Callable[[], None]) -> None:

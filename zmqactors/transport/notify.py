@@ -160,7 +160,7 @@ class Notifier:
                 route = members[turn % len(members)]
                 try:
                     actors.reply_waiter.tell(
-                        SendCast(route.address, (header, body), target, priority)
+                        SendCast(route.address, (header, body), target, priority, route.server_key)
                     )
                 except pykka.ActorDeadError:
                     msg = "the transport is closed"

@@ -162,6 +162,7 @@ class RPCClient:
             self.target,
             method,
             future,
+            server_key=route.server_key,
         )
         try:
             actors.reply_waiter.tell(message)
@@ -197,7 +198,9 @@ class RPCClient:
         frames = self._request(protocol.CallKind.CAST, method, kwargs, protocol.new_msg_id())
         try:
             for route in routes:
-                actors.reply_waiter.tell(SendCast(route.address, frames, self.target, method))
+                actors.reply_waiter.tell(
+                    SendCast(route.address, frames, self.target, method, route.server_key)
+                )
         except pykka.ActorDeadError:
             raise _closed() from None
 

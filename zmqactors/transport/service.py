@@ -35,6 +35,7 @@ from zmqactors.actors.messages import (
     Unregister,
 )
 from zmqactors.errors import MessagingError, MessagingTimeout, TransportClosedError
+from zmqactors.transport import security
 from zmqactors.transport.context import on_fork_child
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ class Service:
         self._pid = 0
         self._server_id = ""
         self._address = ""
+        self._server_key: str | None = None
         self._registered: list[Register] = []
         self._listeners: list[pykka.ActorRef[Any]] = []
         self._drained: concurrent.futures.Future[None] | None = None
@@ -128,6 +130,11 @@ class Service:
         """The advertised address, e.g. ``tcp://127.0.0.1:40123`` (empty until started)."""
         return self._address if self._owned() else ""
 
+    @property
+    def server_key(self) -> str | None:
+        """The CURVE public key it serves with and advertises (None: no CURVE, or not started)."""
+        return self._server_key if self._owned() else None
+
     def _owned(self) -> bool:
         return self._pid == os.getpid()
 
@@ -136,9 +143,11 @@ class Service:
     def start(self) -> None:
         """Bind, start the listeners and register; returns when requests can reach the service.
 
-        Raises `ConfigurationError` if the socket cannot be bound, `MessagingError`
-        if the matchmaker refuses the registration, `TransportClosedError`.
-        Starting a running service does nothing.
+        Raises `ConfigurationError` if the socket cannot be bound, `SecurityError`
+        if CURVE is configured but cannot be enforced (see
+        `zmqactors.transport.security.prepare_server`; nothing is bound then),
+        `MessagingError` if the matchmaker refuses the registration,
+        `TransportClosedError`. Starting a running service does nothing.
         """
         with self._lock:
             if self._owned() and self._state is _State.RUNNING:
@@ -147,6 +156,8 @@ class Service:
 
     def _start(self) -> None:
         transport = self.transport
+        # Fail closed before anything is bound or started.
+        curve = security.prepare_server(transport.settings)
         actors = transport._actors()  # noqa: SLF001 - the transport owns its services
         poller = transport._poller()  # noqa: SLF001
         server_id = transport._next_id()  # noqa: SLF001
@@ -154,9 +165,12 @@ class Service:
         self._pid = os.getpid()
         self._server_id = server_id
         self._registered = []
+        self._server_key = None if curve is None else curve.public_key
         try:
             self._address = poller.ask(
-                AddServer(server_id, self._label, backend), block=True, timeout=_ACTOR_TIMEOUT
+                AddServer(server_id, self._label, backend, curve),
+                block=True,
+                timeout=_ACTOR_TIMEOUT,
             )
         except pykka.ActorDeadError:
             raise _closed() from None
@@ -164,7 +178,7 @@ class Service:
         self._listeners = [Listener.start(backend, handler) for _ in range(self.executor_size)]
         try:
             for key, server in self._registrations():
-                message = Register(key, server, self._address)
+                message = Register(key, server, self._address, self._server_key)
                 actors.matchmaker.ask(message, timeout=_ACTOR_TIMEOUT)
                 self._registered.append(message)
         except Exception as exc:
@@ -211,7 +225,7 @@ class Service:
         for message in self._registered:
             try:
                 matchmaker.ask(
-                    Unregister(message.key, message.server, message.address),
+                    Unregister(message.key, message.server, message.address, message.server_key),
                     timeout=_ACTOR_TIMEOUT,
                 )
             except (pykka.ActorDeadError, pykka.Timeout) as exc:

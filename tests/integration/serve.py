@@ -8,10 +8,14 @@ import os
 import signal
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import structlog
 
 import zmqactors as za
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class Endpoint:
@@ -51,7 +55,12 @@ class Endpoint:
             return list(self.casts)
 
 
-def main() -> None:
+def serve(make_endpoint: Callable[[str], object], *, show_pid: bool = False) -> None:
+    """Serve ``make_endpoint(server name)`` on the command line's target until SIGTERM.
+
+    Prints ``ready ADDRESS`` (and the pid with ``show_pid``) once registered.
+    The reliability tests' server scripts run their own endpoints through it.
+    """
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
     parser.add_argument("--topic", required=True)
@@ -63,13 +72,12 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     with za.Transport.from_url(args.url) as transport:
         target = za.Target(args.topic, server=args.server)
-        server = za.RPCServer(
-            transport, target, [Endpoint(args.server)], executor_size=args.executor_size
-        )
+        endpoint = make_endpoint(args.server)
+        server = za.RPCServer(transport, target, [endpoint], executor_size=args.executor_size)
         with server:
-            print(f"ready {server.address}", flush=True)
+            print(f"ready {server.address}{f' {os.getpid()}' if show_pid else ''}", flush=True)
             done.wait()
 
 
 if __name__ == "__main__":
-    main()
+    serve(Endpoint)

@@ -8,17 +8,17 @@ never grows across a long soak). ``sleep`` makes a slow call for the fault tests
 
 from __future__ import annotations
 
-import argparse
 import collections
-import logging
 import os
-import signal
+import sys
 import threading
 import time
+from pathlib import Path
 
-import structlog
-
-import zmqactors as za
+# The process boilerplate (arguments, transport, SIGTERM) is the integration
+# tests' server script's.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from serve import serve
 
 
 class LedgerEndpoint:
@@ -56,24 +56,5 @@ class LedgerEndpoint:
         return seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--topic", required=True)
-    parser.add_argument("--server", required=True)
-    parser.add_argument("--executor-size", type=int, default=None)
-    args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with za.Transport.from_url(args.url) as transport:
-        target = za.Target(args.topic, server=args.server)
-        endpoint = LedgerEndpoint(args.server)
-        server = za.RPCServer(transport, target, [endpoint], executor_size=args.executor_size)
-        with server:
-            print(f"ready {server.address} {os.getpid()}", flush=True)
-            done.wait()
-
-
 if __name__ == "__main__":
-    main()
+    serve(LedgerEndpoint, show_pid=True)

@@ -38,6 +38,7 @@ from pathlib import Path
 import msgspec
 import structlog
 
+from zmqactors._paths import private_directory
 from zmqactors.errors import ConfigurationError
 from zmqactors.matchmaker.base import Route
 
@@ -88,19 +89,7 @@ class FileMatchmaker:
         if not os.fspath(directory):
             msg = "the file matchmaker needs a directory, got an empty path"
             raise ConfigurationError(msg)
-        # Absolute, so a later os.chdir() in the application does not move the store.
-        path = Path(directory).absolute()
-        if path.exists() and not path.is_dir():
-            msg = f"file matchmaker directory '{path}' exists but is not a directory"
-            raise ConfigurationError(msg)
-        try:
-            path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            msg = f"file matchmaker directory '{path}' cannot be created: {exc.strerror or exc}"
-            raise ConfigurationError(msg) from exc
-        if not os.access(path, os.W_OK | os.X_OK):
-            msg = f"file matchmaker directory '{path}' is not writable"
-            raise ConfigurationError(msg)
+        path = private_directory(directory, "file matchmaker directory")
         self._directory = path
 
     @property

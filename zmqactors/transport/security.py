@@ -40,6 +40,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from zmqactors._paths import private_directory
 from zmqactors.errors import ConfigurationError, SecurityError
 from zmqactors.transport.context import before_terminate, get_context, on_fork_child
 
@@ -302,20 +303,9 @@ def write_key_pair(directory: str, name: str) -> tuple[Path, Path]:
             f"bad key name {name!r}: letters, digits, '_', '.' and '-' only, not starting with '.'"
         )
         raise ConfigurationError(msg)
-    folder = Path(directory)
-    if folder.exists() and not folder.is_dir():
-        msg = f"{directory!r} exists but is not a directory"
-        raise ConfigurationError(msg)
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        msg = f"directory {directory!r} cannot be created: {exc.strerror or exc}"
-        raise ConfigurationError(msg) from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        msg = f"directory {directory!r} is not writable"
-        raise ConfigurationError(msg)
-    public = folder.absolute() / f"{name}.key"
-    secret = folder.absolute() / f"{name}.key_secret"
+    folder = private_directory(directory, "key directory")
+    public = folder / f"{name}.key"
+    secret = folder / f"{name}.key_secret"
     for path in (public, secret):
         if path.exists() or path.is_symlink():
             msg = f"{str(path)!r} already exists: not overwritten (choose another name)"

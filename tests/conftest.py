@@ -9,9 +9,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 SERVE = Path(__file__).parent / "integration" / "serve.py"
 LISTEN = Path(__file__).parent / "integration" / "listen.py"
+
+
+@pytest.fixture(autouse=True)
+def _structlog_restored() -> Iterator[None]:
+    """Undo any structlog configuration a test makes (the CLI configures it, as an
+    application does): a later test's loggers would otherwise write to the
+    first test's captured, by then closed, stderr."""
+    configured, saved = structlog.is_configured(), structlog.get_config()
+    yield
+    if configured:
+        structlog.configure(**saved)
+    else:
+        structlog.reset_defaults()
 
 
 @pytest.fixture

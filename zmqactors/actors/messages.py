@@ -51,6 +51,9 @@ class SendCall:
     # With a monitor timeout, the call also fails when the server has sent no
     # reply or heartbeat for that long (the deadline still bounds the whole).
     monitor: float | None = None
+    # The sender holds a slot of the transport's `SendWindow` for ``address``:
+    # the reply-waiter releases it once the message leaves for the socket.
+    credited: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -61,6 +64,7 @@ class SendCast:
     frames: tuple[bytes, bytes]
     target: Target
     method: str
+    credited: bool = False  # as for `SendCall`
 
 
 ReplyWaiterMessage = SendCall | SendCast

@@ -7,6 +7,17 @@ itself when the reply arrives or the deadline passes, so the caller wakes with
 no further hop. A reply for an id it no longer holds (the call timed out) is
 dropped and counted as ``late_replies``.
 
+Nothing is dropped for a full send queue. A message that meets a DEALER at
+its high-water mark (the server reads slower than callers send) waits in a
+backlog per address, sent in order as soon as the socket is writable
+(POLLOUT); a call still waiting there at its deadline fails with
+`MessagingTimeout`. The backlog is bounded by the `SendWindow`: callers take
+a slot per message before they tell this actor and block, in their own
+thread, while the address has ``high_water_mark`` messages in the inbox and
+the backlog; this actor gives the slot back once ZeroMQ has the message.
+Messages sent without a slot (notifications, the oslo.messaging driver) are
+refused and counted (``send_failures``) when the backlog is that full.
+
 It also watches each DEALER's connection (a ZeroMQ socket monitor). When a
 server cannot be reached (connection refused) or its connection drops, the
 DEALER is closed, discarding what it still queued, and the calls waiting on
@@ -18,7 +29,9 @@ address for a while.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import enum
 import heapq
 import time
 from concurrent.futures import Future, InvalidStateError
@@ -30,6 +43,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from zmqactors.actors.base import SocketActor
 from zmqactors.actors.messages import ReplyWaiterMessage, SendCall, SendCast, Unreachable
+from zmqactors.actors.window import SendWindow
 from zmqactors.errors import (
     MessagingError,
     MessagingTimeout,
@@ -63,6 +77,12 @@ def settle(future: Future[Any], *, result: Any = None, error: BaseException | No
         pass
 
 
+class _Outcome(enum.Enum):
+    SENT = enum.auto()  # ZeroMQ took it
+    QUEUED = enum.auto()  # in the address's backlog, sent when the socket is writable
+    REFUSED = enum.auto()  # an uncredited message and the backlog is full
+
+
 class _Pending:
     __slots__ = (
         "address",
@@ -71,11 +91,13 @@ class _Pending:
         "future",
         "method",
         "monitor",
+        "queued",
         "sent",
         "target",
     )
 
-    def __init__(self, message: SendCall, sent: float) -> None:
+    def __init__(self, message: SendCall, sent: float, *, queued: bool) -> None:
+        self.queued = queued
         self.address = message.address
         self.future = message.future
         self.method = message.method
@@ -97,9 +119,17 @@ class ReplyWaiter(SocketActor):
 
     actor_name = "reply-waiter"
 
-    def __init__(self, settings: Settings, stats: Stats, matchmaker: pykka.ActorRef[Any]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        stats: Stats,
+        matchmaker: pykka.ActorRef[Any],
+        window: SendWindow | None = None,
+    ) -> None:
         super().__init__()
         self._settings = settings
+        self._window = SendWindow(settings.high_water_mark) if window is None else window
+        self._backlogs: dict[str, collections.deque[SendCall | SendCast]] = {}
         self._stats = stats
         self._matchmaker = matchmaker
         self._dealers: dict[str, zmq.Socket[bytes]] = {}
@@ -114,7 +144,8 @@ class ReplyWaiter(SocketActor):
             case SendCall():
                 self._send_call(message)
             case SendCast():
-                self._send(message.address, message.frames, message.method)
+                if self._submit(message) is _Outcome.REFUSED:
+                    self.log.warning("cast dropped: send queue full", address=message.address)
             case _:
                 assert_never(message)
 
@@ -139,6 +170,15 @@ class ReplyWaiter(SocketActor):
 
     def _drop_peer(self, address: str, *, was_connected: bool) -> None:
         """Close the DEALER to ``address`` and fail the calls waiting on it."""
+        backlog = self._backlogs.pop(address, None) or ()
+        unsent = 0
+        for message in backlog:
+            self._release(message)
+            unsent += isinstance(message, SendCast)
+        if unsent:
+            # Like the messages ZeroMQ still queued for it, discarded below.
+            self._stats.incr("casts_unsent", unsent)
+            self.log.warning("casts not sent: server unreachable", address=address, count=unsent)
         self._close_peer(address)
         self._stats.incr("unreachable_servers")
         self.log.info("server unreachable", address=address, was_connected=was_connected)
@@ -147,7 +187,7 @@ class ReplyWaiter(SocketActor):
                 continue
             del self._pending[msg_id]
             error: MessagingError
-            if was_connected:
+            if was_connected and not entry.queued:
                 error = MessagingTimeout(
                     f"connection to {entry.target} at {address} lost before the reply "
                     f"to {entry.method!r}"
@@ -171,19 +211,70 @@ class ReplyWaiter(SocketActor):
             self.unwatch(monitor)
             monitor.close(linger=0)
 
-    def _send(self, address: str, frames: tuple[bytes, bytes], method: str) -> bool:
-        try:
-            self._dealer(address).send_multipart(frames, zmq.NOBLOCK)
-        except zmq.Again:
+    def _release(self, message: SendCall | SendCast) -> None:
+        if message.credited:
+            self._window.release(message.address)
+
+    def _submit(self, message: SendCall | SendCast) -> _Outcome:
+        """Send ``message`` now, or queue it behind a full send queue."""
+        address = message.address
+        backlog = self._backlogs.get(address)
+        if backlog is None:
+            sock = self._dealer(address)
+            try:
+                sock.send_multipart(message.frames, zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+            else:
+                self._release(message)
+                return _Outcome.SENT
+            backlog = self._backlogs[address] = collections.deque()
+            self.watch_writable(sock, lambda: self._flush(address))
+            self._stats.incr("send_queue_full")
+            self.log.info(
+                "send queue full: holding messages until the server reads", address=address
+            )
+        limit = self._window.limit
+        if not message.credited and limit and len(backlog) >= limit:
             self._stats.incr("send_failures")
-            self.log.warning("send queue full", address=address, method=method)
-            return False
-        return True
+            return _Outcome.REFUSED
+        backlog.append(message)
+        return _Outcome.QUEUED
+
+    def _flush(self, address: str) -> None:
+        """The DEALER to ``address`` is writable: send its backlog, in order, while it takes it."""
+        backlog = self._backlogs.get(address)
+        sock = self._dealers.get(address)
+        if backlog is None or sock is None:
+            return
+        while backlog:
+            message = backlog[0]
+            if isinstance(message, SendCall) and message.future.done():
+                backlog.popleft()  # timed out or cancelled while it waited
+                self._release(message)
+                continue
+            try:
+                sock.send_multipart(message.frames, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            backlog.popleft()
+            self._release(message)
+            if isinstance(message, SendCall):
+                pending = self._pending.get(message.msg_id)
+                if pending is not None and pending.queued:
+                    pending.queued = False
+                    pending.sent = time.monotonic()
+                    if pending.monitor is not None:
+                        pending.alive_until = pending.sent + pending.monitor
+        del self._backlogs[address]
+        self.unwatch_writable(sock)
 
     def _send_call(self, message: SendCall) -> None:
         if message.future.done():  # cancelled before we got to it
+            self._release(message)
             return
-        if not self._send(message.address, message.frames, message.method):
+        outcome = self._submit(message)
+        if outcome is _Outcome.REFUSED:
             settle(
                 message.future,
                 error=MessagingError(
@@ -192,7 +283,7 @@ class ReplyWaiter(SocketActor):
             )
             return
         now = time.monotonic()
-        pending = _Pending(message, now)
+        pending = _Pending(message, now, queued=outcome is _Outcome.QUEUED)
         self._pending[message.msg_id] = pending
         heapq.heappush(self._deadlines, (pending.due(), message.msg_id))
         if len(self._deadlines) > len(self._pending) + _HEAP_SLACK:
@@ -221,6 +312,8 @@ class ReplyWaiter(SocketActor):
             return
         if isinstance(reply, protocol.Reply):
             settle(pending.future, result=reply.result)
+        elif isinstance(reply, protocol.Ack):
+            settle(pending.future)
         else:
             settle(pending.future, error=protocol.error_to_exception(reply))
 
@@ -242,19 +335,24 @@ class ReplyWaiter(SocketActor):
                 continue
             del self._pending[msg_id]
             waited = now - pending.sent
-            quiet = " (no heartbeat)" if now < pending.deadline else ""
-            settle(
-                pending.future,
-                error=MessagingTimeout(
+            if pending.queued:
+                text = (
+                    f"send queue to {pending.target} at {pending.address} stayed full: "
+                    f"{pending.method!r} not sent within {waited:.3f}s"
+                )
+            else:
+                quiet = " (no heartbeat)" if now < pending.deadline else ""
+                text = (
                     f"no reply to {pending.method!r} from {pending.target} "
                     f"within {waited:.3f}s{quiet}"
-                ),
-            )
+                )
+            settle(pending.future, error=MessagingTimeout(text))
 
     def fail_pending(self, error: Exception) -> None:
         """Fail every pending call with ``error`` (on stop)."""
         pending, self._pending = self._pending, {}
         self._deadlines = []
+        self._backlogs.clear()
         for entry in pending.values():
             settle(entry.future, error=error)
 

@@ -153,7 +153,7 @@ def test_at_the_limit_cast_and_call_raise_naming_the_full_queue_and_nothing_sent
         with pytest.raises(za.MessagingTimeout, match="full"):
             client.cast("record", value=-1, pad=PAD)
         with pytest.raises(za.MessagingTimeout, match="full"):
-            client.call("count")
+            client.call("record", value="call")
         peak = max(peak, rss())
         assert peak - before < 50 * MIB, f"sender grew by {(peak - before) / MIB:.1f} MiB"
         assert transport.stats.snapshot().get("send_queue_full", 0) >= 1
@@ -162,7 +162,7 @@ def test_at_the_limit_cast_and_call_raise_naming_the_full_queue_and_nothing_sent
         catch_up = client.prepare(timeout=30)
         wait_until(lambda: catch_up.call("count") >= accepted, "the server catching up")
         recorded = catch_up.call("recorded")
-    # Every cast that returned arrived, once; the refused ones did not.
+    # Every cast that returned arrived, once; the refused cast and call did not.
     assert sorted(recorded) == list(range(accepted))
 
 

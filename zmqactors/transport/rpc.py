@@ -276,20 +276,21 @@ class RPCClient:
         frames = self._request(protocol.CallKind.ACKED_CAST, method, kwargs, msg_id)
         deadline = time.monotonic() + self.timeout
         wait = _ACK_RETRY_FIRST
-        attempts = 0
+        tries = 0
         why = "no server registered"
         while True:
             now = time.monotonic()
             if now >= deadline:
                 msg = (
                     f"cast {method!r} to {self.target} not acknowledged within "
-                    f"{self.timeout}s ({attempts} attempts; last: {why})"
+                    f"{self.timeout}s ({tries} tries; last: {why})"
                 )
                 raise MessagingTimeout(msg)
             attempt_end = min(now + wait, deadline)
             wait = min(wait * 2, _ACK_RETRY_MAX)
-            if attempts:
+            if tries:
                 self.transport.stats.incr("ack_retries")
+            tries += 1
             try:
                 # Picked afresh each time: a restarted server has a new address.
                 route = actors.router.pick(self.target)
@@ -298,7 +299,6 @@ class RPCClient:
                 self._refresh(actors)
                 time.sleep(max(0.0, attempt_end - time.monotonic()))
                 continue
-            attempts += 1
             failure = self._ack_attempt(
                 actors, route.address, method=method, frames=frames, msg_id=msg_id, end=attempt_end
             )

@@ -386,7 +386,8 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
     _numeric_opt(
         "high_water_mark",
         "ZeroMQ high-water mark (SNDHWM and RCVHWM) of network sockets, in "
-        "messages; 0 means unlimited.",
+        "messages, and how many more messages per server a client holds "
+        "before cast() and call() block (until their timeout); 0 means unlimited.",
     ),
     _numeric_opt("linger", "Seconds a closing socket may spend sending the messages still queued."),
     cfg.StrOpt(

@@ -23,6 +23,7 @@ from zmqactors.transport import protocol
 from zmqactors.transport.protocol import (
     HEADER,
     PROTOCOL_VERSION,
+    Ack,
     CallKind,
     ErrorKind,
     ErrorReply,
@@ -80,7 +81,8 @@ error_replies = st.builds(
     message=st.text(max_size=60),
     traceback=st.text(max_size=100),
 )
-messages = st.one_of(requests, replies, error_replies)
+acks = st.builds(Ack, msg_id=msg_ids)
+messages = st.one_of(requests, replies, error_replies, acks)
 
 
 def request(**changes: object) -> Request:
@@ -165,6 +167,25 @@ def test_enums_decode_as_enums():
     assert decoded.kind is CallKind.CAST
     error = ErrorReply(MSG_ID, ErrorKind.NOT_SERVED, "x", "y")
     assert protocol.decode(protocol.encode(error), MAX).kind is ErrorKind.NOT_SERVED
+
+
+def test_ack_is_its_own_tagged_message():
+    body = protocol.encode(Ack(MSG_ID))[1]
+    assert msgspec.msgpack.decode(body) == ["a", MSG_ID]
+    decoded = protocol.decode_body(body, MAX)
+    assert isinstance(decoded, Ack)
+    assert decoded.msg_id == MSG_ID
+
+
+def test_acked_cast_kind_round_trips():
+    decoded = protocol.decode(protocol.encode(request(kind=CallKind.ACKED_CAST)), MAX)
+    assert decoded.kind is CallKind.ACKED_CAST
+
+
+def test_ack_with_a_bad_msg_id_is_refused():
+    body = msgspec.msgpack.encode(["a", "not bytes"])
+    with pytest.raises(ProtocolError):
+        protocol.decode_body(body, MAX)
 
 
 def test_messages_are_frozen():
@@ -326,8 +347,9 @@ def test_request_fields_helper_builds_a_valid_request():
         lambda mid: request(msg_id=mid),
         lambda mid: Reply(mid, None),
         lambda mid: ErrorReply(mid, ErrorKind.REMOTE, "builtins.KeyError", "k"),
+        Ack,
     ],
-    ids=["request", "reply", "error"],
+    ids=["request", "reply", "error", "ack"],
 )
 def test_wrong_msg_id_length(size, message):
     frames = protocol.encode(message(b"\x01" * size))

@@ -182,6 +182,10 @@ class PollingInbox:
 Handler = Callable[[list[bytes]], None]
 
 
+def _call(func: Callable[[], None]) -> None:
+    func()
+
+
 class SocketActor(pykka.ThreadingActor):
     """A pykka actor that owns ZeroMQ sockets and serves them from its own thread.
 
@@ -206,6 +210,7 @@ class SocketActor(pykka.ThreadingActor):
         self.inbox: PollingInbox = self.actor_inbox  # type: ignore[assignment]
         self.inbox.bind(self)
         self._handlers: dict[zmq.Socket[bytes], Handler] = {}
+        self._writable: dict[zmq.Socket[bytes], Callable[[], None]] = {}
         self._poller = zmq.Poller()
         self._poller.register(self.inbox.doorbell.fileno(), zmq.POLLIN)
         self.log = _log.bind(actor=self.actor_name)
@@ -220,11 +225,37 @@ class SocketActor(pykka.ThreadingActor):
         """
         sock.setsockopt(zmq.SNDTIMEO, _SEND_TIMEOUT_MS)
         self._handlers[sock] = handler
-        self._poller.register(sock, zmq.POLLIN)
+        self._register(sock)
 
     def unwatch(self, sock: zmq.Socket[bytes]) -> None:
-        """Stop serving ``sock`` (it stays open). Actor thread only."""
-        if self._handlers.pop(sock, None) is not None:
+        """Stop serving ``sock`` (it stays open), for reading and writing. Actor thread only."""
+        found = self._handlers.pop(sock, None) is not None
+        found = self._writable.pop(sock, None) is not None or found
+        if found:
+            self._poller.unregister(sock)
+
+    def watch_writable(self, sock: zmq.Socket[bytes], handler: Callable[[], None]) -> None:
+        """Call ``handler()`` whenever ``sock`` can take a message (POLLOUT). Actor thread only.
+
+        For a socket that refused a send (``zmq.Again``, its high-water mark
+        reached): `unwatch_writable` once there is nothing left to send, or
+        the poll would wake at once, again and again.
+        """
+        self._writable[sock] = handler
+        self._register(sock)
+
+    def unwatch_writable(self, sock: zmq.Socket[bytes]) -> None:
+        """Stop `watch_writable` for ``sock`` (reading is unchanged). Actor thread only."""
+        if self._writable.pop(sock, None) is not None:
+            self._register(sock)
+
+    def _register(self, sock: zmq.Socket[bytes]) -> None:
+        flags = (zmq.POLLIN if sock in self._handlers else 0) | (
+            zmq.POLLOUT if sock in self._writable else 0
+        )
+        if flags:
+            self._poller.register(sock, flags)  # modifies an existing registration
+        else:
             self._poller.unregister(sock)
 
     def sockets_watched(self) -> bool:
@@ -238,13 +269,16 @@ class SocketActor(pykka.ThreadingActor):
             wait_ms = max(0.0, (deadline - time.monotonic()) * 1000.0)
             timeout_ms = wait_ms if timeout_ms is None else min(timeout_ms, wait_ms)
         events = self._poller.poll(None if timeout_ms is None else math.ceil(timeout_ms))
-        for sock, _ in events:
+        for sock, event in events:
             if isinstance(sock, int):
                 self.inbox.doorbell.clear()
                 continue
             handler = self._handlers.get(sock)
-            if handler is not None:
+            if handler is not None and event & zmq.POLLIN:
                 self._read_socket(sock, handler)
+            writable = self._writable.get(sock)
+            if writable is not None and event & zmq.POLLOUT:
+                self._guarded(_call, writable)
         if deadline is not None and time.monotonic() >= deadline:
             self._guarded(self.on_deadline, time.monotonic())
 
@@ -318,4 +352,5 @@ class SocketActor(pykka.ThreadingActor):
         finally:
             self.close_sockets()
             self._handlers.clear()
+            self._writable.clear()
             self.inbox.close_doorbell()

@@ -54,6 +54,9 @@ class SendCall:
     monitor: float | None = None
     # The server's CURVE public key from its route (None: it serves without CURVE).
     server_key: str | None = None
+    # The sender holds a slot of the transport's `SendWindow` for ``address``:
+    # the reply-waiter releases it once the message leaves for the socket.
+    credited: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -65,6 +68,7 @@ class SendCast:
     target: Target
     method: str
     server_key: str | None = None
+    credited: bool = False  # as for `SendCall`
 
 
 ReplyWaiterMessage = SendCall | SendCast

@@ -13,6 +13,17 @@ transport with a key pair sends nothing to a server without a key, one
 without sends nothing to a server that has one, and a server that refuses
 the handshake fails the calls waiting on it with `SecurityError`.
 
+Nothing is dropped for a full send queue. A message that meets a DEALER at
+its high-water mark (the server reads slower than callers send) waits in a
+backlog per address, sent in order as soon as the socket is writable
+(POLLOUT); a call still waiting there at its deadline fails with
+`MessagingTimeout`. The backlog is bounded by the `SendWindow`: callers take
+a slot per message before they tell this actor and block, in their own
+thread, while the address has ``high_water_mark`` messages in the inbox and
+the backlog; this actor gives the slot back once ZeroMQ has the message.
+Messages sent without a slot (notifications, the oslo.messaging driver) are
+refused and counted (``send_failures``) when the backlog is that full.
+
 It also watches each DEALER's connection (a ZeroMQ socket monitor). When a
 server cannot be reached (connection refused) or its connection drops, the
 DEALER is closed, discarding what it still queued, and the calls waiting on
@@ -24,7 +35,9 @@ address for a while.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import enum
 import heapq
 import time
 from concurrent.futures import Future, InvalidStateError
@@ -37,6 +50,7 @@ from zmq.utils.monitor import parse_monitor_message
 from zmqactors.actors.base import SocketActor
 from zmqactors.actors.frames import send_frames
 from zmqactors.actors.messages import ReplyWaiterMessage, SendCall, SendCast, Unreachable
+from zmqactors.actors.window import SendWindow
 from zmqactors.errors import (
     MessagingError,
     MessagingTimeout,
@@ -76,6 +90,12 @@ def settle(future: Future[Any], *, result: Any = None, error: BaseException | No
         pass
 
 
+class _Outcome(enum.Enum):
+    SENT = enum.auto()  # ZeroMQ took it
+    QUEUED = enum.auto()  # in the address's backlog, sent when the socket is writable
+    REFUSED = enum.auto()  # an uncredited message and the backlog is full
+
+
 class _Pending:
     __slots__ = (
         "address",
@@ -84,11 +104,13 @@ class _Pending:
         "future",
         "method",
         "monitor",
+        "queued",
         "sent",
         "target",
     )
 
-    def __init__(self, message: SendCall, sent: float) -> None:
+    def __init__(self, message: SendCall, sent: float, *, queued: bool) -> None:
+        self.queued = queued
         self.address = message.address
         self.future = message.future
         self.method = message.method
@@ -110,9 +132,17 @@ class ReplyWaiter(SocketActor):
 
     actor_name = "reply-waiter"
 
-    def __init__(self, settings: Settings, stats: Stats, matchmaker: pykka.ActorRef[Any]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        stats: Stats,
+        matchmaker: pykka.ActorRef[Any],
+        window: SendWindow | None = None,
+    ) -> None:
         super().__init__()
         self._settings = settings
+        self._window = SendWindow(settings.high_water_mark) if window is None else window
+        self._backlogs: dict[str, collections.deque[SendCall | SendCast]] = {}
         self._stats = stats
         self._matchmaker = matchmaker
         self._dealers: dict[str, zmq.Socket[bytes]] = {}
@@ -130,12 +160,12 @@ class ReplyWaiter(SocketActor):
             case SendCall():
                 self._send_call(message)
             case SendCast():
-                error = self._send(
-                    message.address, message.frames, message.method, message.server_key
-                )
-                if isinstance(error, SecurityError):
+                outcome = self._submit(message)
+                if isinstance(outcome, SecurityError):
                     self._stats.incr("security_refusals")
-                    self.log.warning("cast not sent", address=message.address, error=str(error))
+                    self.log.warning("cast not sent", address=message.address, error=str(outcome))
+                elif outcome is _Outcome.REFUSED:
+                    self.log.warning("cast dropped: send queue full", address=message.address)
             case _:
                 assert_never(message)
 
@@ -193,9 +223,25 @@ class ReplyWaiter(SocketActor):
         elif event & security.HANDSHAKE_FAILURES:
             self._refused(address, event)
 
+    def _discard_backlog(self, address: str, why: str) -> None:
+        """Give up the messages waiting for ``address``'s send queue; count the casts.
+
+        The calls among them fail with the others waiting on the address.
+        """
+        backlog = self._backlogs.pop(address, None) or ()
+        unsent = 0
+        for message in backlog:
+            self._release(message)
+            unsent += isinstance(message, SendCast)
+        if unsent:
+            # Like the messages ZeroMQ still queued for it, discarded with the DEALER.
+            self._stats.incr("casts_unsent", unsent)
+            self.log.warning("casts not sent", reason=why, address=address, count=unsent)
+
     def _refused(self, address: str, event: int) -> None:
         """The handshake with ``address`` failed: fail its calls (`SecurityError` with CURVE)."""
         curve = self._server_keys.get(address) is not None
+        self._discard_backlog(address, "server refused the handshake")
         self._close_peer(address)
         self._stats.incr("auth_failures")
         if not curve:
@@ -213,6 +259,7 @@ class ReplyWaiter(SocketActor):
 
     def _drop_peer(self, address: str, *, was_connected: bool) -> None:
         """Close the DEALER to ``address`` and fail the calls waiting on it."""
+        self._discard_backlog(address, "server unreachable")
         self._close_peer(address)
         self._stats.incr("unreachable_servers")
         self.log.info("server unreachable", address=address, was_connected=was_connected)
@@ -221,7 +268,7 @@ class ReplyWaiter(SocketActor):
                 continue
             del self._pending[msg_id]
             error: MessagingError
-            if was_connected:
+            if was_connected and not entry.queued:
                 error = MessagingTimeout(
                     f"connection to {entry.target} at {address} lost before the reply "
                     f"to {entry.method!r}"
@@ -246,29 +293,90 @@ class ReplyWaiter(SocketActor):
             self.unwatch(monitor)
             monitor.close(linger=0)
 
-    def _send(
-        self, address: str, frames: tuple[bytes, bytes], method: str, server_key: str | None
-    ) -> MessagingError | None:
-        """Queue ``frames`` for ``address``; the error that prevented it, or None."""
-        try:
-            send_frames(self._dealer(address, server_key), frames, block=False)
-        except SecurityError as exc:
-            return exc
-        except zmq.Again:
+    def _release(self, message: SendCall | SendCast) -> None:
+        if message.credited:
+            self._window.release(message.address)
+
+    def _submit(self, message: SendCall | SendCast) -> _Outcome | SecurityError:
+        """Send ``message`` now, or queue it behind a full send queue.
+
+        Returns the `SecurityError` instead when client and server disagree on
+        CURVE (nothing is sent).
+        """
+        address = message.address
+        backlog = self._backlogs.get(address)
+        if backlog is None:
+            try:
+                sock = self._dealer(address, message.server_key)
+            except SecurityError as exc:
+                self._release(message)
+                return exc
+            try:
+                send_frames(sock, message.frames, block=False)
+            except zmq.Again:
+                pass
+            else:
+                self._release(message)
+                return _Outcome.SENT
+            backlog = self._backlogs[address] = collections.deque()
+            self.watch_writable(sock, lambda: self._flush(address))
+            self._stats.incr("send_queue_full")
+            self.log.info(
+                "send queue full: holding messages until the server reads", address=address
+            )
+        limit = self._window.limit
+        if not message.credited and limit and len(backlog) >= limit:
             self._stats.incr("send_failures")
-            self.log.warning("send queue full", address=address, method=method)
-            return MessagingError(f"send queue to {address} is full (high-water mark reached)")
-        return None
+            return _Outcome.REFUSED
+        backlog.append(message)
+        return _Outcome.QUEUED
+
+    def _flush(self, address: str) -> None:
+        """The DEALER to ``address`` is writable: send its backlog, in order, while it takes it."""
+        backlog = self._backlogs.get(address)
+        sock = self._dealers.get(address)
+        if backlog is None or sock is None:
+            return
+        while backlog:
+            message = backlog[0]
+            if isinstance(message, SendCall) and message.future.done():
+                backlog.popleft()  # timed out or cancelled while it waited
+                self._release(message)
+                continue
+            try:
+                send_frames(sock, message.frames, block=False)
+            except zmq.Again:
+                return
+            backlog.popleft()
+            self._release(message)
+            if isinstance(message, SendCall):
+                pending = self._pending.get(message.msg_id)
+                if pending is not None and pending.queued:
+                    pending.queued = False
+                    pending.sent = time.monotonic()
+                    if pending.monitor is not None:
+                        pending.alive_until = pending.sent + pending.monitor
+        del self._backlogs[address]
+        self.unwatch_writable(sock)
 
     def _send_call(self, message: SendCall) -> None:
         if message.future.done():  # cancelled before we got to it
+            self._release(message)
             return
-        error = self._send(message.address, message.frames, message.method, message.server_key)
-        if error is not None:
-            settle(message.future, error=error)
+        outcome = self._submit(message)
+        if isinstance(outcome, SecurityError):
+            settle(message.future, error=outcome)
+            return
+        if outcome is _Outcome.REFUSED:
+            settle(
+                message.future,
+                error=MessagingError(
+                    f"send queue to {message.address} is full (high-water mark reached)"
+                ),
+            )
             return
         now = time.monotonic()
-        pending = _Pending(message, now)
+        pending = _Pending(message, now, queued=outcome is _Outcome.QUEUED)
         self._pending[message.msg_id] = pending
         heapq.heappush(self._deadlines, (pending.due(), message.msg_id))
         if len(self._deadlines) > len(self._pending) + _HEAP_SLACK:
@@ -297,6 +405,8 @@ class ReplyWaiter(SocketActor):
             return
         if isinstance(reply, protocol.Reply):
             settle(pending.future, result=reply.result)
+        elif isinstance(reply, protocol.Ack):
+            settle(pending.future)
         else:
             settle(pending.future, error=protocol.error_to_exception(reply))
 
@@ -318,19 +428,24 @@ class ReplyWaiter(SocketActor):
                 continue
             del self._pending[msg_id]
             waited = now - pending.sent
-            quiet = " (no heartbeat)" if now < pending.deadline else ""
-            settle(
-                pending.future,
-                error=MessagingTimeout(
+            if pending.queued:
+                text = (
+                    f"send queue to {pending.target} at {pending.address} stayed full: "
+                    f"{pending.method!r} not sent within {waited:.3f}s"
+                )
+            else:
+                quiet = " (no heartbeat)" if now < pending.deadline else ""
+                text = (
                     f"no reply to {pending.method!r} from {pending.target} "
                     f"within {waited:.3f}s{quiet}"
-                ),
-            )
+                )
+            settle(pending.future, error=MessagingTimeout(text))
 
     def fail_pending(self, error: Exception) -> None:
         """Fail every pending call with ``error`` (on stop)."""
         pending, self._pending = self._pending, {}
         self._deadlines = []
+        self._backlogs.clear()
         for entry in pending.values():
             settle(entry.future, error=error)
 

@@ -17,13 +17,17 @@ class Stats:
 
     Counted: ``late_replies`` (a reply after its call timed out or ended),
     ``protocol_errors`` (frames that did not decode), ``send_failures``
-    (a message ZeroMQ refused to queue), ``misrouted`` (a request for a target
-    the receiving server does not serve), ``rejected_stopping`` (requests that
-    reached a stopping server); with CURVE: ``auth_rejections`` (a server
-    refused a client's handshake: key not on its allow-list, or no CURVE),
-    ``auth_failures`` (a server refused this client's handshake) and
-    ``security_refusals`` (casts not sent because client and server disagree
-    on CURVE).
+    (a message ZeroMQ refused to queue: a notification or oslo driver message
+    at a full send queue), ``send_queue_full`` (times a send queue was found
+    full: messages then wait), ``casts_unsent`` (casts still waiting when
+    their server became unreachable), ``ack_retries`` (acknowledged casts sent
+    again), ``duplicates_dropped`` (copies of an acknowledged cast a server did
+    not run again), ``misrouted`` (a request for a target the receiving server
+    does not serve), ``rejected_stopping`` (requests that reached a stopping
+    server); with CURVE: ``auth_rejections`` (a server refused a client's
+    handshake: key not on its allow-list, or no CURVE), ``auth_failures`` (a
+    server refused this client's handshake) and ``security_refusals`` (casts
+    not sent because client and server disagree on CURVE).
     """
 
     def __init__(self) -> None:

@@ -19,6 +19,7 @@ from zmqactors.actors.matchmaker import MatchmakerActor
 from zmqactors.actors.poller import Poller
 from zmqactors.actors.reply_waiter import ReplyWaiter
 from zmqactors.actors.stats import Stats
+from zmqactors.actors.window import SendWindow
 from zmqactors.errors import TransportClosedError
 from zmqactors.matchmaker import Matchmaker, create_matchmaker
 from zmqactors.options import DEFAULT_URL, Settings, parse_url
@@ -51,6 +52,8 @@ class _Actors:
     reply_waiter: pykka.ActorRef[Any]
     matchmaker: pykka.ActorRef[Any]
     router: Router
+    # Slots per server address between callers and the reply-waiter's sockets.
+    window: SendWindow
     poller: pykka.ActorRef[Any] | None = None
     # The listeners of the running services, by id(service): the finalizer
     # cannot reach the services (they hold the transport), yet must stop these.
@@ -165,11 +168,12 @@ class Transport:
         matchmaker = MatchmakerActor.start(
             factory, cache, settings.matchmaker_ttl, self.stats, settings.lookup_cache_ttl
         )
-        reply_waiter = ReplyWaiter.start(settings, self.stats, matchmaker)
+        window = SendWindow(settings.high_water_mark)
+        reply_waiter = ReplyWaiter.start(settings, self.stats, matchmaker, window)
         router = Router(cache, matchmaker, settings.lookup_cache_ttl)
         # The servers of the parent do not run here: forget them.
         self._servers.clear()
-        return _Actors(os.getpid(), reply_waiter, matchmaker, router)
+        return _Actors(os.getpid(), reply_waiter, matchmaker, router, window)
 
     def _poller(self) -> pykka.ActorRef[Any]:
         """The poller of this process, started with the first server."""

@@ -18,6 +18,7 @@ import structlog
 from zmqactors.errors import ProtocolError
 from zmqactors.topics import Target, version_compatible
 from zmqactors.transport import protocol
+from zmqactors.transport.dedup import DedupCache, Seen
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -74,11 +75,15 @@ class Dispatcher:
         endpoints: Sequence[object],
         max_message_size: int,
         stats: Stats,
+        dedup: DedupCache | None = None,
     ) -> None:
         self._target = target
         self._endpoints = tuple(endpoints)
         self._max_size = max_message_size
         self._stats = stats
+        # Shared by the server's listener threads: a retried acknowledged
+        # cast must not run on a second listener while the first runs it.
+        self._dedup = DedupCache() if dedup is None else dedup
         self._log = _log.bind(actor="listener", target=str(target))
 
     def handle(self, body: bytes, client: bytes = b"") -> bytes | None:  # noqa: ARG002 - replies go back inline
@@ -97,6 +102,8 @@ class Dispatcher:
             self._stats.incr("protocol_errors")
             self._log.warning("dropped a reply sent to a server socket")
             return None
+        if request.kind is protocol.CallKind.ACKED_CAST:
+            return self._handle_acked(request)
         is_call = request.kind is protocol.CallKind.CALL
         try:
             method = self._resolve(request)
@@ -116,6 +123,39 @@ class Dispatcher:
             return self._error(
                 request, protocol.ErrorKind.REMOTE, _qualified_name(exc), str(exc), text
             )
+
+    def _handle_acked(self, request: protocol.Request) -> bytes | None:
+        """Run an acknowledged cast once per message id; the body to send back, or None.
+
+        An `Ack` once the endpoint has returned or raised (its exception is
+        logged, as for any cast), and again for a copy that arrives after
+        that; nothing for a copy that arrives while it runs (the first copy's
+        ack answers both) or for a request this server does not serve (the
+        sender retries, looking its route up again). A bad method or version
+        gets an `ErrorReply`: retrying cannot help.
+        """
+        msg_id = request.msg_id
+        try:
+            method = self._resolve(request)
+        except _Failure as failure:
+            self._log.info("request refused", msg_id=msg_id.hex(), reason=failure.message)
+            if failure.kind is protocol.ErrorKind.NOT_SERVED:
+                self._stats.incr("misrouted")
+                return None
+            return self._error(request, failure.kind, failure.exc_type, failure.message, "")
+        seen = self._dedup.begin(msg_id)
+        if seen is not Seen.NEW:
+            self._stats.incr("duplicates_dropped")
+            return None if seen is Seen.RUNNING else protocol.encode(protocol.Ack(msg_id))[1]
+        try:
+            self._invoke(method, request)
+        except Exception:  # noqa: BLE001 - a cast's failure stays on the server, as for any cast
+            self._log.warning(
+                "cast failed", msg_id=msg_id.hex(), method=request.method, exc_info=True
+            )
+        finally:
+            self._dedup.finish(msg_id)
+        return protocol.encode(protocol.Ack(msg_id))[1]
 
     def next_deadline(self) -> float | None:
         """RPC dispatch has no timers."""
@@ -142,7 +182,7 @@ class Dispatcher:
         message: str,
         text: str,
     ) -> bytes | None:
-        if request.kind is not protocol.CallKind.CALL:
+        if request.kind is protocol.CallKind.CAST:
             return None
         try:
             body = protocol.encode(

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HEADER",
     "PROTOCOL_VERSION",
+    "Ack",
     "CallKind",
     "ErrorKind",
     "ErrorReply",
@@ -67,6 +68,9 @@ class CallKind(enum.IntEnum):
 
     CALL = 1  # one reply
     CAST = 2  # nothing
+    # An `Ack` once the endpoint has run; the sender retries with the same
+    # msg_id until it gets one, and the server runs each msg_id once.
+    ACKED_CAST = 3
 
 
 class ErrorKind(enum.IntEnum):
@@ -133,7 +137,18 @@ class Heartbeat(msgspec.Struct, frozen=True, tag="h", array_like=True):
     msg_id: bytes
 
 
-Message = Request | Reply | ErrorReply | Notification | Heartbeat
+class Ack(msgspec.Struct, frozen=True, tag="a", array_like=True):
+    """The server ran (or had already run) the acknowledged cast ``msg_id``.
+
+    Added in protocol version 1 without changing it: a peer that predates it
+    rejects it as malformed (counted, never fatal), and an acknowledged cast
+    to such a server times out.
+    """
+
+    msg_id: bytes
+
+
+Message = Request | Reply | ErrorReply | Notification | Heartbeat | Ack
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import enum
 import socket
 import time
@@ -11,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from zmqactors.actors.messages import SendCall, SendCast
-from zmqactors.errors import MessagingTimeout, TransportClosedError
+from zmqactors.actors.messages import Refresh, SendCall, SendCast
+from zmqactors.errors import MessagingTimeout, NoRespondersError, TransportClosedError
 from zmqactors.topics import Target, matchmaker_key
 from zmqactors.transport import protocol
 from zmqactors.transport.dispatch import Dispatcher
@@ -21,6 +22,7 @@ from zmqactors.transport.service import Service, check_endpoints
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from zmqactors.matchmaker.base import Route
     from zmqactors.transport._transport import Transport
 
 __all__ = ["RPCClient", "RPCServer"]
@@ -29,6 +31,10 @@ __all__ = ["RPCClient", "RPCServer"]
 # A call's own deadline is enforced by the reply-waiter; the caller waits this
 # much longer only as a safety net in case the reply-waiter itself is gone.
 _GRACE = 1.0
+# An acknowledged cast is sent again after this long without an ack, the
+# wait doubling each time up to _ACK_RETRY_MAX.
+_ACK_RETRY_FIRST = 0.2
+_ACK_RETRY_MAX = 2.0
 
 
 class _Unset(enum.Enum):
@@ -60,12 +66,21 @@ def _closed() -> TransportClosedError:
     return TransportClosedError("the transport is closed")
 
 
+def _queue_full(target: Target, address: str, method: str, limit: int, timeout: float) -> str:
+    return (
+        f"send queue to {target} at {address} is full ({limit} messages waiting "
+        f"beyond ZeroMQ's high-water mark): {method!r} not sent within {timeout}s"
+    )
+
+
 class RPCClient:
     """Calls and casts to the servers of one `Target`. Thread-safe; cheap to `prepare`.
 
     ``timeout`` (seconds) bounds every call (default: the transport's
-    ``timeout`` option); ``context`` is a dict sent with every message and
-    visible to endpoints through `request_context()`.
+    ``timeout`` option), and how long a cast may wait for room in a full
+    send queue; ``context`` is a dict sent with every message and visible to
+    endpoints through `request_context()`. With ``ack=True``, `cast` returns
+    only once the server has run the method (see `cast`).
     """
 
     def __init__(
@@ -75,17 +90,23 @@ class RPCClient:
         *,
         timeout: float | None = None,
         context: Mapping[str, Any] | None = None,
+        ack: bool = False,
     ) -> None:
         if not isinstance(target, Target):
             msg = f"target must be a zmqactors Target, got {type(target).__name__}"
             raise TypeError(msg)
+        if not isinstance(ack, bool):
+            msg = f"invalid ack {ack!r}: True or False is required"
+            raise TypeError(msg)
         self.transport = transport
+        self.ack = ack
         self.target = target
         self.timeout = transport.settings.timeout if timeout is None else _check_timeout(timeout)
         self.context: Mapping[str, Any] = MappingProxyType(dict(context or {}))
 
     def __repr__(self) -> str:
-        return f"<RPCClient {self.target} timeout={self.timeout}>"
+        acked = " ack" if self.ack else ""
+        return f"<RPCClient {self.target} timeout={self.timeout}{acked}>"
 
     def prepare(
         self,
@@ -98,8 +119,13 @@ class RPCClient:
         version: str | _Unset | None = _UNSET,
         timeout: float | _Unset = _UNSET,
         context: Mapping[str, Any] | _Unset = _UNSET,
+        ack: bool | _Unset = _UNSET,
     ) -> RPCClient:
         """A new client with these fields changed; this one is unchanged.
+
+        ``ack=True`` makes its casts acknowledged (see `cast`); it is an option
+        of the client rather than of `cast` because `cast`'s keyword arguments
+        are the method's.
 
         Raises ``ValueError`` naming the field for a bad value.
         """
@@ -120,12 +146,13 @@ class RPCClient:
             self.target.evolve(**changes) if changes else self.target,
             timeout=self.timeout if isinstance(timeout, _Unset) else timeout,
             context=self.context if isinstance(context, _Unset) else context,
+            ack=self.ack if isinstance(ack, _Unset) else ack,
         )
 
     def _request(
         self, kind: protocol.CallKind, method: str, args: dict[str, Any], msg_id: bytes
     ) -> tuple[bytes, bytes]:
-        timeout = self.timeout if kind is protocol.CallKind.CALL else None
+        timeout = self.timeout if kind is not protocol.CallKind.CAST else None
         return protocol.request_frames(
             self.target,
             kind,
@@ -140,7 +167,10 @@ class RPCClient:
         """Send a call; the future gets its result or exception.
 
         The exceptions: `RemoteError` (and `NoSuchMethod`, `UnsupportedVersion`),
-        `MessagingTimeout` after the client's timeout, `TransportClosedError`.
+        `MessagingTimeout` after the client's timeout (also when the send queue
+        to the server stayed full that long: the call was not sent),
+        `TransportClosedError`. Blocks (up to the timeout) only while that
+        send queue is full.
         Raises at once: `NoRespondersError` when no server is registered,
         ``ValueError`` for a bad method name or a fanout target, ``TypeError``
         for arguments that cannot be sent.
@@ -154,15 +184,22 @@ class RPCClient:
         msg_id = protocol.new_msg_id()
         frames = self._request(protocol.CallKind.CALL, method, kwargs, msg_id)
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        deadline = time.monotonic() + self.timeout
+        if not actors.window.acquire(route.address, deadline):
+            limit = actors.window.limit
+            text = _queue_full(self.target, route.address, method, limit, self.timeout)
+            future.set_exception(MessagingTimeout(text))
+            return future
         message = SendCall(
             route.address,
             frames,
             msg_id,
-            time.monotonic() + self.timeout,
+            deadline,
             self.target,
             method,
             future,
             server_key=route.server_key,
+            credited=True,
         )
         try:
             actors.reply_waiter.tell(message)
@@ -186,9 +223,34 @@ class RPCClient:
     def cast(self, method: str, /, **kwargs: Any) -> None:
         """Send ``method(**kwargs)`` to one server (every server with ``fanout``); no reply.
 
-        Returns once the message is queued for sending. Raises like `call_async`.
+        Returns once the message is queued for sending. When the server reads
+        slower than casts come, blocks while the send queue to it is full,
+        and raises `MessagingTimeout` naming the full queue if it stays full
+        for the client's timeout (that cast was not sent; nothing is dropped
+        silently). A fanout cast raises at the first server whose queue stays
+        full; the servers before it got the cast.
+
+        On a client prepared with ``ack=True``, returns only once one server
+        has run the method (returned or raised): the cast is sent again with
+        the same message id, the wait doubling from 0.2 s to 2 s and the
+        route looked up afresh each time, until a server acknowledges it,
+        and the server runs each message id once (it remembers ids for five
+        minutes). Raises `MessagingTimeout` if no acknowledgement came within
+        the timeout (the method may or may not have run), `NoSuchMethod` or
+        `UnsupportedVersion` at once, and ``ValueError`` for a fanout target.
+
+        Otherwise raises like `call_async`.
         """
         _check_method(method)
+        if self.ack:
+            if self.target.fanout:
+                msg = (
+                    f"acknowledged casts go to one server, not to a fanout target "
+                    f"({self.target}); prepare(ack=False) for fanout"
+                )
+                raise ValueError(msg)
+            self._cast_acked(method, kwargs)
+            return
         actors = self.transport._actors()  # noqa: SLF001 - the transport's own clients
         routes = (
             actors.router.routes(self.target)
@@ -196,13 +258,111 @@ class RPCClient:
             else (actors.router.pick(self.target),)
         )
         frames = self._request(protocol.CallKind.CAST, method, kwargs, protocol.new_msg_id())
-        try:
-            for route in routes:
+        window = actors.window
+        deadline = time.monotonic() + self.timeout
+        for route in routes:
+            if not window.acquire(route.address, deadline):
+                text = _queue_full(self.target, route.address, method, window.limit, self.timeout)
+                raise MessagingTimeout(text)
+            try:
                 actors.reply_waiter.tell(
-                    SendCast(route.address, frames, self.target, method, route.server_key)
+                    SendCast(
+                        route.address,
+                        frames,
+                        self.target,
+                        method,
+                        server_key=route.server_key,
+                        credited=True,
+                    )
                 )
+            except pykka.ActorDeadError:
+                raise _closed() from None
+
+    def _cast_acked(self, method: str, kwargs: dict[str, Any]) -> None:
+        """Send the cast until a server acknowledges it or the timeout passes (caller thread)."""
+        actors = self.transport._actors()  # noqa: SLF001 - the transport's own clients
+        msg_id = protocol.new_msg_id()
+        frames = self._request(protocol.CallKind.ACKED_CAST, method, kwargs, msg_id)
+        deadline = time.monotonic() + self.timeout
+        wait = _ACK_RETRY_FIRST
+        tries = 0
+        why = "no server registered"
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                msg = (
+                    f"cast {method!r} to {self.target} not acknowledged within "
+                    f"{self.timeout}s ({tries} tries; last: {why})"
+                )
+                raise MessagingTimeout(msg)
+            attempt_end = min(now + wait, deadline)
+            wait = min(wait * 2, _ACK_RETRY_MAX)
+            if tries:
+                self.transport.stats.incr("ack_retries")
+            tries += 1
+            try:
+                # Picked afresh each time: a restarted server has a new address.
+                route = actors.router.pick(self.target)
+            except NoRespondersError as exc:
+                why = str(exc)
+                self._refresh(actors)
+                time.sleep(max(0.0, attempt_end - time.monotonic()))
+                continue
+            failure = self._ack_attempt(
+                actors, route, method=method, frames=frames, msg_id=msg_id, end=attempt_end
+            )
+            if failure is None:
+                return
+            why = failure
+
+    def _ack_attempt(
+        self,
+        actors: Any,
+        route: Route,
+        *,
+        method: str,
+        frames: tuple[bytes, bytes],
+        msg_id: bytes,
+        end: float,
+    ) -> str | None:
+        """Send one copy of an acknowledged cast; None once acknowledged, else why not."""
+        address = route.address
+        if not actors.window.acquire(address, end):
+            return _queue_full(self.target, address, method, actors.window.limit, self.timeout)
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        message = SendCall(
+            address,
+            frames,
+            msg_id,
+            end,
+            self.target,
+            method,
+            future,
+            server_key=route.server_key,
+            credited=True,
+        )
+        try:
+            actors.reply_waiter.tell(message)
         except pykka.ActorDeadError:
             raise _closed() from None
+        try:
+            future.result(timeout=max(0.0, end - time.monotonic()) + _GRACE)
+        except NoRespondersError as exc:
+            # Unreachable, or a stale route: nothing ran there. Look again.
+            self._refresh(actors)
+            time.sleep(max(0.0, end - time.monotonic()))
+            return str(exc)
+        except MessagingTimeout as exc:
+            return str(exc)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            return "the reply-waiter did not answer"
+        # NoSuchMethod and UnsupportedVersion propagate: sending again cannot help.
+        return None
+
+    def _refresh(self, actors: Any) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):
+            actors.matchmaker.tell(Refresh(matchmaker_key(self.target)))
 
 
 class RPCServer(Service):

@@ -1,0 +1,189 @@
+"""Acknowledged casts against real server processes: duplicates, a SIGKILLed server.
+
+``prepare(ack=True).cast(...)`` returns once a server has run the method; the
+client sends the same message id again (0.2 s, doubling to 2 s, the route
+looked up afresh) until a server acknowledges it, and a server runs each
+message id once (README, "Guarantees").
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import zmq
+
+import zmqactors as za
+from zmqactors.transport import protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+pytestmark = pytest.mark.reliability
+
+ACK_SERVER = Path(__file__).parent / "ack_server.py"
+
+
+class Server:
+    """tests/reliability/ack_server.py in a child process."""
+
+    def __init__(self, url: str, topic: str, name: str, *extra: str) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(ACK_SERVER),
+                "--url",
+                url,
+                "--topic",
+                topic,
+                "--name",
+                name,
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+        )
+        self.address = self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30.0) -> str:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        data = b""
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while b"\n" not in data:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.proc.poll() is not None:
+                    pytest.fail(f"server not ready within {timeout}s: {data!r}")
+                if selector.select(timeout=remaining):
+                    data += os.read(fd, 4096)
+        line = data.split(b"\n", 1)[0].decode()
+        assert line.startswith("ready "), line
+        return line.split()[1]
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+@pytest.fixture
+def spawn(matchmaker_url: str) -> Iterator[Callable[..., Server]]:
+    started: list[Server] = []
+
+    def start(topic: str, name: str, *extra: str) -> Server:
+        server = Server(matchmaker_url, topic, name, *extra)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout}s")
+        time.sleep(0.02)
+
+
+def acked_request(topic: str, value: object, msg_id: bytes) -> list[bytes]:
+    return list(
+        protocol.request_frames(
+            za.Target(topic),
+            protocol.CallKind.ACKED_CAST,
+            "record",
+            args={"value": value},
+            context={},
+            timeout=None,
+            msg_id=msg_id,
+        )
+    )
+
+
+def test_the_same_message_id_twice_runs_once_and_is_acknowledged_twice(matchmaker_url, spawn):
+    server = spawn("ack-dup", "node-1")
+    context = zmq.Context.instance()
+    dealer = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.setsockopt(zmq.RCVTIMEO, 10_000)
+    dealer.connect(server.address)
+    try:
+        msg_id = protocol.new_msg_id()
+        acks = []
+        for _ in range(2):
+            dealer.send_multipart(acked_request("ack-dup", "once", msg_id))
+            acks.append(protocol.decode(dealer.recv_multipart(), 1 << 20))
+        other = protocol.new_msg_id()
+        dealer.send_multipart(acked_request("ack-dup", "other", other))
+        acks.append(protocol.decode(dealer.recv_multipart(), 1 << 20))
+    finally:
+        dealer.close()
+    assert acks == [protocol.Ack(msg_id), protocol.Ack(msg_id), protocol.Ack(other)]
+    with za.Transport.from_url(matchmaker_url) as transport:
+        client = za.RPCClient(transport, za.Target("ack-dup"), timeout=10)
+        assert client.call("recorded") == ["once", "other"]
+
+
+def test_an_acked_cast_survives_a_server_killed_before_it_ran_and_restarted(matchmaker_url, spawn):
+    first = spawn("ack-restart", "node-1")
+    with za.Transport.from_url(matchmaker_url) as transport:
+        client = za.RPCClient(transport, za.Target("ack-restart"), timeout=10)
+        assert client.call("count") == 0  # connected, route cached
+        first.signal(signal.SIGSTOP)  # the cast reaches its socket but never runs there
+        outcome: list[BaseException | None] = []
+
+        def send() -> None:
+            try:
+                client.prepare(ack=True, timeout=60).cast("record", value="survivor")
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                outcome.append(exc)
+            else:
+                outcome.append(None)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        # Unacknowledged, it is being sent again.
+        wait_until(lambda: transport.stats.snapshot().get("ack_retries", 0) >= 2, "retries")
+        assert outcome == []
+        first.signal(signal.SIGKILL)
+        first.proc.wait(timeout=10)
+        second = spawn("ack-restart", "node-1")  # same topic and name, a new port
+        assert second.address != first.address
+        sender.join(timeout=90)
+        assert not sender.is_alive()
+        assert outcome == [None]
+        # Exactly once on the restarted server, however many copies reached it.
+        assert client.prepare(timeout=10).call("recorded") == ["survivor"]
+
+
+def test_an_acked_cast_with_no_server_alive_times_out(matchmaker_url, spawn):
+    server = spawn("ack-dead", "node-1")
+    with za.Transport.from_url(matchmaker_url) as transport:
+        client = za.RPCClient(transport, za.Target("ack-dead"), timeout=10)
+        assert client.call("count") == 0
+        server.signal(signal.SIGKILL)
+        server.proc.wait(timeout=10)
+        with pytest.raises(za.MessagingTimeout, match="not acknowledged"):
+            client.prepare(ack=True, timeout=1.5).cast("record", value="lost")
+        assert transport.stats.snapshot().get("ack_retries", 0) >= 1

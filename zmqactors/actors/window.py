@@ -1,0 +1,67 @@
+"""How many messages per server address may wait between the callers and the socket.
+
+Callers acquire a slot before they hand a call or cast to the reply-waiter
+(`SendCall`/`SendCast` with ``credited=True``); the reply-waiter releases it
+once ZeroMQ has taken the message, or once it gave up on it. So the
+reply-waiter's inbox and its per-address backlog (messages that met a full
+send queue) hold at most ``limit`` messages per address, and a caller that
+finds them full blocks — in its own thread, touching no socket — until a slot
+frees or its deadline passes. Uncontended, a slot costs one lock and no
+thread hop.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+__all__ = ["SendWindow"]
+
+
+class SendWindow:
+    """Slots per address; ``limit`` 0 means unlimited. Any thread."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._cond = threading.Condition(threading.Lock())
+        self._used: dict[str, int] = {}
+        self._waiting = 0
+
+    def acquire(self, address: str, deadline: float) -> bool:
+        """Take a slot for ``address``, waiting until ``deadline`` (monotonic); False if none."""
+        limit = self.limit
+        if not limit:
+            return True
+        with self._cond:
+            used = self._used.get(address, 0)
+            if used >= limit:
+                self._waiting += 1
+                try:
+                    while used >= limit:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            return False
+                        self._cond.wait(remaining)
+                        used = self._used.get(address, 0)
+                finally:
+                    self._waiting -= 1
+            self._used[address] = used + 1
+            return True
+
+    def release(self, address: str) -> None:
+        """Give back a slot of ``address``."""
+        if not self.limit:
+            return
+        with self._cond:
+            used = self._used.get(address, 0) - 1
+            if used > 0:
+                self._used[address] = used
+            else:
+                self._used.pop(address, None)
+            if self._waiting:
+                self._cond.notify_all()
+
+    def used(self, address: str) -> int:
+        """How many slots of ``address`` are taken now."""
+        with self._cond:
+            return self._used.get(address, 0)

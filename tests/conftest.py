@@ -2,6 +2,7 @@
 
 import os
 import selectors
+import signal
 import subprocess
 import sys
 import time
@@ -45,7 +46,7 @@ class ServerProcess:
         self, url: str, topic: str, server: str, *extra: str, script: Path = SERVE
     ) -> None:
         self.server = server
-        args = ["--server", server] if script == SERVE else []
+        args = [] if script == LISTEN else ["--server", server]
         self.proc = subprocess.Popen(
             [sys.executable, str(script), "--url", url, "--topic", topic, *args, *extra],
             stdout=subprocess.PIPE,
@@ -89,10 +90,15 @@ class ServerProcess:
         lines = self.read_lines(lambda lines: any(x.startswith("ready ") for x in lines), timeout)
         self.address = next(x for x in lines if x.startswith("ready ")).split()[1]
 
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the process (SIGSTOP, SIGKILL: the fault tests)."""
+        self.proc.send_signal(signum)
+
     def stop(self) -> int:
-        """SIGTERM, then SIGKILL after 10 s; return the exit status."""
+        """SIGTERM (after SIGCONT, should it be stopped), then SIGKILL after 10 s; the status."""
         try:
             if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGCONT)
                 self.proc.terminate()
                 try:
                     return self.proc.wait(timeout=10)
@@ -106,11 +112,17 @@ class ServerProcess:
 
 @pytest.fixture
 def spawn_server(matchmaker_url: str) -> Iterator[Callable[..., ServerProcess]]:
-    """Start RPC servers in child processes on this test's matchmaker; stop them after."""
+    """Start RPC servers in child processes on this test's matchmaker; stop them after.
+
+    ``script`` is another server script taking the same arguments (e.g. the
+    reliability tests'); ``url`` another matchmaker URL (with options).
+    """
     started: list[ServerProcess] = []
 
-    def spawn(topic: str, server: str, *extra: str) -> ServerProcess:
-        proc = ServerProcess(matchmaker_url, topic, server, *extra)
+    def spawn(
+        topic: str, server: str, *extra: str, script: Path = SERVE, url: str | None = None
+    ) -> ServerProcess:
+        proc = ServerProcess(url or matchmaker_url, topic, server, *extra, script=script)
         started.append(proc)
         proc.wait_ready()
         return proc

@@ -1,21 +1,21 @@
 """An RPC server process for the back-pressure and acknowledged-cast tests.
 
-``python ack_server.py --url URL --topic T --name N [--executor-size K]``
+``python ack_server.py --url URL --topic T --server N [--executor-size K]``
 prints ``ready ADDRESS`` on stdout once serving and stops at SIGTERM. Its
 endpoint records what casts bring, optionally after sleeping (a slow server).
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import signal
+import sys
 import threading
 import time
+from pathlib import Path
 
-import structlog
-
-import zmqactors as za
+# The process boilerplate (arguments, transport, SIGTERM) is the integration
+# tests' server script's.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from serve import serve
 
 
 class Recorder:
@@ -39,23 +39,5 @@ class Recorder:
             return len(self._got)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--topic", required=True)
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--executor-size", type=int, default=None)
-    args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with za.Transport.from_url(args.url) as transport:
-        target = za.Target(args.topic, server=args.name)
-        server = za.RPCServer(transport, target, [Recorder()], executor_size=args.executor_size)
-        with server:
-            print(f"ready {server.address}", flush=True)
-            done.wait()
-
-
 if __name__ == "__main__":
-    main()
+    serve(lambda _name: Recorder(), show_pid=False)

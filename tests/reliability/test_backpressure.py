@@ -11,22 +11,19 @@ requests, so its memory is bounded too.
 
 from __future__ import annotations
 
-import os
-import selectors
+import functools
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import zmqactors as za
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
 pytestmark = pytest.mark.reliability
 
@@ -45,76 +42,15 @@ def rss(pid: int | str = "self", field: str = "VmRSS") -> int:
     raise AssertionError(msg)
 
 
-class Server:
-    """tests/reliability/ack_server.py in a child process."""
-
-    def __init__(self, url: str, topic: str, name: str, *extra: str) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(ACK_SERVER),
-                "--url",
-                url,
-                "--topic",
-                topic,
-                "--name",
-                name,
-                *extra,
-            ],
-            stdout=subprocess.PIPE,
-        )
-        self.address = self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 30.0) -> str:
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        data = b""
-        deadline = time.monotonic() + timeout
-        with selectors.DefaultSelector() as selector:
-            selector.register(fd, selectors.EVENT_READ)
-            while b"\n" not in data:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self.proc.poll() is not None:
-                    pytest.fail(f"server not ready within {timeout}s: {data!r}")
-                if selector.select(timeout=remaining):
-                    data += os.read(fd, 4096)
-        line = data.split(b"\n", 1)[0].decode()
-        assert line.startswith("ready "), line
-        return line.split()[1]
-
-    def signal(self, signum: int) -> None:
-        self.proc.send_signal(signum)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-
 @pytest.fixture
 def url(matchmaker_url: str) -> str:
     return f"{matchmaker_url}?high_water_mark={HWM}"
 
 
 @pytest.fixture
-def spawn(url: str) -> Iterator[Callable[..., Server]]:
-    started: list[Server] = []
-
-    def start(topic: str, name: str, *extra: str) -> Server:
-        server = Server(url, topic, name, *extra)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+def spawn(url: str, spawn_server: Callable[..., Any]) -> Callable[..., Any]:
+    """Start ``ack_server.py`` processes on ``url`` (``spawn_server``'s)."""
+    return functools.partial(spawn_server, script=ACK_SERVER, url=url)
 
 
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:

@@ -133,7 +133,8 @@ def _bridge_logging() -> None:
             ],
             logger_factory=structlog.stdlib.LoggerFactory(),
             wrapper_class=structlog.stdlib.BoundLogger,
-            cache_logger_on_first_use=True,
+            # Not cached: a logger cached on first use would keep this
+            # configuration after the application reconfigures structlog.
         )
 
 

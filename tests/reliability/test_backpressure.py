@@ -139,3 +139,42 @@ def test_slow_server_fast_casters_memory_bounded_on_both_sides_nothing_lost(url,
     expected = {f"{n}-{i}" for n in range(threads) for i in range(per_thread)}
     assert len(recorded) == len(expected)
     assert set(recorded) == expected
+
+
+def test_closing_the_transport_wakes_a_caller_blocked_at_a_full_queue(url, spawn):
+    server = spawn("bp-close", "node-1", "--executor-size", "1")
+    transport = za.Transport.from_url(url)
+    try:
+        client = za.RPCClient(transport, za.Target("bp-close"), timeout=0.5)
+        assert client.call("count") == 0
+        server.signal(signal.SIGSTOP)
+        for i in range(20_000):  # fill every queue on the way
+            try:
+                client.cast("record", value=i, pad=PAD)
+            except za.MessagingTimeout:
+                break
+        else:
+            pytest.fail("20,000 casts of 32 KiB to a stopped server all accepted")
+        # A caller that would wait a minute for room is woken by close().
+        patient = client.prepare(timeout=60)
+        outcome: list[BaseException] = []
+        started = threading.Event()
+
+        def cast_and_wait() -> None:
+            started.set()
+            try:
+                patient.cast("record", value="late", pad=PAD)
+            except BaseException as exc:  # noqa: BLE001 - asserted below
+                outcome.append(exc)
+
+        caller = threading.Thread(target=cast_and_wait)
+        caller.start()
+        assert started.wait(10)
+        transport.close()
+        caller.join(15)  # well under the caller's 60 s timeout
+        assert not caller.is_alive(), "close() left a caller blocked at the full queue"
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], za.TransportClosedError), outcome
+    finally:
+        transport.close()
+        server.signal(signal.SIGCONT)

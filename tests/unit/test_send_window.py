@@ -8,6 +8,7 @@ import time
 import pytest
 
 from zmqactors.actors.window import SendWindow
+from zmqactors.errors import TransportClosedError
 
 pytestmark = pytest.mark.unit
 
@@ -62,3 +63,30 @@ def test_a_release_wakes_a_blocked_caller():
     waiter.join(timeout=10)
     assert got == [True]
     assert window.used(A) == 1
+
+
+def test_close_wakes_a_caller_waiting_for_a_slot_with_transport_closed():
+    window = SendWindow(1)
+    assert window.acquire(A, soon())
+    outcome: list[BaseException] = []
+    waiting = threading.Event()
+
+    def wait_for_slot() -> None:
+        waiting.set()
+        try:
+            window.acquire(A, soon(60.0))
+        except TransportClosedError as exc:
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait_for_slot)
+    waiter.start()
+    assert waiting.wait(10)
+    deadline = time.monotonic() + 10
+    while window._waiting == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    window.close()
+    waiter.join(10)
+    assert not waiter.is_alive()
+    assert len(outcome) == 1
+    with pytest.raises(TransportClosedError):
+        window.acquire(A, soon())

@@ -442,7 +442,8 @@ class ReplyWaiter(SocketActor):
             settle(pending.future, error=MessagingTimeout(text))
 
     def fail_pending(self, error: Exception) -> None:
-        """Fail every pending call with ``error`` (on stop)."""
+        """Fail every pending call with ``error`` (on stop), and callers waiting for a slot."""
+        self._window.close()
         pending, self._pending = self._pending, {}
         self._deadlines = []
         self._backlogs.clear()

@@ -15,6 +15,8 @@ from __future__ import annotations
 import threading
 import time
 
+from zmqactors.errors import TransportClosedError
+
 __all__ = ["SendWindow"]
 
 
@@ -26,9 +28,13 @@ class SendWindow:
         self._cond = threading.Condition(threading.Lock())
         self._used: dict[str, int] = {}
         self._waiting = 0
+        self._closed = False
 
     def acquire(self, address: str, deadline: float) -> bool:
-        """Take a slot for ``address``, waiting until ``deadline`` (monotonic); False if none."""
+        """Take a slot for ``address``, waiting until ``deadline`` (monotonic); False if none.
+
+        Raises `TransportClosedError` once `close` was called, waiting or not.
+        """
         limit = self.limit
         if not limit:
             return True
@@ -38,6 +44,9 @@ class SendWindow:
                 self._waiting += 1
                 try:
                     while used >= limit:
+                        if self._closed:
+                            msg = "the transport is closed"
+                            raise TransportClosedError(msg)
                         remaining = deadline - time.monotonic()
                         if remaining <= 0:
                             return False
@@ -60,6 +69,12 @@ class SendWindow:
                 self._used.pop(address, None)
             if self._waiting:
                 self._cond.notify_all()
+
+    def close(self) -> None:
+        """Wake every caller waiting for a slot: they raise `TransportClosedError`."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     def used(self, address: str) -> int:
         """How many slots of ``address`` are taken now."""

@@ -50,6 +50,9 @@ _FRAMES_PER_SOCKET = 256
 # whose peer is gone (a poller closed under a listener finishing a request)
 # would otherwise block its actor thread forever, deaf to its stop message.
 _SEND_TIMEOUT_MS = 1000
+# poll() reports plain ints; masking them with zmq's enum members costs an enum operation each.
+_POLLIN = int(zmq.POLLIN)
+_POLLOUT = int(zmq.POLLOUT)
 
 
 class Doorbell:
@@ -274,10 +277,10 @@ class SocketActor(pykka.ThreadingActor):
                 self.inbox.doorbell.clear()
                 continue
             handler = self._handlers.get(sock)
-            if handler is not None and event & zmq.POLLIN:
+            if handler is not None and event & _POLLIN:
                 self._read_socket(sock, handler)
             writable = self._writable.get(sock)
-            if writable is not None and event & zmq.POLLOUT:
+            if writable is not None and event & _POLLOUT:
                 self._guarded(_call, writable)
         if deadline is not None and time.monotonic() >= deadline:
             self._guarded(self.on_deadline, time.monotonic())

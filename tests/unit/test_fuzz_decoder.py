@@ -12,6 +12,7 @@ target for atheris, for longer coverage-guided runs.
 from __future__ import annotations
 
 import contextlib
+import typing
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -28,13 +29,8 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.unit
 
 MAX = 64 * 1024
-MESSAGE_TYPES = (
-    protocol.Request,
-    protocol.Reply,
-    protocol.ErrorReply,
-    protocol.Notification,
-    protocol.Heartbeat,
-)
+# Every message type the decoder may return (Ack included), from the union itself.
+MESSAGE_TYPES = typing.get_args(protocol.Message)
 
 
 def fuzz(examples: int) -> settings:

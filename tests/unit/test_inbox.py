@@ -558,3 +558,61 @@ def test_sockets_are_closed_after_stop():
     finally:
         stop(ref)
     assert sock.closed
+
+
+# -- bare messages: put in the inbox without a pykka envelope ------------------------------
+
+
+def test_bare_messages_are_handled_in_order_with_envelopes():
+    ref = start(Recorder)
+    try:
+        inbox = ref.actor_inbox
+        for seq in range(100):
+            if seq % 3:
+                inbox.put(Record(0, seq))
+            else:
+                ref.tell(Record(0, seq))
+        seen = ref.ask("seen", timeout=TIMEOUT)
+        assert [r.seq for r in seen] == list(range(100))
+    finally:
+        stop(ref)
+
+
+def test_a_failing_bare_message_fails_its_future_and_the_actor_lives():
+    class Fails(Recorder):
+        def on_receive(self, message: Any) -> Any:
+            match message:
+                case WithFuture():
+                    raise RuntimeError("handler bug")
+                case _:
+                    return super().on_receive(message)
+
+    ref = start(Fails)
+    try:
+        failed: Future[Any] = Future()
+        ref.actor_inbox.put(WithFuture(failed))
+        with pytest.raises(RuntimeError, match="handler bug"):
+            failed.result(timeout=TIMEOUT)
+        assert ref.ask("thread", timeout=TIMEOUT) != threading.get_ident()
+    finally:
+        stop(ref)
+
+
+def test_bare_message_queued_before_stop_fails_with_transport_closed():
+    ref = start(Recorder)
+    entered, release = threading.Event(), threading.Event()
+    queued: Future[Any] = Future()
+    try:
+        ref.tell(Block(entered, release))
+        assert entered.wait(TIMEOUT)
+        stopped = ref.stop(block=False)
+        ref.actor_inbox.put(WithFuture(queued))
+        release.set()
+        assert stopped.get(timeout=TIMEOUT) is True
+        with pytest.raises(TransportClosedError, match="recorder"):
+            queued.result(timeout=TIMEOUT)
+    finally:
+        release.set()
+        stop(ref)
+    with pytest.raises(pykka.ActorDeadError):
+        ref.actor_inbox.put(WithFuture(Future()))

@@ -9,8 +9,14 @@ their handlers and timers, until an envelope is there.
 
 So one thread per actor does everything: the actor's sockets are created in
 ``on_start``, used by its handlers and closed in ``on_stop``/``on_failure``,
-all in the actor's thread. Other threads reach the actor only through its inbox
-(``tell``/``ask``).
+all in the actor's thread. Other threads reach the actor only through its inbox:
+pykka's ``tell``/``ask`` (an envelope, run by pykka's actor loop), or a bare
+message put in the inbox (``actor_inbox.put``) for those on a call's path,
+which ``get()`` hands to `SocketActor.deliver` itself, in order with the
+envelopes, without pykka's envelope and loop around each (about 1.5 µs a
+message). Once the actor stopped, ``put`` raises ``pykka.ActorDeadError``,
+and a ``future`` of a message still queued fails with `TransportClosedError`,
+as for ``tell``.
 
 Relies on pykka internals (``_create_actor_inbox`` and the shape of its actor
 loop); setup.cfg pins pykka's minor range for that reason.
@@ -26,15 +32,17 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any, ClassVar
 
 import pykka
 import structlog
 import zmq
+from pykka._envelope import Envelope
 from pykka.messages import _ActorStop
 
-from zmqactors.actors.frames import readable, recv_frames
+from zmqactors.actors.frames import readable, recv_exactly, recv_frames
+from zmqactors.actors.waiter import Waiter
 from zmqactors.errors import TransportClosedError
 from zmqactors.transport.context import on_fork_child
 
@@ -131,7 +139,10 @@ class PollingInbox:
         self._actor = actor
 
     def put(self, envelope: Any, /) -> None:
-        """Queue an envelope; any thread. Raises ``pykka.ActorDeadError`` once closed."""
+        """Queue an envelope (or a bare message); any thread.
+
+        Raises ``pykka.ActorDeadError`` once closed.
+        """
         with self._lock:
             if self._closed:
                 msg = "actor stopped"
@@ -156,7 +167,11 @@ class PollingInbox:
         while True:
             if queue and self._since_poll < _ENVELOPES_PER_POLL:
                 self._since_poll += 1
-                return queue.popleft()
+                item = queue.popleft()
+                if type(item) is Envelope:
+                    return item
+                actor.deliver(item)  # a bare message (see the module docstring)
+                continue
             self._since_poll = 0
             if queue:
                 actor.serve_once(0)
@@ -214,25 +229,49 @@ class SocketActor(pykka.ThreadingActor):
         self.inbox.bind(self)
         self._handlers: dict[zmq.Socket[bytes], Handler] = {}
         self._writable: dict[zmq.Socket[bytes], Callable[[], None]] = {}
+        self._exact: dict[zmq.Socket[bytes], int] = {}
         self._poller = zmq.Poller()
         self._poller.register(self.inbox.doorbell.fileno(), zmq.POLLIN)
         self.log = _log.bind(actor=self.actor_name)
 
+    # -- messages -----------------------------------------------------------
+
+    def deliver(self, message: Any) -> None:
+        """Run `on_receive` for a bare message put in the inbox. Actor thread.
+
+        An exception is logged and fails the message's ``future`` (its
+        caller must not wait for nothing); the actor carries on.
+        """
+        try:
+            self.on_receive(message)
+        except Exception as exc:
+            self.log.exception("message failed", message=type(message).__name__)
+            future = getattr(message, "future", None)
+            if future is not None:
+                with contextlib.suppress(InvalidStateError):
+                    future.set_exception(exc)
+
     # -- sockets ------------------------------------------------------------
 
-    def watch(self, sock: zmq.Socket[bytes], handler: Handler) -> None:
+    def watch(self, sock: zmq.Socket[bytes], handler: Handler, *, frames: int = 0) -> None:
         """Serve ``sock``: call ``handler(frames)`` for each message. Actor thread only.
 
+        ``frames``: for an inproc socket between this library's actors whose
+        messages always have that many frames, which are then read more
+        cheaply (`recv_exactly`); 0 (any number) for every socket a peer can reach.
         Blocking sends on ``sock`` raise ``zmq.Again`` after a second instead of
         waiting forever for a peer that has gone.
         """
         sock.setsockopt(zmq.SNDTIMEO, _SEND_TIMEOUT_MS)
         self._handlers[sock] = handler
+        if frames:
+            self._exact[sock] = frames
         self._register(sock)
 
     def unwatch(self, sock: zmq.Socket[bytes]) -> None:
         """Stop serving ``sock`` (it stays open), for reading and writing. Actor thread only."""
         found = self._handlers.pop(sock, None) is not None
+        self._exact.pop(sock, None)
         found = self._writable.pop(sock, None) is not None or found
         if found:
             self._poller.unregister(sock)
@@ -288,9 +327,10 @@ class SocketActor(pykka.ThreadingActor):
     def _read_socket(self, sock: zmq.Socket[bytes], handler: Handler) -> None:
         # poll() said a message is there; after it, asking is cheaper than a
         # receive that fails with zmq.Again.
+        count = self._exact.get(sock, 0)
         for _ in range(_FRAMES_PER_SOCKET):
             try:
-                frames = recv_frames(sock)
+                frames = recv_exactly(sock, count) if count else recv_frames(sock)
             except zmq.Again:
                 return
             self._guarded(handler, frames)
@@ -334,13 +374,16 @@ class SocketActor(pykka.ThreadingActor):
         """Crash: same clean-up as a stop, so no caller hangs (actor thread)."""
         self._shutdown()
 
-    def _shutdown(self) -> None:
+    def fail_queued(self, items: list[Any]) -> None:
+        """Fail what was still queued at the stop: futures, asks. Any thread."""
         error = TransportClosedError(f"{self.actor_name} stopped")
-        for envelope in self.inbox.close():
-            future = getattr(envelope.message, "future", None)
-            if isinstance(future, Future) and not future.done():
-                future.set_exception(error)
-            if envelope.reply_to is None:
+        for item in items:
+            envelope = item if type(item) is Envelope else None
+            future = getattr(item if envelope is None else envelope.message, "future", None)
+            if isinstance(future, Future | Waiter):
+                with contextlib.suppress(InvalidStateError):  # cancelled meanwhile
+                    future.set_exception(error)
+            if envelope is None or envelope.reply_to is None:
                 continue
             if isinstance(envelope.message, _ActorStop):
                 # Another stopper (ActorRegistry.stop_all(), say) got what it
@@ -350,10 +393,15 @@ class SocketActor(pykka.ThreadingActor):
                 envelope.reply_to.set_exception(
                     exc_info=(TransportClosedError, error, None),
                 )
+
+    def _shutdown(self) -> None:
+        error = TransportClosedError(f"{self.actor_name} stopped")
+        self.fail_queued(self.inbox.close())
         try:
             self.fail_pending(error)
         finally:
             self.close_sockets()
             self._handlers.clear()
             self._writable.clear()
+            self._exact.clear()
             self.inbox.close_doorbell()

@@ -57,7 +57,7 @@ class Listener(SocketActor):
         sock = inproc_socket(get_context(), zmq.DEALER)
         sock.connect(self._backend_address)
         self._sock = sock
-        self.watch(sock, self._on_request)
+        self.watch(sock, self._on_request, frames=2)  # [client, body], from our poller
         send_frames(sock, _IDLE)
 
     def _on_request(self, frames: list[bytes]) -> None:

@@ -1,21 +1,28 @@
 """The messages actors accept, one closed union per actor.
 
-Each is a frozen dataclass of immutable fields (str, bytes, tuples, Targets).
-A ``future`` field is the one handle that is not a value: the caller's
-`concurrent.futures.Future`, which the receiving actor resolves directly so
-the caller wakes with no further hop.
+Each is a frozen `msgspec.Struct` of immutable fields (str, bytes, tuples,
+Targets): as immutable as a frozen dataclass, and built in C, which matters on
+the call path (a ten-field frozen dataclass cost 4.3 µs to build here, the
+Struct 0.2 µs). They never go on the wire. A ``future`` field is the one
+handle that is not a value: the caller's `concurrent.futures.Future` (or, for
+a blocking call, a lighter `zmqactors.actors.waiter.Waiter`), which the
+receiving actor resolves directly so the caller wakes with no further hop.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from concurrent.futures import Future
+import msgspec
 
-    from zmqactors.topics import Target
-    from zmqactors.transport.security import ServerCurve
+from zmqactors.actors.waiter import Waiter
+from zmqactors.topics import Target
+
+if TYPE_CHECKING:
+    # Only for type checkers: these Structs are never encoded, so msgspec never
+    # resolves their annotations, and importing security here would be circular.
+    from zmqactors.transport.security import ServerCurve  # noqa: TC004
 
 __all__ = [
     "AddServer",
@@ -38,8 +45,7 @@ __all__ = [
 # -- reply-waiter ---------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SendCall:
+class SendCall(msgspec.Struct, frozen=True):
     """Send a request and resolve ``future`` with its reply, error or timeout."""
 
     address: str
@@ -48,7 +54,7 @@ class SendCall:
     deadline: float  # time.monotonic()
     target: Target
     method: str
-    future: Future[Any]
+    future: Future[Any] | Waiter
     # With a monitor timeout, the call also fails when the server has sent no
     # reply or heartbeat for that long (the deadline still bounds the whole).
     monitor: float | None = None
@@ -59,8 +65,7 @@ class SendCall:
     credited: bool = False
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SendCast:
+class SendCast(msgspec.Struct, frozen=True):
     """Send a request that expects no reply."""
 
     address: str
@@ -77,8 +82,7 @@ ReplyWaiterMessage = SendCall | SendCast
 # -- matchmaker -----------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Register:
+class Register(msgspec.Struct, frozen=True):
     """Register (key, server, address, server_key) and keep it alive until unregistered."""
 
     key: str
@@ -87,8 +91,7 @@ class Register:
     server_key: str | None = None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Unregister:
+class Unregister(msgspec.Struct, frozen=True):
     """Remove a registration at once."""
 
     key: str
@@ -97,22 +100,19 @@ class Unregister:
     server_key: str | None = None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Lookup:
+class Lookup(msgspec.Struct, frozen=True):
     """Look ``key`` up in the backend, update the route cache, answer the routes."""
 
     key: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Refresh:
+class Refresh(msgspec.Struct, frozen=True):
     """Like `Lookup`, but nobody waits: the cache is updated in the background."""
 
     key: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Unreachable:
+class Unreachable(msgspec.Struct, frozen=True):
     """The server at ``address`` cannot be reached: route around it for a while."""
 
     address: str
@@ -124,8 +124,7 @@ MatchmakerMessage = Register | Unregister | Lookup | Refresh | Unreachable
 # -- poller ---------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AddServer:
+class AddServer(msgspec.Struct, frozen=True):
     """Bind a server's network socket and its inproc socket to its listeners.
 
     Answers the address to advertise, e.g. ``tcp://127.0.0.1:40123``. With
@@ -138,23 +137,20 @@ class AddServer:
     curve: ServerCurve | None = None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class DrainServer:
+class DrainServer(msgspec.Struct, frozen=True):
     """Take no new requests for the server; resolve ``future`` once in-flight work is done."""
 
     server_id: str
     future: Future[None]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class RemoveServer:
+class RemoveServer(msgspec.Struct, frozen=True):
     """Close the server's sockets."""
 
     server_id: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SendReply:
+class SendReply(msgspec.Struct, frozen=True):
     """Send ``body`` (a reply or heartbeat) to ``client`` on the server's network socket.
 
     For handlers that answer later, from another thread (the oslo.messaging driver).

@@ -231,7 +231,8 @@ class Poller(SocketActor):
         served.backend = backend
         self._servers[message.server_id] = served
         self.watch(router, lambda frames: self._on_request(served, frames))
-        self.watch(backend, lambda frames: self._on_listener(served, frames))
+        # [listener, client, body]: our own listeners, which always send two frames.
+        self.watch(backend, lambda frames: self._on_listener(served, frames), frames=3)
         address = f"tcp://{settings.advertised_host}:{port}"
         self.log.info(
             "server bound",

@@ -64,6 +64,7 @@ from zmqactors.transport.sockets import network_socket
 
 if TYPE_CHECKING:
     from zmqactors.actors.stats import Stats
+    from zmqactors.actors.waiter import Waiter
     from zmqactors.options import Settings
 
 __all__ = ["ReplyWaiter"]
@@ -79,7 +80,9 @@ _MONITORED = (
 )
 
 
-def settle(future: Future[Any], *, result: Any = None, error: BaseException | None = None) -> None:
+def settle(
+    future: Future[Any] | Waiter, *, result: Any = None, error: BaseException | None = None
+) -> None:
     """Resolve ``future`` unless someone (a cancelling caller) already did."""
     try:
         if error is not None:
@@ -97,34 +100,19 @@ class _Outcome(enum.Enum):
 
 
 class _Pending:
-    __slots__ = (
-        "address",
-        "alive_until",
-        "deadline",
-        "future",
-        "method",
-        "monitor",
-        "queued",
-        "sent",
-        "target",
-    )
+    """A call sent (or queued) and not yet answered: its message and what changes."""
 
-    def __init__(self, message: SendCall, sent: float, *, queued: bool) -> None:
+    __slots__ = ("alive_until", "call", "queued", "sent")
+
+    def __init__(self, call: SendCall, sent: float, *, queued: bool) -> None:
+        self.call = call
         self.queued = queued
-        self.address = message.address
-        self.future = message.future
-        self.method = message.method
-        self.target = message.target
         self.sent = sent
-        self.deadline = message.deadline
-        self.monitor = message.monitor
-        self.alive_until = (
-            sent + message.monitor if message.monitor is not None else message.deadline
-        )
+        self.alive_until = sent + call.monitor if call.monitor is not None else call.deadline
 
     def due(self) -> float:
         """When the call fails unless a reply (or, with a monitor, a heartbeat) comes."""
-        return min(self.deadline, self.alive_until)
+        return min(self.call.deadline, self.alive_until)
 
 
 class ReplyWaiter(SocketActor):
@@ -253,9 +241,9 @@ class ReplyWaiter(SocketActor):
         self.log.warning("server refused the handshake", address=address, reason=why)
         kind = SecurityError if curve else MessagingError
         for msg_id, entry in list(self._pending.items()):
-            if entry.address == address:
+            if entry.call.address == address:
                 del self._pending[msg_id]
-                settle(entry.future, error=kind(f"the server at {address} {why}"))
+                settle(entry.call.future, error=kind(f"the server at {address} {why}"))
 
     def _drop_peer(self, address: str, *, was_connected: bool) -> None:
         """Close the DEALER to ``address`` and fail the calls waiting on it."""
@@ -264,18 +252,19 @@ class ReplyWaiter(SocketActor):
         self._stats.incr("unreachable_servers")
         self.log.info("server unreachable", address=address, was_connected=was_connected)
         for msg_id, entry in list(self._pending.items()):
-            if entry.address != address:
+            call = entry.call
+            if call.address != address:
                 continue
             del self._pending[msg_id]
             error: MessagingError
             if was_connected and not entry.queued:
                 error = MessagingTimeout(
-                    f"connection to {entry.target} at {address} lost before the reply "
-                    f"to {entry.method!r}"
+                    f"connection to {call.target} at {address} lost before the reply "
+                    f"to {call.method!r}"
                 )
             else:
-                error = NoRespondersError(f"{entry.target} at {address} cannot be reached")
-            settle(entry.future, error=error)
+                error = NoRespondersError(f"{call.target} at {address} cannot be reached")
+            settle(call.future, error=error)
         with contextlib.suppress(pykka.ActorDeadError):
             self._matchmaker.tell(Unreachable(address))
 
@@ -354,8 +343,8 @@ class ReplyWaiter(SocketActor):
                 if pending is not None and pending.queued:
                     pending.queued = False
                     pending.sent = time.monotonic()
-                    if pending.monitor is not None:
-                        pending.alive_until = pending.sent + pending.monitor
+                    if message.monitor is not None:
+                        pending.alive_until = pending.sent + message.monitor
         del self._backlogs[address]
         self.unwatch_writable(sock)
 
@@ -396,19 +385,20 @@ class ReplyWaiter(SocketActor):
             return
         if isinstance(reply, protocol.Heartbeat):
             alive = self._pending.get(reply.msg_id)
-            if alive is not None and alive.monitor is not None:
-                alive.alive_until = time.monotonic() + alive.monitor
+            if alive is not None and alive.call.monitor is not None:
+                alive.alive_until = time.monotonic() + alive.call.monitor
             return
         pending = self._pending.pop(reply.msg_id, None)
         if pending is None:
             self._stats.incr("late_replies")
             return
+        future = pending.call.future
         if isinstance(reply, protocol.Reply):
-            settle(pending.future, result=reply.result)
+            settle(future, result=reply.result)
         elif isinstance(reply, protocol.Ack):
-            settle(pending.future)
+            settle(future)
         else:
-            settle(pending.future, error=protocol.error_to_exception(reply))
+            settle(future, error=protocol.error_to_exception(reply))
 
     def next_deadline(self) -> float | None:
         """The earliest deadline of a pending call."""
@@ -427,19 +417,17 @@ class ReplyWaiter(SocketActor):
                 heapq.heappush(heap, (due, msg_id))
                 continue
             del self._pending[msg_id]
+            call = pending.call
             waited = now - pending.sent
             if pending.queued:
                 text = (
-                    f"send queue to {pending.target} at {pending.address} stayed full: "
-                    f"{pending.method!r} not sent within {waited:.3f}s"
+                    f"send queue to {call.target} at {call.address} stayed full: "
+                    f"{call.method!r} not sent within {waited:.3f}s"
                 )
             else:
-                quiet = " (no heartbeat)" if now < pending.deadline else ""
-                text = (
-                    f"no reply to {pending.method!r} from {pending.target} "
-                    f"within {waited:.3f}s{quiet}"
-                )
-            settle(pending.future, error=MessagingTimeout(text))
+                quiet = " (no heartbeat)" if now < call.deadline else ""
+                text = f"no reply to {call.method!r} from {call.target} within {waited:.3f}s{quiet}"
+            settle(call.future, error=MessagingTimeout(text))
 
     def fail_pending(self, error: Exception) -> None:
         """Fail every pending call with ``error`` (on stop), and callers waiting for a slot."""
@@ -448,7 +436,7 @@ class ReplyWaiter(SocketActor):
         self._deadlines = []
         self._backlogs.clear()
         for entry in pending.values():
-            settle(entry.future, error=error)
+            settle(entry.call.future, error=error)
 
     def close_sockets(self) -> None:
         """Close every DEALER."""

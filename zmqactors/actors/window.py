@@ -25,7 +25,10 @@ class SendWindow:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._cond = threading.Condition(threading.Lock())
+        # Taken directly (a C-level context manager) where nobody waits; the
+        # condition shares it for the callers that must wait for a slot.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._used: dict[str, int] = {}
         self._waiting = 0
         self._closed = False
@@ -38,7 +41,7 @@ class SendWindow:
         limit = self.limit
         if not limit:
             return True
-        with self._cond:
+        with self._lock:
             used = self._used.get(address, 0)
             if used >= limit:
                 self._waiting += 1
@@ -61,7 +64,7 @@ class SendWindow:
         """Give back a slot of ``address``."""
         if not self.limit:
             return
-        with self._cond:
+        with self._lock:
             used = self._used.get(address, 0) - 1
             if used > 0:
                 self._used[address] = used

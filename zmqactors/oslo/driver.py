@@ -46,7 +46,6 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import oslo_messaging
-import pykka
 import structlog
 from oslo_messaging._drivers import base
 
@@ -331,9 +330,9 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
             route.address, frames, msg_id, deadline, zt, method, future, monitor, route.server_key
         )
         try:
-            actors.reply_waiter.tell(message)
-        except pykka.ActorDeadError:
-            raise oslo_messaging.MessageDeliveryFailure("the transport is closed") from None
+            actors.send(message)
+        except TransportClosedError as exc:
+            raise oslo_messaging.MessageDeliveryFailure(str(exc)) from None
         try:
             return True, future.result(timeout=max(0.0, deadline - time.monotonic()) + _GRACE)
         except concurrent.futures.TimeoutError:
@@ -373,11 +372,9 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
         _, frames = self._request(zt, protocol.CallKind.CAST, method, text, None)
         try:
             for route in routes:
-                actors.reply_waiter.tell(
-                    SendCast(route.address, frames, zt, method, route.server_key)
-                )
-        except pykka.ActorDeadError:
-            raise oslo_messaging.MessageDeliveryFailure("the transport is closed") from None
+                actors.send(SendCast(route.address, frames, zt, method, route.server_key))
+        except TransportClosedError as exc:
+            raise oslo_messaging.MessageDeliveryFailure(str(exc)) from None
 
     # -- notifications -------------------------------------------------------------
 
@@ -440,11 +437,9 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
         try:
             for members in pools.values():
                 route = members[turn % len(members)]
-                actors.reply_waiter.tell(
-                    SendCast(route.address, (header, body), zt, "notify", route.server_key)
-                )
-        except pykka.ActorDeadError:
-            raise oslo_messaging.MessageDeliveryFailure("the transport is closed") from None
+                actors.send(SendCast(route.address, (header, body), zt, "notify", route.server_key))
+        except TransportClosedError as exc:
+            raise oslo_messaging.MessageDeliveryFailure(str(exc)) from None
 
     # -- listeners -------------------------------------------------------------
 

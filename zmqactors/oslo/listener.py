@@ -31,7 +31,6 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-import pykka
 import structlog
 from oslo_messaging._drivers import base
 
@@ -412,7 +411,7 @@ class OsloListener(base.Listener):  # type: ignore[misc] # oslo ships no type hi
                     self._requeued.popitem(last=False)
         try:
             actors = self.transport._actors()  # noqa: SLF001 - the driver's own transport
-            actors.reply_waiter.tell(
+            actors.send(
                 SendCast(
                     address,
                     (protocol.HEADER, body),
@@ -421,7 +420,7 @@ class OsloListener(base.Listener):  # type: ignore[misc] # oslo ships no type hi
                     self._service.server_key,
                 )
             )
-        except (MessagingError, pykka.ActorDeadError) as exc:
+        except MessagingError as exc:
             self.stats.incr("requeue_dropped")
             self._log.info("requeued message dropped", error=repr(exc))
             return

@@ -9,12 +9,12 @@ import itertools
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import pykka
 import structlog
 
-from zmqactors.actors.base import SocketActor
+from zmqactors.actors.base import PollingInbox, SocketActor
 from zmqactors.actors.matchmaker import MatchmakerActor
 from zmqactors.actors.poller import Poller
 from zmqactors.actors.reply_waiter import ReplyWaiter
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from oslo_config import cfg
 
+    from zmqactors.actors.messages import ReplyWaiterMessage
     from zmqactors.transport.service import Service
 
 __all__ = ["Transport"]
@@ -54,6 +55,8 @@ class _Actors:
     router: Router
     # Slots per server address between callers and the reply-waiter's sockets.
     window: SendWindow
+    # The reply-waiter's inbox, for `send`.
+    reply_inbox: PollingInbox
     poller: pykka.ActorRef[Any] | None = None
     # The listeners of the running services, by id(service): the finalizer
     # cannot reach the services (they hold the transport), yet must stop these.
@@ -61,6 +64,18 @@ class _Actors:
 
     def refs(self) -> list[pykka.ActorRef[Any]]:
         return [r for r in (self.poller, self.reply_waiter, self.matchmaker) if r is not None]
+
+    def send(self, message: ReplyWaiterMessage) -> None:
+        """Hand ``message`` to the reply-waiter. Any thread.
+
+        Put straight into its inbox, with no pykka envelope (`SocketActor.deliver`).
+        Raises `TransportClosedError` once the reply-waiter has stopped.
+        """
+        try:
+            self.reply_inbox.put(message)
+        except pykka.ActorDeadError:
+            msg = "the transport is closed"
+            raise TransportClosedError(msg) from None
 
 
 class _Holder:
@@ -173,7 +188,8 @@ class Transport:
         router = Router(cache, matchmaker, settings.lookup_cache_ttl)
         # The servers of the parent do not run here: forget them.
         self._servers.clear()
-        return _Actors(os.getpid(), reply_waiter, matchmaker, router, window)
+        inbox = cast("PollingInbox", reply_waiter.actor_inbox)
+        return _Actors(os.getpid(), reply_waiter, matchmaker, router, window, inbox)
 
     def _poller(self) -> pykka.ActorRef[Any]:
         """The poller of this process, started with the first server."""

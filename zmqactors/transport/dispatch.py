@@ -245,5 +245,9 @@ class Dispatcher:
         )
 
     def _invoke(self, method: Callable[..., Any], request: protocol.Request) -> Any:
-        with request_context_set(request.context):
+        # request_context_set, inlined: a generator context manager costs 1.3 µs a call.
+        token = _request_context.set(request.context)
+        try:
             return method(**request.args)
+        finally:
+            _request_context.reset(token)

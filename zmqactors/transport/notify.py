@@ -18,10 +18,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import pykka
-
 from zmqactors.actors.messages import SendCast
-from zmqactors.errors import TransportClosedError
 from zmqactors.topics import Target, notification_key, validate_name
 from zmqactors.transport import protocol
 from zmqactors.transport.notify_dispatch import PRIORITIES, NotificationDispatcher
@@ -158,13 +155,9 @@ class Notifier:
                 pools.setdefault(_pool_of(route), []).append(route)
             for members in pools.values():
                 route = members[turn % len(members)]
-                try:
-                    actors.reply_waiter.tell(
-                        SendCast(route.address, (header, body), target, priority, route.server_key)
-                    )
-                except pykka.ActorDeadError:
-                    msg = "the transport is closed"
-                    raise TransportClosedError(msg) from None
+                actors.send(
+                    SendCast(route.address, (header, body), target, priority, route.server_key)
+                )
                 sent += 1
         return sent
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import enum
 import socket
 import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import pykka
 
 from zmqactors.actors.messages import Refresh, SendCall, SendCast
-from zmqactors.errors import MessagingTimeout, NoRespondersError, TransportClosedError
+from zmqactors.actors.waiter import Waiter
+from zmqactors.errors import MessagingTimeout, NoRespondersError
 from zmqactors.topics import Target, matchmaker_key
 from zmqactors.transport import protocol
 from zmqactors.transport.dispatch import Dispatcher
@@ -62,10 +64,6 @@ def _check_timeout(timeout: object) -> float:
     return float(timeout)
 
 
-def _closed() -> TransportClosedError:
-    return TransportClosedError("the transport is closed")
-
-
 def _queue_full(target: Target, address: str, method: str, limit: int, timeout: float) -> str:
     return (
         f"send queue to {target} at {address} is full ({limit} messages waiting "
@@ -102,7 +100,9 @@ class RPCClient:
         self.ack = ack
         self.target = target
         self.timeout = transport.settings.timeout if timeout is None else _check_timeout(timeout)
-        self.context: Mapping[str, Any] = MappingProxyType(dict(context or {}))
+        # Encoded as is into every request (only read); callers see the proxy.
+        self._context = dict(context or {})
+        self.context: Mapping[str, Any] = MappingProxyType(self._context)
 
     def __repr__(self) -> str:
         acked = " ack" if self.ack else ""
@@ -158,12 +158,45 @@ class RPCClient:
             kind,
             method,
             args=args,
-            context=dict(self.context),
+            context=self._context,
             timeout=timeout,
             msg_id=msg_id,
         )
 
-    def call_async(self, method: str, /, **kwargs: Any) -> concurrent.futures.Future[Any]:
+    def _send_call(self, method: str, kwargs: dict[str, Any], future: Future[Any] | Waiter) -> None:
+        """Send a call whose outcome the reply-waiter sets on ``future`` (caller thread).
+
+        Raises what `call_async` raises at once.
+        """
+        _check_method(method)
+        if self.target.fanout:
+            msg = f"a fanout target takes casts only, not calls ({self.target})"
+            raise ValueError(msg)
+        actors = self.transport._actors()  # noqa: SLF001 - the transport's own clients
+        route = actors.router.pick(self.target)
+        msg_id = protocol.new_msg_id()
+        frames = self._request(protocol.CallKind.CALL, method, kwargs, msg_id)
+        deadline = time.monotonic() + self.timeout
+        if not actors.window.acquire(route.address, deadline):
+            limit = actors.window.limit
+            text = _queue_full(self.target, route.address, method, limit, self.timeout)
+            future.set_exception(MessagingTimeout(text))
+            return
+        actors.send(
+            SendCall(
+                route.address,
+                frames,
+                msg_id,
+                deadline,
+                self.target,
+                method,
+                future,
+                server_key=route.server_key,
+                credited=True,
+            )
+        )
+
+    def call_async(self, method: str, /, **kwargs: Any) -> Future[Any]:
         """Send a call; the future gets its result or exception.
 
         The exceptions: `RemoteError` (and `NoSuchMethod`, `UnsupportedVersion`),
@@ -175,36 +208,8 @@ class RPCClient:
         ``ValueError`` for a bad method name or a fanout target, ``TypeError``
         for arguments that cannot be sent.
         """
-        _check_method(method)
-        if self.target.fanout:
-            msg = f"a fanout target takes casts only, not calls ({self.target})"
-            raise ValueError(msg)
-        actors = self.transport._actors()  # noqa: SLF001 - the transport's own clients
-        route = actors.router.pick(self.target)
-        msg_id = protocol.new_msg_id()
-        frames = self._request(protocol.CallKind.CALL, method, kwargs, msg_id)
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        deadline = time.monotonic() + self.timeout
-        if not actors.window.acquire(route.address, deadline):
-            limit = actors.window.limit
-            text = _queue_full(self.target, route.address, method, limit, self.timeout)
-            future.set_exception(MessagingTimeout(text))
-            return future
-        message = SendCall(
-            route.address,
-            frames,
-            msg_id,
-            deadline,
-            self.target,
-            method,
-            future,
-            server_key=route.server_key,
-            credited=True,
-        )
-        try:
-            actors.reply_waiter.tell(message)
-        except pykka.ActorDeadError:
-            raise _closed() from None
+        future: Future[Any] = Future()
+        self._send_call(method, kwargs, future)
         return future
 
     def call(self, method: str, /, **kwargs: Any) -> Any:
@@ -212,11 +217,13 @@ class RPCClient:
 
         Raises what `call_async` raises or sets, within the timeout plus half a second.
         """
-        future = self.call_async(method, **kwargs)
+        # A Waiter, not a Future: nobody else can see this call's outcome.
+        waiter = Waiter()
+        self._send_call(method, kwargs, waiter)
         try:
-            return future.result(timeout=self.timeout + _GRACE)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
+            return waiter.result(timeout=self.timeout + _GRACE)
+        except FutureTimeoutError:
+            waiter.cancel()
             msg = f"no reply to {method!r} from {self.target} within {self.timeout}s"
             raise MessagingTimeout(msg) from None
 
@@ -264,19 +271,16 @@ class RPCClient:
             if not window.acquire(route.address, deadline):
                 text = _queue_full(self.target, route.address, method, window.limit, self.timeout)
                 raise MessagingTimeout(text)
-            try:
-                actors.reply_waiter.tell(
-                    SendCast(
-                        route.address,
-                        frames,
-                        self.target,
-                        method,
-                        server_key=route.server_key,
-                        credited=True,
-                    )
+            actors.send(
+                SendCast(
+                    route.address,
+                    frames,
+                    self.target,
+                    method,
+                    server_key=route.server_key,
+                    credited=True,
                 )
-            except pykka.ActorDeadError:
-                raise _closed() from None
+            )
 
     def _cast_acked(self, method: str, kwargs: dict[str, Any]) -> None:
         """Send the cast until a server acknowledges it or the timeout passes (caller thread)."""
@@ -329,24 +333,22 @@ class RPCClient:
         address = route.address
         if not actors.window.acquire(address, end):
             return _queue_full(self.target, address, method, actors.window.limit, self.timeout)
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        message = SendCall(
-            address,
-            frames,
-            msg_id,
-            end,
-            self.target,
-            method,
-            future,
-            server_key=route.server_key,
-            credited=True,
+        waiter = Waiter()
+        actors.send(
+            SendCall(
+                address,
+                frames,
+                msg_id,
+                end,
+                self.target,
+                method,
+                waiter,
+                server_key=route.server_key,
+                credited=True,
+            )
         )
         try:
-            actors.reply_waiter.tell(message)
-        except pykka.ActorDeadError:
-            raise _closed() from None
-        try:
-            future.result(timeout=max(0.0, end - time.monotonic()) + _GRACE)
+            waiter.result(timeout=max(0.0, end - time.monotonic()) + _GRACE)
         except NoRespondersError as exc:
             # Unreachable, or a stale route: nothing ran there. Look again.
             self._refresh(actors)
@@ -354,8 +356,8 @@ class RPCClient:
             return str(exc)
         except MessagingTimeout as exc:
             return str(exc)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
+        except FutureTimeoutError:
+            waiter.cancel()
             return "the reply-waiter did not answer"
         # NoSuchMethod and UnsupportedVersion propagate: sending again cannot help.
         return None

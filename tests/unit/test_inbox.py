@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import select
@@ -616,3 +617,97 @@ def test_bare_message_queued_before_stop_fails_with_transport_closed():
         stop(ref)
     with pytest.raises(pykka.ActorDeadError):
         ref.actor_inbox.put(WithFuture(Future()))
+
+
+# -- signal handlers and races with the stop -----------------------------------------------
+
+
+class _HandlerInAppend(collections.deque):  # type: ignore[type-arg]
+    """A deque whose next append runs ``handler`` right after appending.
+
+    Python runs a signal handler between two bytecodes of the main thread:
+    here, as one would inside PollingInbox.put while it holds its lock.
+    """
+
+    handler: Any = None
+
+    def append(self, item: Any) -> None:
+        super().append(item)
+        handler, self.handler = self.handler, None
+        if handler is not None:
+            handler()
+
+
+class _Interruptible(Recorder):
+    """A Recorder whose inbox's deque is a `_HandlerInAppend` (white-box)."""
+
+    @staticmethod
+    def _create_actor_inbox() -> PollingInbox:
+        inbox = PollingInbox()
+        inbox._queue = _HandlerInAppend()
+        return inbox
+
+
+def test_a_handler_interrupting_put_can_stop_the_actor_without_deadlock():
+    ref = start(_Interruptible)
+    inbox = ref.actor_inbox
+    queue = inbox._queue
+    stopped: list[bool] = []
+    started = time.monotonic()
+    queue.handler = lambda: stopped.append(ref.stop(timeout=TIMEOUT))
+    handled: Future[Any] = Future()
+    inbox.put(WithFuture(handled))
+    assert stopped == [True]
+    assert time.monotonic() - started < TIMEOUT / 2
+    assert handled.result(timeout=TIMEOUT) == "handled"
+    with pytest.raises(pykka.ActorDeadError):
+        inbox.put(WithFuture(Future()))
+
+
+def test_a_handler_interrupting_put_can_put_again():
+    ref = start(_Interruptible)
+    try:
+        inbox = ref.actor_inbox
+        queue = inbox._queue
+        queue.handler = lambda: inbox.put(Record(1, 1))
+        inbox.put(Record(1, 0))
+        seen = ref.ask("seen", timeout=TIMEOUT)
+        assert [r.seq for r in seen] == [0, 1]
+    finally:
+        stop(ref)
+
+
+def test_puts_racing_the_stop_are_all_handled_or_failed():
+    for _ in range(20):
+        ref = start(Recorder)
+        futures: list[Future[Any]] = []
+        refused = []
+        go = threading.Barrier(5, timeout=TIMEOUT)
+
+        def putter(
+            ref: pykka.ActorRef[Any] = ref,
+            futures: list[Future[Any]] = futures,
+            refused: list[int] = refused,
+            go: threading.Barrier = go,
+        ) -> None:
+            go.wait()
+            for _ in range(200):
+                future: Future[Any] = Future()
+                try:
+                    ref.actor_inbox.put(WithFuture(future))
+                except pykka.ActorDeadError:
+                    refused.append(1)
+                    return
+                futures.append(future)
+
+        threads = [threading.Thread(target=putter) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        go.wait()
+        ref.stop(timeout=TIMEOUT)
+        for thread in threads:
+            thread.join(TIMEOUT)
+        for future in futures:
+            # Each either ran or failed at the stop: none is left waiting.
+            exc = future.exception(timeout=TIMEOUT)
+            assert exc is None or isinstance(exc, TransportClosedError)

@@ -123,14 +123,26 @@ on_fork_child(Doorbell._close_inherited)  # noqa: SLF001 - the class's own hook
 
 
 class PollingInbox:
-    """pykka's inbox, replaced: a deque plus a doorbell, polled with the actor's sockets."""
+    """pykka's inbox, replaced: a deque plus a doorbell, polled with the actor's sockets.
+
+    Safe for a signal handler that runs in the middle of a `put` (Python runs
+    handlers in the main thread between bytecodes) and puts again, or stops
+    the actor and waits for it, as ``Transport.close()`` in a SIGTERM handler
+    does: the lock is re-entrant and held for a few bytecodes only (the
+    doorbell rings after it), and the actor thread never waits for it.
+    """
 
     def __init__(self) -> None:
         self._queue: collections.deque[Any] = collections.deque()
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler may put while its thread is inside put().
+        self._lock = threading.RLock()
         self._closed = False
         self._sleeping = False
         self._since_poll = 0
+        # Putters that decided to ring and have not yet: the doorbell's
+        # descriptor stays open (its number cannot be reused) while any does.
+        self._ringing = 0
+        self._bell_closing = False
         self.doorbell = Doorbell()
         self._actor: SocketActor | None = None
 
@@ -141,19 +153,33 @@ class PollingInbox:
     def put(self, envelope: Any, /) -> None:
         """Queue an envelope (or a bare message); any thread.
 
-        Raises ``pykka.ActorDeadError`` once closed.
+        Raises ``pykka.ActorDeadError`` once closed. A message queued while
+        the actor closed is failed like those still queued at its stop.
         """
         with self._lock:
-            if self._closed:
-                msg = "actor stopped"
-                raise pykka.ActorDeadError(msg)
-            self._queue.append(envelope)
-            # Ring only when the actor sleeps in poll(): it sets _sleeping
-            # before its last look at the deque, so an append after that look
-            # sees True. Under the lock, so the doorbell cannot be closed (and
-            # its descriptor number reused) between the check and the write.
-            if self._sleeping:
+            closed = self._closed
+            if not closed:
+                self._queue.append(envelope)
+                # Ring only when the actor sleeps in poll(): it sets _sleeping
+                # before its last look at the deque, so an append after that
+                # look sees True.
+                ring = self._sleeping
+                if ring:
+                    self._ringing += 1
+        if closed:
+            self._after_close()
+            msg = "actor stopped"
+            raise pykka.ActorDeadError(msg)
+        if ring:
+            try:
                 self.doorbell.ring()
+            finally:
+                with self._lock:
+                    self._ringing -= 1
+        if self._closed:
+            # The actor closed while this put ran: what it appended may have
+            # come after close() took the queue.
+            self._after_close()
 
     def empty(self) -> bool:
         """Whether no envelope is queued."""
@@ -165,6 +191,17 @@ class PollingInbox:
         assert actor is not None  # noqa: S101 - bound in SocketActor.__init__
         queue = self._queue
         while True:
+            if self._closed:
+                # Only pykka's teardown asks after the stop, when it saw an
+                # item that a racing put() may have taken back meanwhile.
+                try:
+                    item = queue.popleft()
+                except IndexError:
+                    return Envelope(None)
+                if type(item) is Envelope:
+                    return item
+                actor.fail_queued([item])
+                continue
             if queue and self._since_poll < _ENVELOPES_PER_POLL:
                 self._since_poll += 1
                 item = queue.popleft()
@@ -177,24 +214,52 @@ class PollingInbox:
                 actor.serve_once(0)
                 continue
             self._sleeping = True
-            if queue:
+            try:
+                if not queue:
+                    actor.serve_once(None)
+            finally:
                 self._sleeping = False
-                continue
-            actor.serve_once(None)
-            self._sleeping = False
 
     def close(self) -> list[Any]:
-        """Refuse further puts and return what was still queued (actor thread)."""
-        with self._lock:
-            self._closed = True
-            left = list(self._queue)
-            self._queue.clear()
-        return left
+        """Refuse further puts and return what was still queued (actor thread).
+
+        Takes no lock (a signal handler waiting for this actor to stop may
+        hold it); a put that appends after this is failed by that put.
+        """
+        self._closed = True
+        return self._drain()
+
+    def _drain(self) -> list[Any]:
+        queue = self._queue
+        taken = []
+        while True:
+            try:
+                taken.append(queue.popleft())  # atomic: each item goes to one drainer
+            except IndexError:
+                return taken
+
+    def _after_close(self) -> None:
+        """A put met a closed inbox: fail what it left behind, close the doorbell if due."""
+        left = self._drain()
+        if left and self._actor is not None:
+            self._actor.fail_queued(left)
+        if self._bell_closing:
+            self._close_bell_if_idle()
 
     def close_doorbell(self) -> None:
-        """Close the doorbell once no `put` can ring it any more (actor thread)."""
-        with self._lock:
-            self.doorbell.close()
+        """Close the doorbell once no `put` can ring it any more (actor thread, after close)."""
+        self._bell_closing = True
+        self._close_bell_if_idle()
+
+    def _close_bell_if_idle(self) -> None:
+        # Never wait for the lock: whoever holds it looks again when done.
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            if not self._ringing:
+                self.doorbell.close()
+        finally:
+            self._lock.release()
 
 
 Handler = Callable[[list[bytes]], None]

@@ -42,6 +42,11 @@ class SendWindow:
         if not limit:
             return True
         with self._lock:
+            if self._closed:
+                # Wake those close() could not (see close).
+                self._cond.notify_all()
+                msg = "the transport is closed"
+                raise TransportClosedError(msg)
             used = self._used.get(address, 0)
             if used >= limit:
                 self._waiting += 1
@@ -74,10 +79,18 @@ class SendWindow:
                 self._cond.notify_all()
 
     def close(self) -> None:
-        """Wake every caller waiting for a slot: they raise `TransportClosedError`."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
+        """Wake every caller waiting for a slot: they raise `TransportClosedError`.
+
+        Never waits for the lock: a signal handler closing the transport may
+        have interrupted its own thread inside `acquire`/`release`, which
+        wakes the waiters itself when it lets go.
+        """
+        self._closed = True
+        if self._lock.acquire(blocking=False):
+            try:
+                self._cond.notify_all()
+            finally:
+                self._lock.release()
 
     def used(self, address: str) -> int:
         """How many slots of ``address`` are taken now."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import operator
 import os
 import select
 import threading
@@ -711,3 +712,89 @@ def test_puts_racing_the_stop_are_all_handled_or_failed():
             # Each either ran or failed at the stop: none is left waiting.
             exc = future.exception(timeout=TIMEOUT)
             assert exc is None or isinstance(exc, TransportClosedError)
+
+
+# -- deferred actions ------------------------------------------------------------------------
+
+
+class Deferring(SocketActor):
+    """Defers an action from a socket handler and from an inbox message."""
+
+    actor_name = "deferring"
+
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+        self.sock: zmq.Socket[bytes] | None = None
+        self.events: list[str] = []
+
+    def on_start(self) -> None:
+        sock = get_context().socket(zmq.PAIR)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.bind(self.address)
+        self.sock = sock
+        self.watch(sock, self.on_frames)
+
+    def on_frames(self, frames: list[bytes]) -> None:
+        self.defer(self.answer, frames[0])
+        self.events.append(f"handled {frames[0].decode()}")
+
+    def answer(self, data: bytes) -> None:
+        self.events.append(f"answered {data.decode()}")
+        assert self.sock is not None
+        self.sock.send(data)
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case "events":
+                return list(self.events)
+            case ("defer", Future() as future):
+                self.defer(future.set_result, "ran")
+                return None
+            case ("defer-raising", Future() as future):
+                self.defer(operator.truediv, 1, 0)
+                self.defer(future.set_result, "after the failure")
+                return None
+            case _:
+                return None
+
+    def close_sockets(self) -> None:
+        if self.sock is not None:
+            self.sock.close(linger=0)
+            self.sock = None
+
+
+def test_a_deferred_action_runs_after_its_handler_before_the_actor_sleeps():
+    address = inproc_address()
+    ref = start(Deferring, address)
+    peer = get_context().socket(zmq.PAIR)
+    peer.setsockopt(zmq.LINGER, 0)
+    try:
+        ref.ask("events", timeout=TIMEOUT)  # bound by now
+        peer.connect(address)
+        for i in range(3):
+            peer.send(b"%d" % i)
+            assert recv(peer) == [b"%d" % i]
+        events = ref.ask("events", timeout=TIMEOUT)
+        assert events == [f"{what} {i}" for i in range(3) for what in ("handled", "answered")]
+    finally:
+        peer.close(linger=0)
+        stop(ref)
+
+
+def test_deferred_actions_run_in_order_even_after_one_raises():
+    ref = start(Deferring, inproc_address())
+    try:
+        future: Future[Any] = Future()
+        ref.tell(("defer-raising", future))
+        assert future.result(timeout=TIMEOUT) == "after the failure"
+    finally:
+        stop(ref)
+
+
+def test_deferred_actions_run_before_the_stop():
+    ref = start(Deferring, inproc_address())
+    future: Future[Any] = Future()
+    ref.tell(("defer", future))
+    stop(ref)
+    assert future.result(timeout=0) == "ran"

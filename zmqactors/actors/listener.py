@@ -69,8 +69,9 @@ class Listener(SocketActor):
             client, body = frames
             reply = self._dispatcher.handle(body, client)
         finally:
-            # Always answer, or the poller would count this listener busy forever.
-            send_frames(sock, (client, reply) if reply else _IDLE)
+            # Always answer, or the poller would count this listener busy
+            # forever; last, so the poller wakes once this thread sleeps.
+            self.defer(send_frames, sock, (client, reply) if reply else _IDLE)
 
     def next_deadline(self) -> float | None:
         """The handler's next timer."""

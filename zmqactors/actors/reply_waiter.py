@@ -93,6 +93,14 @@ def settle(
         pass
 
 
+def _set_result(future: Future[Any] | Waiter, result: Any) -> None:
+    settle(future, result=result)
+
+
+def _set_error(future: Future[Any] | Waiter, error: BaseException) -> None:
+    settle(future, error=error)
+
+
 class _Outcome(enum.Enum):
     SENT = enum.auto()  # ZeroMQ took it
     QUEUED = enum.auto()  # in the address's backlog, sent when the socket is writable
@@ -392,13 +400,14 @@ class ReplyWaiter(SocketActor):
         if pending is None:
             self._stats.incr("late_replies")
             return
+        # Deferred: the caller wakes once this thread goes back to sleep (see defer).
         future = pending.call.future
         if isinstance(reply, protocol.Reply):
-            settle(future, result=reply.result)
+            self.defer(_set_result, future, reply.result)
         elif isinstance(reply, protocol.Ack):
-            settle(future)
+            self.defer(_set_result, future, None)
         else:
-            settle(future, error=protocol.error_to_exception(reply))
+            self.defer(_set_error, future, protocol.error_to_exception(reply))
 
     def next_deadline(self) -> float | None:
         """The earliest deadline of a pending call."""

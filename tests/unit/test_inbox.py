@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import operator
 import os
@@ -11,7 +12,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 import pytest
@@ -20,6 +21,9 @@ import zmq
 from zmqactors.actors.base import Doorbell, PollingInbox, SocketActor
 from zmqactors.errors import TransportClosedError
 from zmqactors.transport.context import get_context
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 pytestmark = pytest.mark.unit
 
@@ -283,10 +287,13 @@ class PairEcho(SocketActor):
             self.sock = None
 
 
-@pytest.fixture
-def pair_actor():
+@contextlib.contextmanager
+def _paired(
+    actor_class: type[SocketActor],
+) -> Iterator[tuple[pykka.ActorRef[Any], zmq.Socket[bytes]]]:
+    """A started ``actor_class(address)`` and a PAIR socket connected to its socket."""
     address = inproc_address()
-    ref = start(PairEcho, address)
+    ref = start(actor_class, address)
     peer = get_context().socket(zmq.PAIR)
     peer.setsockopt(zmq.LINGER, 0)
     try:
@@ -297,6 +304,12 @@ def pair_actor():
     finally:
         peer.close(linger=0)
         stop(ref)
+
+
+@pytest.fixture
+def pair_actor():
+    with _paired(PairEcho) as pair:
+        yield pair
 
 
 def recv(sock: zmq.Socket[bytes], timeout: float = TIMEOUT) -> list[bytes]:
@@ -484,7 +497,8 @@ def test_tell_after_stop_raises_actor_dead():
     assert ref.stop(timeout=TIMEOUT) is False
 
 
-def test_future_queued_before_stop_fails_with_transport_closed():
+@pytest.mark.parametrize("queue_it", ["tell", "bare put"])
+def test_future_queued_before_stop_fails_with_transport_closed(queue_it):
     ref = start(Recorder)
     entered, release = threading.Event(), threading.Event()
     queued: Future[Any] = Future()
@@ -493,7 +507,10 @@ def test_future_queued_before_stop_fails_with_transport_closed():
         assert entered.wait(TIMEOUT)
         stopped = ref.stop(block=False)
         # Queued behind the stop: the actor will stop without handling it.
-        ref.tell(WithFuture(queued))
+        if queue_it == "tell":
+            ref.tell(WithFuture(queued))
+        else:
+            ref.actor_inbox.put(WithFuture(queued))
         late_ask = ref.ask("late", block=False)
         release.set()
         assert stopped.get(timeout=TIMEOUT) is True
@@ -600,26 +617,6 @@ def test_a_failing_bare_message_fails_its_future_and_the_actor_lives():
         stop(ref)
 
 
-def test_bare_message_queued_before_stop_fails_with_transport_closed():
-    ref = start(Recorder)
-    entered, release = threading.Event(), threading.Event()
-    queued: Future[Any] = Future()
-    try:
-        ref.tell(Block(entered, release))
-        assert entered.wait(TIMEOUT)
-        stopped = ref.stop(block=False)
-        ref.actor_inbox.put(WithFuture(queued))
-        release.set()
-        assert stopped.get(timeout=TIMEOUT) is True
-        with pytest.raises(TransportClosedError, match="recorder"):
-            queued.result(timeout=TIMEOUT)
-    finally:
-        release.set()
-        stop(ref)
-    with pytest.raises(pykka.ActorDeadError):
-        ref.actor_inbox.put(WithFuture(Future()))
-
-
 # -- signal handlers and races with the stop -----------------------------------------------
 
 
@@ -717,37 +714,22 @@ def test_puts_racing_the_stop_are_all_handled_or_failed():
 # -- deferred actions ------------------------------------------------------------------------
 
 
-class Deferring(SocketActor):
-    """Defers an action from a socket handler and from an inbox message."""
+class Deferring(PairEcho):
+    """A PairEcho that answers through `defer`, and defers actions asked of it."""
 
     actor_name = "deferring"
 
-    def __init__(self, address: str) -> None:
-        super().__init__()
-        self.address = address
-        self.sock: zmq.Socket[bytes] | None = None
-        self.events: list[str] = []
-
-    def on_start(self) -> None:
-        sock = get_context().socket(zmq.PAIR)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.bind(self.address)
-        self.sock = sock
-        self.watch(sock, self.on_frames)
-
     def on_frames(self, frames: list[bytes]) -> None:
         self.defer(self.answer, frames[0])
-        self.events.append(f"handled {frames[0].decode()}")
+        self.events.append(("handled", frames[0]))
 
     def answer(self, data: bytes) -> None:
-        self.events.append(f"answered {data.decode()}")
+        self.events.append(("answered", data))
         assert self.sock is not None
         self.sock.send(data)
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case "events":
-                return list(self.events)
             case ("defer", Future() as future):
                 self.defer(future.set_result, "ran")
                 return None
@@ -756,30 +738,16 @@ class Deferring(SocketActor):
                 self.defer(future.set_result, "after the failure")
                 return None
             case _:
-                return None
-
-    def close_sockets(self) -> None:
-        if self.sock is not None:
-            self.sock.close(linger=0)
-            self.sock = None
+                return super().on_receive(message)
 
 
 def test_a_deferred_action_runs_after_its_handler_before_the_actor_sleeps():
-    address = inproc_address()
-    ref = start(Deferring, address)
-    peer = get_context().socket(zmq.PAIR)
-    peer.setsockopt(zmq.LINGER, 0)
-    try:
-        ref.ask("events", timeout=TIMEOUT)  # bound by now
-        peer.connect(address)
+    with _paired(Deferring) as (ref, peer):
         for i in range(3):
             peer.send(b"%d" % i)
             assert recv(peer) == [b"%d" % i]
-        events = ref.ask("events", timeout=TIMEOUT)
-        assert events == [f"{what} {i}" for i in range(3) for what in ("handled", "answered")]
-    finally:
-        peer.close(linger=0)
-        stop(ref)
+        events = [e for e in ref.ask("events", timeout=TIMEOUT) if e[0] != "inbox"]
+        assert events == [(what, b"%d" % i) for i in range(3) for what in ("handled", "answered")]
 
 
 def test_deferred_actions_run_in_order_even_after_one_raises():

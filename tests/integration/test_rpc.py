@@ -166,6 +166,36 @@ def test_slow_endpoint_does_not_block_other_calls(transport):
         assert blocked.result(timeout=10) is True
 
 
+def test_an_answer_is_not_held_behind_a_slow_call_on_the_same_listener(transport):
+    # One listener: under a burst the poller hands it the next requests in
+    # advance, so "block" may already be queued there when "ping" finishes.
+    release = threading.Event()
+
+    class Endpoint:
+        def block(self) -> bool:
+            return release.wait(timeout=20)
+
+        def ping(self) -> str:
+            return "pong"
+
+    server = za.RPCServer(transport, za.Target("held", server="s"), [Endpoint()], executor_size=1)
+    with server:
+        client = za.RPCClient(transport, za.Target("held"), timeout=30)
+        try:
+            for _ in range(20):
+                first = client.call_async("ping")
+                blocked = client.call_async("block")
+                last = client.call_async("ping")
+                # The first ping's answer goes out before "block" runs.
+                assert first.result(timeout=5) == "pong"
+                release.set()
+                assert blocked.result(timeout=10) is True
+                assert last.result(timeout=10) == "pong"
+                release.clear()
+        finally:
+            release.set()
+
+
 def test_close_fails_pending_calls_at_once(transport):
     release = threading.Event()
 

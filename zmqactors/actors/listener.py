@@ -63,6 +63,9 @@ class Listener(SocketActor):
     def _on_request(self, frames: list[bytes]) -> None:
         sock = self._sock
         assert sock is not None  # noqa: S101 - set in on_start
+        # An answer deferred by the request before this one goes out now,
+        # not after this request, which may be slow.
+        self.run_deferred()
         reply: bytes | None = None
         client = b""
         try:

@@ -32,7 +32,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from typing import Any, ClassVar
 
 import pykka
@@ -42,7 +42,7 @@ from pykka._envelope import Envelope
 from pykka.messages import _ActorStop
 
 from zmqactors.actors.frames import readable, recv_exactly, recv_frames
-from zmqactors.actors.waiter import Waiter
+from zmqactors.actors.waiter import Waiter, settle
 from zmqactors.errors import TransportClosedError
 from zmqactors.transport.context import on_fork_child
 
@@ -312,8 +312,7 @@ class SocketActor(pykka.ThreadingActor):
             self.log.exception("message failed", message=type(message).__name__)
             future = getattr(message, "future", None)
             if future is not None:
-                with contextlib.suppress(InvalidStateError):
-                    future.set_exception(exc)
+                settle(future, error=exc)
 
     def defer(self, func: Callable[..., None], *args: Any) -> None:
         """Run ``func(*args)`` right before this thread next sleeps in poll. Actor thread.
@@ -466,8 +465,7 @@ class SocketActor(pykka.ThreadingActor):
             envelope = item if type(item) is Envelope else None
             future = getattr(item if envelope is None else envelope.message, "future", None)
             if isinstance(future, Future | Waiter):
-                with contextlib.suppress(InvalidStateError):  # cancelled meanwhile
-                    future.set_exception(error)
+                settle(future, error=error)
             if envelope is None or envelope.reply_to is None:
                 continue
             if isinstance(envelope.message, _ActorStop):

@@ -33,7 +33,7 @@ from zmqactors.actors.messages import (
     RemoveServer,
     SendReply,
 )
-from zmqactors.actors.reply_waiter import settle
+from zmqactors.actors.waiter import settle
 from zmqactors.errors import ConfigurationError, ProtocolError, SecurityError
 from zmqactors.transport import protocol, security
 from zmqactors.transport.context import get_context

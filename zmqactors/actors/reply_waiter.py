@@ -40,7 +40,6 @@ import contextlib
 import enum
 import heapq
 import time
-from concurrent.futures import Future, InvalidStateError
 from typing import TYPE_CHECKING, Any, assert_never
 
 import pykka
@@ -50,6 +49,7 @@ from zmq.utils.monitor import parse_monitor_message
 from zmqactors.actors.base import SocketActor
 from zmqactors.actors.frames import send_frames
 from zmqactors.actors.messages import ReplyWaiterMessage, SendCall, SendCast, Unreachable
+from zmqactors.actors.waiter import settle
 from zmqactors.actors.window import SendWindow
 from zmqactors.errors import (
     MessagingError,
@@ -63,6 +63,8 @@ from zmqactors.transport.context import get_context
 from zmqactors.transport.sockets import network_socket
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from zmqactors.actors.stats import Stats
     from zmqactors.actors.waiter import Waiter
     from zmqactors.options import Settings
@@ -78,19 +80,6 @@ _MONITORED = (
     | zmq.EVENT_CONNECT_RETRIED
     | security.HANDSHAKE_FAILURES
 )
-
-
-def settle(
-    future: Future[Any] | Waiter, *, result: Any = None, error: BaseException | None = None
-) -> None:
-    """Resolve ``future`` unless someone (a cancelling caller) already did."""
-    try:
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-    except InvalidStateError:
-        pass
 
 
 def _set_result(future: Future[Any] | Waiter, result: Any) -> None:

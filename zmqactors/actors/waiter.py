@@ -12,11 +12,24 @@ exactly one thread settle it.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import CancelledError, InvalidStateError
+from concurrent.futures import CancelledError, Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any
 
-__all__ = ["Waiter"]
+__all__ = ["Waiter", "settle"]
+
+
+def settle(
+    future: Future[Any] | Waiter, *, result: Any = None, error: BaseException | None = None
+) -> None:
+    """Resolve ``future`` unless someone (a cancelling caller) already did. Any thread."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass
 
 
 class Waiter:

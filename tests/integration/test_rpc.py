@@ -147,17 +147,25 @@ def test_server_in_the_same_process_is_reachable_right_after_start(transport):
             client.prepare(server=f"s{i}").call("ping")
 
 
+class Blocking:
+    """``block`` waits for ``release`` (at most 20 s); ``ping`` answers at once."""
+
+    def __init__(self, release: threading.Event) -> None:
+        self.release = release
+
+    def block(self) -> bool:
+        return self.release.wait(timeout=20)
+
+    def ping(self) -> str:
+        return "pong"
+
+
 def test_slow_endpoint_does_not_block_other_calls(transport):
     release = threading.Event()
 
-    class Endpoint:
-        def block(self) -> bool:
-            return release.wait(timeout=20)
-
-        def ping(self) -> str:
-            return "pong"
-
-    server = za.RPCServer(transport, za.Target("slow", server="s"), [Endpoint()], executor_size=2)
+    server = za.RPCServer(
+        transport, za.Target("slow", server="s"), [Blocking(release)], executor_size=2
+    )
     with server:
         client = za.RPCClient(transport, za.Target("slow"), timeout=10)
         blocked = client.call_async("block")
@@ -171,14 +179,9 @@ def test_an_answer_is_not_held_behind_a_slow_call_on_the_same_listener(transport
     # advance, so "block" may already be queued there when "ping" finishes.
     release = threading.Event()
 
-    class Endpoint:
-        def block(self) -> bool:
-            return release.wait(timeout=20)
-
-        def ping(self) -> str:
-            return "pong"
-
-    server = za.RPCServer(transport, za.Target("held", server="s"), [Endpoint()], executor_size=1)
+    server = za.RPCServer(
+        transport, za.Target("held", server="s"), [Blocking(release)], executor_size=1
+    )
     with server:
         client = za.RPCClient(transport, za.Target("held"), timeout=30)
         try:

@@ -4,46 +4,78 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 VENV ?= .venv
+# Every tool and test dependency, pinned with hashes for Python 3.11 and up
+# (`make lock` writes it; CONTRIBUTING.md says when and how).
+LOCK := requirements/dev.txt
 
-# The stamp's name carries a hash of the packaging files, so any change to the
-# dependencies (or a VENV built from another checkout) triggers a reinstall.
-DEPS_HASH := $(shell cat setup.cfg pyproject.toml 2>/dev/null | sha256sum | cut -c1-12)
+# The stamp's name carries a hash of the packaging files and the lock, so any
+# change to the dependencies (or a VENV built from another checkout) triggers
+# a reinstall.
+DEPS_HASH := $(shell cat setup.cfg pyproject.toml $(LOCK) 2>/dev/null | sha256sum | cut -c1-12)
 STAMP := $(VENV)/.installed-$(DEPS_HASH)
 VPY := $(VENV)/bin/python
 
+# pyenv's interpreters (when there is a pyenv) for nox to find: make matrix
+# runs on every CPython from 3.11 up that the machine has.
+PYENV_PATH := $(shell command -v pyenv >/dev/null 2>&1 && \
+	ls -d "$$(pyenv root)"/versions/3.1[1-9]*/bin 2>/dev/null | sort -V | tr '\n' ':')
+NOX := PATH="$(PYENV_PATH)$(abspath $(VENV))/bin:$$PATH" "$(VENV)/bin/nox"
+
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv demo lint test soak bench bench-oslo clean services
+.PHONY: help venv lock lock-upgrade demo lint services test matrix test-oldest test-latest dist \
+	soak bench bench-oslo clean
 
 help: ## list the targets
 	@echo "zmqactors make targets (PYTHON=$(PYTHON) VENV=$(VENV)):"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
-		awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
+		awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
 
-venv: $(STAMP) ## create the venv and install zmqactors[test] in editable mode
+venv: $(STAMP) ## create the venv: the locked toolchain, then zmqactors in editable mode
 
-$(STAMP): setup.cfg pyproject.toml
+# The bare venv, with the system's pip.
+$(VPY):
 	@set -e; \
-	if ! "$(VPY)" -m pip --version >/dev/null 2>&1; then \
+	rm -rf "$(VENV)"; \
+	echo "creating $(VENV) with $(PYTHON)"; \
+	if ! $(PYTHON) -m venv "$(VENV)"; then \
 		rm -rf "$(VENV)"; \
-		echo "creating $(VENV) with $(PYTHON)"; \
-		if ! $(PYTHON) -m venv "$(VENV)"; then \
-			rm -rf "$(VENV)"; \
-			if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-				echo "venv/ensurepip missing: installing python3-venv with apt-get"; \
-				apt-get update -qq; \
-				DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; \
-				$(PYTHON) -m venv "$(VENV)"; \
-			else \
-				echo "error: '$(PYTHON) -m venv' failed; install python3-venv (as root) or set PYTHON=" >&2; \
-				exit 1; \
-			fi; \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "venv/ensurepip missing: installing python3-venv with apt-get"; \
+			apt-get update -qq; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; \
+			$(PYTHON) -m venv "$(VENV)"; \
+		else \
+			echo "error: '$(PYTHON) -m venv' failed; install python3-venv (as root) or set PYTHON=" >&2; \
+			exit 1; \
 		fi; \
 	fi
-	"$(VPY)" -m pip install -q --upgrade pip
-	"$(VPY)" -m pip install -q -e '.[test]'
+
+$(STAMP): setup.cfg pyproject.toml $(LOCK) | $(VPY)
+	"$(VPY)" -m pip install -q --require-hashes --no-deps -r $(LOCK)
+	"$(VPY)" -m pip install -q --no-deps --no-build-isolation -e .
+	"$(VPY)" -m pip check
 	@rm -f "$(VENV)"/.installed-*
 	@touch "$@"
+
+# uv rather than pip-tools: one resolution for every supported Python
+# (--universal writes environment markers where versions differ), in about
+# two seconds, from the same setup.cfg the package is built from. It needs
+# only uv (at the locked version), not a venv that matches the lock, since
+# its job is to mend a lock that no longer matches setup.cfg.
+UV_LOCKED := $(shell sed -n 's/^uv==\([^ ;]*\).*/\1/p' $(LOCK) 2>/dev/null)
+LOCK_ARGS := setup.cfg requirements/tools.in --extra test --universal --python-version 3.11 \
+	--generate-hashes --custom-compile-command "make lock" -o $(LOCK)
+
+$(VENV)/bin/uv: $(LOCK) | $(VPY)
+	"$(VPY)" -m pip install -q "uv==$(UV_LOCKED)"
+	@touch "$@"
+
+lock: $(VENV)/bin/uv ## update requirements/dev.txt after a change to setup.cfg or tools.in, keeping other pins
+	"$(VENV)/bin/uv" pip compile $(LOCK_ARGS)
+
+lock-upgrade: $(VENV)/bin/uv ## move every pin in requirements/dev.txt to the newest release
+	"$(VENV)/bin/uv" pip compile --upgrade $(LOCK_ARGS)
 
 demo: venv ## run an RPC server and a client against it (examples/run_demo.py)
 	"$(VPY)" examples/run_demo.py
@@ -74,6 +106,18 @@ services: ## install redis-server (Debian package, as root) when it is missing
 test: venv lint services ## lint, then the whole test suite
 	"$(VPY)" -m pytest
 
+matrix: venv services ## the suite on every CPython >= 3.11 on this machine (nox)
+	$(NOX) -s $(foreach v,3.11 3.12 3.13,tests-$(v))
+
+test-oldest: venv services ## the suite with each runtime dependency at its lowest allowed release
+	$(NOX) -s oldest
+
+test-latest: venv services ## lint and suite with the newest release of everything (drift report)
+	$(NOX) -s latest
+
+dist: venv ## build sdist and wheel, check them, smoke-test the wheel in a fresh venv
+	"$(VPY)" tools/check_dist.py
+
 # The long form of tests/reliability/test_ledger.py: 64 client threads for 60 s
 # against 3 server processes; prints the ledger (lost, duplicated, misrouted),
 # calls/s, latency and the RSS/fd trends, and fails unless all are clean.
@@ -87,6 +131,6 @@ bench-oslo: venv ## oslo.messaging's simulator: zmqactors vs a local RabbitMQ (s
 	"$(VPY)" benchmarks/bench_oslo.py
 
 clean: ## remove the venv, build artefacts and caches
-	rm -rf "$(VENV)" build dist *.egg-info .eggs
+	rm -rf "$(VENV)" build dist *.egg-info .eggs .nox
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

@@ -293,9 +293,7 @@ class SentinelMatchmaker(_RedisRoutes):
         if not master:
             raise ConfigurationError("the sentinel matchmaker needs a master name")
         options = _connection_options(socket_timeout, connect_timeout)
-        # redis.sentinel has no annotations (redis-py 5 to 8); the types are
-        # checked here by hand: a list of pairs in, a redis.Redis out.
-        self._sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        self._sentinel = redis.sentinel.Sentinel(
             list(sentinels),
             # Without it the sentinels' clients would keep redis-py's default
             # retries with backoff: seconds per down sentinel.
@@ -303,7 +301,7 @@ class SentinelMatchmaker(_RedisRoutes):
             password=password,
             **options,
         )
-        client: redis.Redis = self._sentinel.master_for(master)  # type: ignore[no-untyped-call]
+        client: redis.Redis = self._sentinel.master_for(master)
         # master_for() always builds a SentinelConnectionPool.
         self._pool = cast("redis.sentinel.SentinelConnectionPool", client.connection_pool)
         hosts = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in sentinels)

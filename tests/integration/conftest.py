@@ -1,5 +1,7 @@
 """Real redis-server and Sentinel processes for the integration tests, on free loopback ports.
 
+They listen on 127.0.0.1, or on another address (``::1``) when asked.
+
 Each process runs in its own temporary directory with persistence off, is
 ready once it answers PING, and is killed after the test. Without a
 ``redis-server`` on PATH the tests that need one skip, except under CI
@@ -42,15 +44,16 @@ def redis_server_binary() -> str:
     return path
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now.
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on right now.
 
     redis-server cannot be told to pick its own port (``--port 0`` turns TCP
     off), so the kernel picks one here; the small race with other processes
     is accepted.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
 
@@ -58,8 +61,16 @@ def free_port() -> int:
 class RedisProcess:
     """One redis-server (or sentinel) process; `start` again after `kill` reuses the port."""
 
-    def __init__(self, directory: Path, port: int, *, sentinel_conf: str | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        port: int,
+        *,
+        sentinel_conf: str | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
         self.directory = directory
+        self.host = host
         self.port = port
         self.password: str | None = None
         self._sentinel_conf = sentinel_conf
@@ -71,7 +82,12 @@ class RedisProcess:
     def url(self) -> str:
         """``zmq+redis://`` URL of database 0 (with the password, if any)."""
         auth = f":{self.password}@" if self.password else ""
-        return f"zmq+redis://{auth}127.0.0.1:{self.port}/0"
+        return f"zmq+redis://{auth}{self.host_port}/0"
+
+    @property
+    def host_port(self) -> str:
+        """``HOST:PORT``, an IPv6 host in brackets."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     @property
     def log(self) -> str:
@@ -82,7 +98,7 @@ class RedisProcess:
     def client(self) -> redis.Redis:
         """A plain redis-py client of this server with short timeouts."""
         return redis.Redis(
-            host="127.0.0.1",
+            host=self.host,
             port=self.port,
             password=self.password,
             socket_timeout=1.0,
@@ -108,7 +124,7 @@ class RedisProcess:
             "--port",
             str(self.port),
             "--bind",
-            "127.0.0.1",
+            self.host,
             "--dir",
             str(self.directory),
             "--daemonize",
@@ -170,7 +186,7 @@ class SentinelSetup:
     @property
     def url(self) -> str:
         """``zmq+sentinel://`` URL of the master through the sentinel."""
-        return f"zmq+sentinel://127.0.0.1:{self.sentinel.port}/{MASTER_NAME}"
+        return f"zmq+sentinel://{self.sentinel.host_port}/{MASTER_NAME}"
 
     def master_port(self) -> int | None:
         """The port of the master the sentinel names now."""
@@ -210,21 +226,22 @@ def start_sentinel(directory: Path, master: RedisProcess, *, replicas: int = 0) 
     """Start a sentinel monitoring ``master``; return once it names it and knows its replicas."""
     conf = "\n".join(
         [
-            f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master.port} 1",
+            f"sentinel monitor {MASTER_NAME} {master.host} {master.port} 1",
             # No failover unless a test asks for one: a slow CI machine must
             # not make the sentinel think the master is down.
             f"sentinel down-after-milliseconds {MASTER_NAME} 60000",
             "",
         ]
     )
-    sentinel = RedisProcess(directory, free_port(), sentinel_conf=conf)
+    sentinel = RedisProcess(directory, free_port(master.host), sentinel_conf=conf, host=master.host)
     sentinel.start()
     client = sentinel.client()
     try:
         # Replies are not decoded: the host comes back as bytes.
         wait_for(
             lambda: (
-                client.sentinel_get_master_addr_by_name(MASTER_NAME) == (b"127.0.0.1", master.port)
+                client.sentinel_get_master_addr_by_name(MASTER_NAME)
+                == (master.host.encode(), master.port)
             ),
             "the sentinel naming the master",
             sentinel.log,
@@ -245,11 +262,14 @@ def start_sentinel(directory: Path, master: RedisProcess, *, replicas: int = 0) 
 
 @pytest.fixture
 def start_redis(tmp_path: Path) -> Iterator[Callable[..., RedisProcess]]:
-    """Start redis-servers on free ports (extra arguments go to redis-server); stop them after."""
+    """Start redis-servers on free ports (extra arguments go to redis-server); stop them after.
+
+    ``host`` (default 127.0.0.1) is the address it listens on.
+    """
     started: list[RedisProcess] = []
 
-    def start(*extra: str) -> RedisProcess:
-        process = RedisProcess(tmp_path / f"redis-{len(started)}", free_port())
+    def start(*extra: str, host: str = "127.0.0.1") -> RedisProcess:
+        process = RedisProcess(tmp_path / f"redis-{len(started)}", free_port(host), host=host)
         started.append(process)
         return process.start(*extra)
 
@@ -259,17 +279,17 @@ def start_redis(tmp_path: Path) -> Iterator[Callable[..., RedisProcess]]:
 
 
 @pytest.fixture
-def redis_server(start_redis: Callable[..., RedisProcess]) -> RedisProcess:
-    """A fresh redis-server for this test."""
-    return start_redis()
+def redis_server(start_redis: Callable[..., RedisProcess], loopback: str) -> RedisProcess:
+    """A fresh redis-server for this test, listening on `loopback`."""
+    return start_redis(host=loopback)
 
 
 @pytest.fixture
 def redis_sentinel(
-    tmp_path: Path, start_redis: Callable[..., RedisProcess]
+    tmp_path: Path, start_redis: Callable[..., RedisProcess], loopback: str
 ) -> Iterator[SentinelSetup]:
-    """A master and a sentinel that knows it; stopped after the test."""
-    master = start_redis()
+    """A master and a sentinel that knows it, both on `loopback`; stopped after the test."""
+    master = start_redis(host=loopback)
     sentinel = start_sentinel(tmp_path / "sentinel", master)
     yield SentinelSetup(master, sentinel)
     sentinel.stop()

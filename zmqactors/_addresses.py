@@ -18,6 +18,7 @@ __all__ = [
     "advertised_endpoint",
     "check_host",
     "host_port",
+    "peer_address",
     "tcp_endpoint",
     "wildcard_host",
 ]
@@ -85,6 +86,21 @@ def tcp_endpoint(host: str, port: int | None = None) -> str:
     return base if port is None else f"{base}:{port}"
 
 
+def peer_address(text: str) -> str:
+    """A peer's IP address as a user expects to read it: IPv4-mapped IPv6 ones as IPv4.
+
+    ``"::ffff:10.0.0.5"`` (how a socket with ``ZMQ_IPV6`` sees an IPv4 peer)
+    becomes ``"10.0.0.5"``; anything that is no IP address is returned unchanged.
+    """
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return text
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return text
+
+
 def advertised_endpoint(bound: str, host: str | None) -> str:
     """The endpoint peers reach a socket at, from the endpoint libzmq says it bound.
 
@@ -101,15 +117,12 @@ def advertised_endpoint(bound: str, host: str | None) -> str:
     port = int(match["port"])
     if host is not None:
         return tcp_endpoint(host, port)
-    address = ipaddress.ip_address((match["ipv6"] or match["host"]).partition("%")[0])
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if address.is_unspecified:
+    bound_host = peer_address(match["ipv6"] or match["host"])
+    if bound_host in {"::", "0.0.0.0"}:  # noqa: S104 - compared, never bound
         # "::" accepts both families (libzmq turns IPV6_V6ONLY off); "0.0.0.0"
         # (also "::ffff:0.0.0.0") only IPv4.
-        return tcp_endpoint(wildcard_host(ipv6=address.version == 6), port)  # noqa: PLR2004 - IP version
-    # An IPv6 address keeps its text as bound (with its zone, if any).
-    return tcp_endpoint(str(address) if address.version == 4 else match["ipv6"], port)  # noqa: PLR2004 - IP version
+        return tcp_endpoint(wildcard_host(ipv6=bound_host == "::"), port)
+    return tcp_endpoint(bound_host, port)
 
 
 def wildcard_host(*, ipv6: bool) -> str:

@@ -17,6 +17,7 @@ import uuid
 from typing import Self
 
 import pytest
+import structlog
 import zmq
 
 import zmqactors as za
@@ -243,16 +244,23 @@ def test_fanout_and_notifications_go_through_curve(curve_keys, memory_url, trans
 
 
 def test_a_client_with_an_unknown_key_gets_nothing_and_is_counted(
-    curve_server, curve_keys, transports, memory_url
+    curve_server, curve_keys, transports, memory_url, loopback
 ):
     server, endpoint = curve_server
     url = memory_url
     intruder = transports(curve_keys.client_url(url, "intruder"))
     client = za.RPCClient(intruder, za.Target("calc"), timeout=2.0)
     started = time.monotonic()
-    with pytest.raises((za.SecurityError, za.MessagingTimeout)) as info:
+    with (
+        structlog.testing.capture_logs() as logs,
+        pytest.raises((za.SecurityError, za.MessagingTimeout)) as info,
+    ):
         client.call("add", a=1, b=2)
     assert time.monotonic() - started < 2.0 + 0.5
+    # The refusal names the client's address as ZAP reported it, in its family.
+    refusals = [e for e in logs if e["event"] == "CURVE client key not on the allow-list"]
+    assert refusals
+    assert refusals[0]["peer"] == loopback
     assert "allow-list" in str(info.value) or isinstance(info.value, za.MessagingTimeout)
     client.cast("record", value="intruder")
     wait_until(lambda: rejections(server.transport) >= 2, "two refused handshakes")

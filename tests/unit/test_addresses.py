@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from zmqactors import _addresses
-from zmqactors._addresses import advertised_endpoint, tcp_endpoint
+from zmqactors._addresses import advertised_endpoint, peer_address, tcp_endpoint
 from zmqactors.errors import ConfigurationError
 from zmqactors.options import Settings, parse_url
 
@@ -150,3 +150,17 @@ def test_a_wildcard_advertises_an_address_of_the_family_it_accepts(
     monkeypatch.setattr(socket, "getaddrinfo", _resolver(*addresses))
     assert advertised_endpoint(bound, None) == advertised
     assert _addresses.wildcard_host(ipv6="[::]" in bound) == advertised[6:-2].strip("[]")
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        ("::ffff:10.0.0.5", "10.0.0.5"),
+        ("::1", "::1"),
+        ("fd00::5", "fd00::5"),
+        ("10.0.0.5", "10.0.0.5"),
+        ("not an address", "not an address"),
+    ],
+)
+def test_a_peer_address_is_shown_in_its_own_family(given, shown):
+    assert peer_address(given) == shown

@@ -75,12 +75,18 @@ class ServerProcess:
     """An RPC server (tests/integration/serve.py) or listener (listen.py) in a child process."""
 
     def __init__(
-        self, url: str, topic: str, server: str, *extra: str, script: Path = SERVE
+        self,
+        url: str,
+        topic: str,
+        server: str,
+        *extra: str,
+        script: Path = SERVE,
+        prefix: tuple[str, ...] = (),
     ) -> None:
         self.server = server
         args = [] if script == LISTEN else ["--server", server]
         self.proc = subprocess.Popen(
-            [sys.executable, str(script), "--url", url, "--topic", topic, *args, *extra],
+            [*prefix, sys.executable, str(script), "--url", url, "--topic", topic, *args, *extra],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -147,14 +153,22 @@ def spawn_server(matchmaker_url: str) -> Iterator[Callable[..., ServerProcess]]:
     """Start RPC servers in child processes on this test's matchmaker; stop them after.
 
     ``script`` is another server script taking the same arguments (e.g. the
-    reliability tests'); ``url`` another matchmaker URL (with options).
+    reliability tests'); ``url`` another matchmaker URL (with options);
+    ``prefix`` runs it elsewhere (``ip netns exec NS``).
     """
     started: list[ServerProcess] = []
 
     def spawn(
-        topic: str, server: str, *extra: str, script: Path = SERVE, url: str | None = None
+        topic: str,
+        server: str,
+        *extra: str,
+        script: Path = SERVE,
+        url: str | None = None,
+        prefix: tuple[str, ...] = (),
     ) -> ServerProcess:
-        proc = ServerProcess(url or matchmaker_url, topic, server, *extra, script=script)
+        proc = ServerProcess(
+            url or matchmaker_url, topic, server, *extra, script=script, prefix=prefix
+        )
         started.append(proc)
         proc.wait_ready()
         return proc
@@ -166,11 +180,18 @@ def spawn_server(matchmaker_url: str) -> Iterator[Callable[..., ServerProcess]]:
 
 @pytest.fixture
 def spawn_listener(matchmaker_url: str) -> Iterator[Callable[..., ServerProcess]]:
-    """Start notification listeners in child processes on this test's matchmaker."""
+    """Start notification listeners in child processes on this test's matchmaker.
+
+    ``url`` and ``prefix`` as for `spawn_server`.
+    """
     started: list[ServerProcess] = []
 
-    def spawn(topic: str, name: str, *extra: str) -> ServerProcess:
-        proc = ServerProcess(matchmaker_url, topic, name, *extra, script=LISTEN)
+    def spawn(
+        topic: str, name: str, *extra: str, url: str | None = None, prefix: tuple[str, ...] = ()
+    ) -> ServerProcess:
+        proc = ServerProcess(
+            url or matchmaker_url, topic, name, *extra, script=LISTEN, prefix=prefix
+        )
         started.append(proc)
         proc.wait_ready()
         return proc

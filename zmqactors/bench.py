@@ -1,9 +1,9 @@
 """Benchmark: zmqactors against raw pyzmq, every side in its own processes.
 
 Run ``python -m zmqactors.bench`` (``make bench``). On TCP loopback
-(127.0.0.1, or ::1 with ``--host ::1``; ephemeral ports) with ~100-byte arguments it first measures raw
-pyzmq baselines, then zmqactors, and prints each zmqactors figure beside its
-baseline with the ratio:
+(127.0.0.1, or ::1 with ``--host ::1``; ephemeral ports) with ~100-byte
+arguments it first measures raw pyzmq baselines, then zmqactors, and prints
+each zmqactors figure beside its baseline with the ratio:
 
 ===================================  ==========================================
 zmqactors                            raw pyzmq baseline

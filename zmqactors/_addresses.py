@@ -82,8 +82,9 @@ def tcp_endpoint(host: str, port: int | None = None) -> str:
 
     Without ``port``: ``tcp://host``, as ``bind_to_random_port`` takes it.
     """
-    base = f"tcp://[{host}]" if ":" in host else f"tcp://{host}"
-    return base if port is None else f"{base}:{port}"
+    if port is None:
+        return f"tcp://[{host}]" if ":" in host else f"tcp://{host}"
+    return f"tcp://{host_port(host, port)}"
 
 
 def peer_address(text: str) -> str:

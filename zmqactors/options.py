@@ -622,13 +622,13 @@ def _parse_host_port(text: str, default_port: int) -> str:
         msg = f"port must be between 1 and {_MAX_PORT}, got {port}"
         raise _URLError(msg)
     if match["ipv6"] is None:
-        return f"{match['host']}:{port}"
+        return _addresses.host_port(match["host"], port)
     try:
         ipaddress.IPv6Address(match["ipv6"])
     except ValueError:
         msg = f"not an IPv6 address in brackets: {text!r}"
         raise _URLError(msg) from None
-    return f"[{match['ipv6']}]:{port}"
+    return _addresses.host_port(match["ipv6"], port)
 
 
 def _parse_database(path: str) -> int:

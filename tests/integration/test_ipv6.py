@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 
@@ -57,6 +58,34 @@ def test_ipv4_and_ipv6_clients_reach_one_server_bound_on_all_interfaces(
             assert client.call("whoami") == "dual"
             client.cast("record", value=family)
         wait_for_casts(client, ["ipv4", "ipv6"])
+
+
+class Echo:
+    def echo(self, value: object) -> object:
+        return value
+
+
+def test_a_port_range_binds_on_ipv6():
+    url = f"zmq+memory://{uuid.uuid4().hex}?bind_address=[::1]&port_min=20000&port_max=60000"
+    with (
+        za.Transport.from_url(url) as transport,
+        za.RPCServer(transport, za.Target(TOPIC, server="ranged"), [Echo()]) as server,
+    ):
+        host, port = server.address.rsplit(":", 1)
+        assert host == "tcp://[::1]"
+        assert 20000 <= int(port) <= 60000
+        client = za.RPCClient(transport, za.Target(TOPIC), timeout=TIMEOUT)
+        assert client.call("echo", value="v6") == "v6"
+
+
+def test_a_bind_address_that_does_not_resolve_names_the_option_and_the_value():
+    url = f"zmq+memory://{uuid.uuid4().hex}?bind_address=no-such-host.invalid"
+    with za.Transport.from_url(url) as transport:
+        server = za.RPCServer(transport, za.Target(TOPIC, server="nowhere"), [Echo()])
+        with pytest.raises(za.ConfigurationError) as info:
+            server.start()
+    assert "option zmq.bind_address" in str(info.value)
+    assert "'no-such-host.invalid'" in str(info.value)
 
 
 # A client on its own host: every pattern, printed as one JSON object.

@@ -29,26 +29,64 @@ def _structlog_restored() -> Iterator[None]:
         structlog.reset_defaults()
 
 
+# The loopback addresses of the two IP families, by test id.
+LOOPBACKS = {"ipv4": "127.0.0.1", "ipv6": "::1"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each test marked ``both_families`` that uses `loopback` once per IP family."""
+    if "loopback" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "both_families"
+    ):
+        metafunc.parametrize(
+            "loopback", list(LOOPBACKS.values()), ids=list(LOOPBACKS), indirect=True
+        )
+
+
 @pytest.fixture
-def matchmaker_url(tmp_path: Path) -> str:
-    """Return a file-matchmaker URL private to this test.
+def loopback(request: pytest.FixtureRequest) -> str:
+    """Where servers bind: 127.0.0.1, and ::1 too in tests marked ``both_families``."""
+    return str(getattr(request, "param", LOOPBACKS["ipv4"]))
+
+
+@pytest.fixture
+def matchmaker_url(tmp_path: Path, loopback: str) -> str:
+    """Return a file-matchmaker URL private to this test, its servers bound on `loopback`.
 
     Integration tests use it so they never share, or leave entries in, the
-    user's default matchmaker directory.
+    user's default matchmaker directory. On 127.0.0.1 (the default
+    bind_address) it has no query; add parameters with `with_query`.
     """
-    return f"zmq+file://{tmp_path}/mm"
+    return bound_on(f"zmq+file://{tmp_path}/mm", loopback)
+
+
+def bound_on(url: str, loopback: str) -> str:
+    """``url`` with ``bind_address=loopback`` unless that is the default, 127.0.0.1."""
+    return url if loopback == LOOPBACKS["ipv4"] else with_query(url, f"bind_address={loopback}")
+
+
+@pytest.fixture
+def on_loopback(loopback: str) -> Callable[[str], str]:
+    """`bound_on` for this test's `loopback`: servers of the URL it gives bind there."""
+    return lambda url: bound_on(url, loopback)
 
 
 class ServerProcess:
     """An RPC server (tests/integration/serve.py) or listener (listen.py) in a child process."""
 
     def __init__(
-        self, url: str, topic: str, server: str, *extra: str, script: Path = SERVE
+        self,
+        url: str,
+        topic: str,
+        server: str,
+        *extra: str,
+        script: Path = SERVE,
+        prefix: tuple[str, ...] = (),
     ) -> None:
         self.server = server
         args = [] if script == LISTEN else ["--server", server]
         self.proc = subprocess.Popen(
-            [sys.executable, str(script), "--url", url, "--topic", topic, *args, *extra],
+            [*prefix, sys.executable, str(script), "--url", url, "--topic", topic, *args, *extra],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -115,14 +153,22 @@ def spawn_server(matchmaker_url: str) -> Iterator[Callable[..., ServerProcess]]:
     """Start RPC servers in child processes on this test's matchmaker; stop them after.
 
     ``script`` is another server script taking the same arguments (e.g. the
-    reliability tests'); ``url`` another matchmaker URL (with options).
+    reliability tests'); ``url`` another matchmaker URL (with options);
+    ``prefix`` runs it elsewhere (``ip netns exec NS``).
     """
     started: list[ServerProcess] = []
 
     def spawn(
-        topic: str, server: str, *extra: str, script: Path = SERVE, url: str | None = None
+        topic: str,
+        server: str,
+        *extra: str,
+        script: Path = SERVE,
+        url: str | None = None,
+        prefix: tuple[str, ...] = (),
     ) -> ServerProcess:
-        proc = ServerProcess(url or matchmaker_url, topic, server, *extra, script=script)
+        proc = ServerProcess(
+            url or matchmaker_url, topic, server, *extra, script=script, prefix=prefix
+        )
         started.append(proc)
         proc.wait_ready()
         return proc
@@ -134,11 +180,18 @@ def spawn_server(matchmaker_url: str) -> Iterator[Callable[..., ServerProcess]]:
 
 @pytest.fixture
 def spawn_listener(matchmaker_url: str) -> Iterator[Callable[..., ServerProcess]]:
-    """Start notification listeners in child processes on this test's matchmaker."""
+    """Start notification listeners in child processes on this test's matchmaker.
+
+    ``url`` and ``prefix`` as for `spawn_server`.
+    """
     started: list[ServerProcess] = []
 
-    def spawn(topic: str, name: str, *extra: str) -> ServerProcess:
-        proc = ServerProcess(matchmaker_url, topic, name, *extra, script=LISTEN)
+    def spawn(
+        topic: str, name: str, *extra: str, url: str | None = None, prefix: tuple[str, ...] = ()
+    ) -> ServerProcess:
+        proc = ServerProcess(
+            url or matchmaker_url, topic, name, *extra, script=LISTEN, prefix=prefix
+        )
         started.append(proc)
         proc.wait_ready()
         return proc
@@ -176,17 +229,24 @@ class CurveKeys:
 
     def server_url(self, url: str, name: str = "server") -> str:
         """``url`` with ``name``'s key pair and the allow-list as query parameters."""
-        return _with_query(
+        return with_query(
             url, f"curve_secret_key_file={self.secret(name)}&curve_public_keys_dir={self.allowed}"
         )
 
     def client_url(self, url: str, name: str = "client") -> str:
         """``url`` with ``name``'s key pair (a client needs no allow-list)."""
-        return _with_query(url, f"curve_secret_key_file={self.secret(name)}")
+        return with_query(url, f"curve_secret_key_file={self.secret(name)}")
 
 
-def _with_query(url: str, query: str) -> str:
+def with_query(url: str, query: str) -> str:
+    """``url`` with the parameters ``query`` (``NAME=VALUE&...``) added."""
     return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
+@pytest.fixture(name="with_query")
+def with_query_fixture() -> Callable[[str, str], str]:
+    """`with_query`, for test modules (which cannot import this one)."""
+    return with_query
 
 
 @pytest.fixture

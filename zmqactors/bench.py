@@ -1,9 +1,9 @@
 """Benchmark: zmqactors against raw pyzmq, every side in its own processes.
 
 Run ``python -m zmqactors.bench`` (``make bench``). On TCP loopback
-(127.0.0.1, ephemeral ports) with ~100-byte arguments it first measures raw
-pyzmq baselines, then zmqactors, and prints each zmqactors figure beside its
-baseline with the ratio:
+(127.0.0.1, or ::1 with ``--host ::1``; ephemeral ports) with ~100-byte
+arguments it first measures raw pyzmq baselines, then zmqactors, and prints
+each zmqactors figure beside its baseline with the ratio:
 
 ===================================  ==========================================
 zmqactors                            raw pyzmq baseline
@@ -119,6 +119,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 import zmqactors as za
+from zmqactors._addresses import check_host, tcp_endpoint
 from zmqactors.transport import security
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ _CURVE_TOPIC: Final = "zmqactors-bench-curve"
 # CURVE may cost zmqactors at most this share of its call throughput.
 CURVE_COST_TARGET: Final = 0.25
 _SERVER: Final = "bench-server"
-_LOOPBACK_ANY_PORT: Final = "tcp://127.0.0.1:*"
+_DEFAULT_HOST: Final = "127.0.0.1"
 # Seconds: a call's deadline; how long any socket or future wait may block.
 _CALL_TIMEOUT: Final = 10.0
 # Seconds to wait for a child process to be ready or to report its last figures.
@@ -189,6 +190,8 @@ class BenchConfig:
     duration: float
     warmup: float
     repeat: int
+    # The loopback address every server binds (--host): 127.0.0.1 or ::1.
+    host: str = _DEFAULT_HOST
     addresses: dict[str, str] = dataclasses.field(default_factory=dict)
     # CURVE key files: "server" and "client" secret key files, "allowed" directory.
     curve: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -198,7 +201,7 @@ class BenchConfig:
         query = f"curve_secret_key_file={self.curve[role]}"
         if role == "server":
             query += f"&curve_public_keys_dir={self.curve['allowed']}"
-        return f"{url}?{query}"
+        return f"{url}{'&' if '?' in url else '?'}{query}"
 
     def budget(self, phases: int) -> float:
         """Seconds a client with ``phases`` figures per repeat may take before it is given up."""
@@ -333,7 +336,18 @@ def _raw_pull_loop(pull: zmq.Socket[bytes], sink: _RawSink) -> None:
         pull.close(linger=0)
 
 
-def _raw_server_main(conn: Connection, limit: float, curve: dict[str, str] | None = None) -> None:
+def _raw_context(host: str) -> zmq.Context[zmq.Socket[bytes]]:
+    """A context for raw pyzmq sockets that reach ``host`` (with ``ZMQ_IPV6`` for an IPv6 one)."""
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    if ":" in host:
+        # pyzmq applies it to every socket the context makes from now on.
+        context.setsockopt(zmq.IPV6, 1)
+    return context
+
+
+def _raw_server_main(
+    conn: Connection, limit: float, host: str, curve: dict[str, str] | None = None
+) -> None:
     """Raw pyzmq server or sink process: a ROUTER echo and a PULL counter, each on its own thread.
 
     With ``curve`` (the key files of `BenchConfig.curve`), also a CURVE ROUTER
@@ -341,13 +355,14 @@ def _raw_server_main(conn: Connection, limit: float, curve: dict[str, str] | Non
     serves until told to stop (at most ``limit`` seconds), then sends
     ``("result", {"rss_mib": ...})``.
     """
+    any_port = f"{tcp_endpoint(host)}:*"
 
     def body() -> None:
-        context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        context = _raw_context(host)
         router = context.socket(zmq.ROUTER)
         pull = context.socket(zmq.PULL)
-        router.bind(_LOOPBACK_ANY_PORT)
-        pull.bind(_LOOPBACK_ANY_PORT)
+        router.bind(any_port)
+        pull.bind(any_port)
         addresses = {
             "echo": router.getsockopt_string(zmq.LAST_ENDPOINT),
             "push": pull.getsockopt_string(zmq.LAST_ENDPOINT),
@@ -369,7 +384,7 @@ def _raw_server_main(conn: Connection, limit: float, curve: dict[str, str] | Non
             secured.setsockopt(zmq.CURVE_SERVER, 1)
             secured.setsockopt(zmq.CURVE_PUBLICKEY, public)
             secured.setsockopt(zmq.CURVE_SECRETKEY, secret)
-            secured.bind(_LOOPBACK_ANY_PORT)
+            secured.bind(any_port)
             addresses["curve_echo"] = secured.getsockopt_string(zmq.LAST_ENDPOINT)
             addresses["curve_server_key"] = public.decode()
             threads.append(
@@ -546,7 +561,7 @@ def _raw_client_main(conn: Connection, config: BenchConfig) -> None:
     def body() -> None:
         payload = make_payload().encode()
         timeout_ms = int(_CALL_TIMEOUT * 1000)
-        context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        context = _raw_context(config.host)
         addresses = config.addresses
 
         def socket(kind: int, *endpoints: str) -> zmq.Socket[bytes]:
@@ -1171,9 +1186,11 @@ def _run_side(side: Literal["raw", "zmqactors"], config: BenchConfig, url: str) 
     try:
         servers: list[tuple[SpawnProcess, Connection]] = []
         if side == "raw":
-            servers.append(children.start("raw-server", _raw_server_main, limit, config.curve))
+            servers.append(
+                children.start("raw-server", _raw_server_main, limit, config.host, config.curve)
+            )
             servers.extend(
-                children.start(f"raw-sink-{i}", _raw_server_main, limit)
+                children.start(f"raw-sink-{i}", _raw_server_main, limit, config.host)
                 for i in range(FANOUT_SERVERS)
             )
         else:
@@ -1469,8 +1486,17 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="0.5 s per measurement, 0.1 s warm-up, 1 repeat unless given (smoke test)",
     )
+    parser.add_argument(
+        "--host",
+        default=_DEFAULT_HOST,
+        help="the loopback address servers bind, 127.0.0.1 (default) or ::1 for IPv6",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
+    try:
+        args.host = check_host("--host", args.host, wildcard=False)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.quick:
         args.duration = 0.5
         args.warmup = 0.1 if args.warmup is None else args.warmup
@@ -1535,6 +1561,7 @@ def _report_json(
             "duration": config.duration,
             "warmup": config.warmup,
             "repeat": config.repeat,
+            "host": config.host,
             "payload_bytes": PAYLOAD_SIZE,
             "pipeline_depth": PIPELINE_DEPTH,
             "caller_threads": CALLER_THREADS,
@@ -1565,9 +1592,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print its report; 0 on success, 1 if a process failed."""
     args = _parse_args(argv)
     configure_logging()
-    config = BenchConfig(duration=args.duration, warmup=args.warmup, repeat=args.repeat)
+    config = BenchConfig(
+        duration=args.duration, warmup=args.warmup, repeat=args.repeat, host=args.host
+    )
     directory = tempfile.mkdtemp(prefix="zmqactors-bench-")
-    url = f"zmq+file://{directory}/matchmaker"
+    url = f"zmq+file://{directory}/matchmaker?bind_address={config.host}"
     try:
         config = dataclasses.replace(config, curve=_write_keys(directory))
         print("measuring raw pyzmq ...", file=sys.stderr, flush=True)
@@ -1594,7 +1623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"zmqactors {env['zmqactors']} / Python {env['python']} / pyzmq {env['pyzmq']} "
         f"(libzmq {env['libzmq']}) / {env['cpus']} CPUs; {PAYLOAD_SIZE} B arguments, "
-        f"TCP loopback; median of {config.repeat} x {config.duration:g} s"
+        f"TCP loopback {config.host}; median of {config.repeat} x {config.duration:g} s"
     )
     print()
     print(format_table(figures))

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import ipaddress
 import math
 import os
 import re
-import socket
 import tempfile
 import urllib.parse
 from pathlib import Path
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, get_args
 
 from oslo_config import cfg
 
+from zmqactors import _addresses
 from zmqactors.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -61,7 +62,6 @@ DEFAULT_URL: Final = "zmq://"
 MatchmakerKind = Literal["memory", "file", "redis", "sentinel"]
 _MATCHMAKER_KINDS: Final[tuple[str, ...]] = get_args(MatchmakerKind)
 
-_WILDCARD_ADDRESSES: Final = frozenset({"*", "0.0.0.0", "::", "[::]"})  # noqa: S104 - compared, never bound
 _REDIS_PORT: Final = 6379
 _SENTINEL_PORT: Final = 26379
 _MAX_PORT: Final = 65535
@@ -163,9 +163,15 @@ class Settings:
     `ALL_OPTS`), except ``matchmaker``, which is parsed from ``matchmaker_url``.
     An ``int`` given to a float option is stored as a ``float``.
 
+    ``bind_address`` and ``host`` take IPv4 and IPv6 literals (an IPv6 one
+    with or without brackets, stored without) and host names; ``bind_address``
+    also a wildcard: ``*`` or ``::`` (every interface, both families where the
+    system allows) or ``0.0.0.0`` (IPv4 only).
+
     Raises `ConfigurationError` naming the option and value when a value has
     the wrong type, lies outside `OPTION_BOUNDS`, is not finite, when
-    ``bind_address`` or ``host`` is empty or contains white space, when a
+    ``bind_address`` or ``host`` is empty, contains white space or is no
+    address (unbalanced brackets, a malformed IPv6 literal, a port), when a
     CURVE path is empty or holds a NUL character, or when the port range is
     not both 0 or ``1 <= port_min <= port_max``. Whether the CURVE files
     exist and are sound is checked when they are used (`zmqactors.transport.security`).
@@ -188,9 +194,9 @@ class Settings:
 
     def __post_init__(self) -> None:
         """Validate every field; see the class docstring for what is refused."""
-        _check_address("bind_address", self.bind_address)
+        object.__setattr__(self, "bind_address", _check_address("bind_address", self.bind_address))
         if self.host is not None:
-            _check_address("host", self.host)
+            object.__setattr__(self, "host", _check_address("host", self.host))
         for name in _PATH_FIELDS:
             _check_path(name, getattr(self, name))
         for name, bounds in OPTION_BOUNDS.items():
@@ -212,15 +218,20 @@ class Settings:
 
     @property
     def advertised_host(self) -> str:
-        """The host name or address other processes reach this one at.
+        """The host name or address other processes reach this one at (no brackets).
 
-        ``host`` if set, else ``bind_address`` unless that is a wildcard
-        (``*``, ``0.0.0.0``, ``::``), in which case this machine's host name.
+        ``host`` if set, else ``bind_address`` unless that is a wildcard, in
+        which case an address of this machine's host name of a family the
+        wildcard accepts (``0.0.0.0``: IPv4; ``*``, ``::``: either), in the
+        resolver's order, not loopback if it has another (see
+        `zmqactors._addresses.wildcard_host`). A server advertises the
+        address its socket bound (a host name in ``bind_address`` as the
+        address it resolved to).
         """
         if self.host is not None:
             return self.host
-        if self.bind_address in _WILDCARD_ADDRESSES:
-            return socket.gethostname()
+        if self.bind_address in _addresses.WILDCARDS:
+            return _addresses.wildcard_host(ipv6=self.bind_address != "0.0.0.0")  # noqa: S104 - compared
         return self.bind_address
 
     def evolve(self, **changes: Any) -> Settings:
@@ -279,7 +290,7 @@ def _check_path(name: str, value: object) -> None:
         raise ConfigurationError(msg)
 
 
-def _check_address(name: str, value: object) -> None:
+def _check_address(name: str, value: object) -> str:
     if not isinstance(value, str):
         msg = f"option {GROUP_NAME}.{name} must be a string, got {value!r}"
         raise ConfigurationError(msg)
@@ -288,6 +299,10 @@ def _check_address(name: str, value: object) -> None:
             f"option {GROUP_NAME}.{name} must be a non-empty address without spaces, got {value!r}"
         )
         raise ConfigurationError(msg)
+    try:
+        return _addresses.check_host(f"{GROUP_NAME}.{name}", value, wildcard=name == "bind_address")
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def _check_number(name: str, value: object, bounds: Bounds) -> float:
@@ -338,16 +353,20 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
     cfg.StrOpt(
         "bind_address",
         default=_DEFAULTS["bind_address"],
-        help="Address server sockets bind to: an IP address of this host, "
-        "or '*' (also '0.0.0.0') for every interface.",
+        help="Address server sockets bind to: an IPv4 or IPv6 address of this "
+        "host (an IPv6 one with or without brackets), a host name or network "
+        "interface that resolves to one, or a wildcard for every interface: '*' "
+        "or '::' (IPv6 and IPv4 where the system allows), '0.0.0.0' (IPv4 only).",
     ),
     cfg.StrOpt(
         "host",
         default=_DEFAULTS["host"],
         sample_default="<bind_address, or the host name if bind_address is a wildcard>",
-        help="Host name or IP address advertised in the matchmaker, which other "
-        "processes use to reach this one. Unset: bind_address, or this machine's "
-        "host name when bind_address is a wildcard.",
+        help="Host name or IP address (IPv4 or IPv6) advertised in the matchmaker, "
+        "which other processes use to reach this one. Unset: the address "
+        "bind_address bound; for a wildcard, the first address of this machine's "
+        "host name in the resolver's order, of a family the wildcard accepts "
+        "('0.0.0.0': IPv4; '*', '::': either), not loopback if there is another.",
     ),
     _numeric_opt(
         "port_min",
@@ -595,13 +614,21 @@ def _parse_host_port(text: str, default_port: int) -> str:
     match = _HOST_PORT.fullmatch(text)
     if match is None:
         msg = f"expected HOST or HOST:PORT, got {text!r}"
+        if text.count(":") > 1 or "[" in text or "]" in text:
+            msg += " (an IPv6 address goes in brackets: [::1]:6379)"
         raise _URLError(msg)
     port = default_port if match["port"] is None else int(match["port"])
     if not 1 <= port <= _MAX_PORT:
         msg = f"port must be between 1 and {_MAX_PORT}, got {port}"
         raise _URLError(msg)
-    host = match["host"] if match["ipv6"] is None else f"[{match['ipv6']}]"
-    return f"{host}:{port}"
+    if match["ipv6"] is None:
+        return _addresses.host_port(match["host"], port)
+    try:
+        ipaddress.IPv6Address(match["ipv6"])
+    except ValueError:
+        msg = f"not an IPv6 address in brackets: {text!r}"
+        raise _URLError(msg) from None
+    return _addresses.host_port(match["ipv6"], port)
 
 
 def _parse_database(path: str) -> int:

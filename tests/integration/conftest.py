@@ -1,5 +1,7 @@
 """Real redis-server and Sentinel processes for the integration tests, on free loopback ports.
 
+They listen on 127.0.0.1, or on another address (``::1``) when asked.
+
 Each process runs in its own temporary directory with persistence off, is
 ready once it answers PING, and is killed after the test. Without a
 ``redis-server`` on PATH the tests that need one skip, except under CI
@@ -8,19 +10,21 @@ ready once it answers PING, and is killed after the test. Without a
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 import redis
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Mapping
     from pathlib import Path
 
 START_TIMEOUT = 10.0
@@ -28,29 +32,34 @@ STOP_TIMEOUT = 5.0
 MASTER_NAME = "mymaster"
 
 
+def skip_unless_ci(message: str) -> NoReturn:
+    """Skip the test for a missing part of the machine, or fail it under CI (``CI=true``)."""
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def redis_server_binary() -> str:
     """The path of redis-server; skip the test (fail it under CI) when there is none."""
     path = shutil.which("redis-server")
     if path is None:
-        message = (
+        skip_unless_ci(
             "redis-server is not on PATH: install it with `make services` "
             "(apt-get install redis-server) to run the Redis matchmaker tests"
         )
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(message)
-        pytest.skip(message)
     return path
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now.
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on right now.
 
     redis-server cannot be told to pick its own port (``--port 0`` turns TCP
     off), so the kernel picks one here; the small race with other processes
     is accepted.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
 
@@ -58,8 +67,19 @@ def free_port() -> int:
 class RedisProcess:
     """One redis-server (or sentinel) process; `start` again after `kill` reuses the port."""
 
-    def __init__(self, directory: Path, port: int, *, sentinel_conf: str | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        port: int,
+        *,
+        sentinel_conf: str | None = None,
+        host: str = "127.0.0.1",
+        prefix: tuple[str, ...] = (),
+    ) -> None:
         self.directory = directory
+        self.host = host
+        # Runs the process elsewhere, e.g. ("ip", "netns", "exec", NS).
+        self.prefix = prefix
         self.port = port
         self.password: str | None = None
         self._sentinel_conf = sentinel_conf
@@ -71,7 +91,12 @@ class RedisProcess:
     def url(self) -> str:
         """``zmq+redis://`` URL of database 0 (with the password, if any)."""
         auth = f":{self.password}@" if self.password else ""
-        return f"zmq+redis://{auth}127.0.0.1:{self.port}/0"
+        return f"zmq+redis://{auth}{self.host_port}/0"
+
+    @property
+    def host_port(self) -> str:
+        """``HOST:PORT``, an IPv6 host in brackets."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     @property
     def log(self) -> str:
@@ -82,7 +107,7 @@ class RedisProcess:
     def client(self) -> redis.Redis:
         """A plain redis-py client of this server with short timeouts."""
         return redis.Redis(
-            host="127.0.0.1",
+            host=self.host,
             port=self.port,
             password=self.password,
             socket_timeout=1.0,
@@ -96,7 +121,7 @@ class RedisProcess:
             self._extra = extra
         if "--requirepass" in self._extra:
             self.password = self._extra[self._extra.index("--requirepass") + 1]
-        args = [binary]
+        args = [*self.prefix, binary]
         if self._sentinel_conf is not None:
             # Sentinel rewrites its configuration file: give it its own copy.
             conf = self.directory / "sentinel.conf"
@@ -108,7 +133,7 @@ class RedisProcess:
             "--port",
             str(self.port),
             "--bind",
-            "127.0.0.1",
+            self.host,
             "--dir",
             str(self.directory),
             "--daemonize",
@@ -129,16 +154,29 @@ class RedisProcess:
             while True:
                 if self.proc.poll() is not None:
                     pytest.fail(f"redis-server exited with {self.proc.returncode}:\n{self.log}")
-                try:
-                    if client.ping():
-                        return
-                except redis.RedisError:
-                    pass
+                if self._answers_ping(client):
+                    return
                 if time.monotonic() > deadline:
                     pytest.fail(f"redis-server not answering PING in {START_TIMEOUT}s:\n{self.log}")
                 time.sleep(0.02)
         finally:
             client.close()
+
+    def _answers_ping(self, client: redis.Redis) -> bool:
+        if self.prefix:
+            # In another network namespace: only a process there reaches it.
+            reply = subprocess.run(
+                [*self.prefix, "redis-cli", "-h", self.host, "-p", str(self.port), "ping"],
+                capture_output=True,
+                text=True,
+                timeout=START_TIMEOUT,
+                check=False,
+            )
+            return reply.stdout.strip() == "PONG"
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
 
     def kill(self) -> None:
         """SIGKILL the process (a crash: nothing is saved or closed cleanly) and reap it."""
@@ -170,7 +208,7 @@ class SentinelSetup:
     @property
     def url(self) -> str:
         """``zmq+sentinel://`` URL of the master through the sentinel."""
-        return f"zmq+sentinel://127.0.0.1:{self.sentinel.port}/{MASTER_NAME}"
+        return f"zmq+sentinel://{self.sentinel.host_port}/{MASTER_NAME}"
 
     def master_port(self) -> int | None:
         """The port of the master the sentinel names now."""
@@ -210,21 +248,22 @@ def start_sentinel(directory: Path, master: RedisProcess, *, replicas: int = 0) 
     """Start a sentinel monitoring ``master``; return once it names it and knows its replicas."""
     conf = "\n".join(
         [
-            f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master.port} 1",
+            f"sentinel monitor {MASTER_NAME} {master.host} {master.port} 1",
             # No failover unless a test asks for one: a slow CI machine must
             # not make the sentinel think the master is down.
             f"sentinel down-after-milliseconds {MASTER_NAME} 60000",
             "",
         ]
     )
-    sentinel = RedisProcess(directory, free_port(), sentinel_conf=conf)
+    sentinel = RedisProcess(directory, free_port(master.host), sentinel_conf=conf, host=master.host)
     sentinel.start()
     client = sentinel.client()
     try:
         # Replies are not decoded: the host comes back as bytes.
         wait_for(
             lambda: (
-                client.sentinel_get_master_addr_by_name(MASTER_NAME) == (b"127.0.0.1", master.port)
+                client.sentinel_get_master_addr_by_name(MASTER_NAME)
+                == (master.host.encode(), master.port)
             ),
             "the sentinel naming the master",
             sentinel.log,
@@ -245,11 +284,19 @@ def start_sentinel(directory: Path, master: RedisProcess, *, replicas: int = 0) 
 
 @pytest.fixture
 def start_redis(tmp_path: Path) -> Iterator[Callable[..., RedisProcess]]:
-    """Start redis-servers on free ports (extra arguments go to redis-server); stop them after."""
+    """Start redis-servers on free ports (extra arguments go to redis-server); stop them after.
+
+    ``host`` (default 127.0.0.1) is the address it listens on; ``prefix``
+    and ``port`` run it elsewhere (``ip netns exec NS``), where no free port
+    can be asked for from here.
+    """
     started: list[RedisProcess] = []
 
-    def start(*extra: str) -> RedisProcess:
-        process = RedisProcess(tmp_path / f"redis-{len(started)}", free_port())
+    def start(
+        *extra: str, host: str = "127.0.0.1", prefix: tuple[str, ...] = (), port: int = 0
+    ) -> RedisProcess:
+        directory = tmp_path / f"redis-{len(started)}"
+        process = RedisProcess(directory, port or free_port(host), host=host, prefix=prefix)
         started.append(process)
         return process.start(*extra)
 
@@ -259,17 +306,17 @@ def start_redis(tmp_path: Path) -> Iterator[Callable[..., RedisProcess]]:
 
 
 @pytest.fixture
-def redis_server(start_redis: Callable[..., RedisProcess]) -> RedisProcess:
-    """A fresh redis-server for this test."""
-    return start_redis()
+def redis_server(start_redis: Callable[..., RedisProcess], loopback: str) -> RedisProcess:
+    """A fresh redis-server for this test, listening on `loopback`."""
+    return start_redis(host=loopback)
 
 
 @pytest.fixture
 def redis_sentinel(
-    tmp_path: Path, start_redis: Callable[..., RedisProcess]
+    tmp_path: Path, start_redis: Callable[..., RedisProcess], loopback: str
 ) -> Iterator[SentinelSetup]:
-    """A master and a sentinel that knows it; stopped after the test."""
-    master = start_redis()
+    """A master and a sentinel that knows it, both on `loopback`; stopped after the test."""
+    master = start_redis(host=loopback)
     sentinel = start_sentinel(tmp_path / "sentinel", master)
     yield SentinelSetup(master, sentinel)
     sentinel.stop()
@@ -295,3 +342,79 @@ def redis_sentinel_with_replica(
     sentinel = start_sentinel(tmp_path / "sentinel", master, replicas=1)
     yield SentinelSetup(master, sentinel, replica)
     sentinel.stop()
+
+
+# --- hosts in network namespaces ------------------------------------------------------
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], check=check, capture_output=True, text=True, timeout=10)
+
+
+@dataclasses.dataclass(frozen=True)
+class Hosts:
+    """Network namespaces ("hosts") joined by one link, and each one's address on it."""
+
+    namespaces: Mapping[str, str]
+    addresses: Mapping[str, str]
+
+    def prefix(self, host: str) -> tuple[str, ...]:
+        """The command prefix that runs a process on ``host``."""
+        return ("ip", "netns", "exec", self.namespaces[host])
+
+    def ipv4_addresses(self, host: str) -> str:
+        """Every IPv4 address ``host`` has (``ip -4 addr``), for checking there is none."""
+        return _ip("-n", self.namespaces[host], "-4", "-o", "addr", "show").stdout.strip()
+
+
+@pytest.fixture
+def ipv6_only_hosts() -> Iterator[Hosts]:
+    """Hosts "client", "server" and "redis" on one IPv6-only link, with no IPv4 address at all.
+
+    Each is a network namespace with one veth to a bridge in a fourth, "hub"
+    namespace, and one address of a random /64 of the unique local addresses
+    (RFC 4193), usable at once (``nodad``); loopback is up without
+    127.0.0.1 (only ::1). The names
+    are unique per run and every namespace (with its links) is deleted after
+    the test. Needs root and ``ip netns``: skips without (fails under CI).
+    """
+    if os.geteuid() != 0:
+        skip_unless_ci("network namespaces need root (ip netns add, ip link add type veth)")
+    if shutil.which("ip") is None:
+        skip_unless_ci("no `ip` command (iproute2) to make network namespaces")
+    tag = secrets.token_hex(4)
+    hub = f"zqa6-{tag}-hub"
+    roles = ("client", "server", "redis")
+    namespaces = {role: f"zqa6-{tag}-{role}" for role in roles}
+    prefix = "fd{:02x}:{:04x}:{:04x}:{:04x}".format(*(secrets.randbits(n) for n in (8, 16, 16, 16)))
+    addresses = {role: f"{prefix}::{index + 1}" for index, role in enumerate(roles)}
+    made: list[str] = []
+    try:
+        for namespace in (hub, *namespaces.values()):
+            result = _ip("netns", "add", namespace, check=False)
+            if result.returncode != 0:
+                skip_unless_ci(f"cannot make a network namespace: {result.stderr.strip()}")
+            made.append(namespace)
+        _ip("-n", hub, "link", "add", "br0", "type", "bridge")
+        _ip("-n", hub, "link", "set", "br0", "up")
+        for index, role in enumerate(roles):
+            namespace, port = namespaces[role], f"port{index}"
+            # Made inside the hub with one end moved: no name meets the root namespace's.
+            result = _ip(
+                "-n", hub, "link", "add", port, "type", "veth",
+                "peer", "name", "eth0", "netns", namespace, check=False,
+            )  # fmt: skip
+            if result.returncode != 0:
+                skip_unless_ci(f"cannot make a veth pair: {result.stderr.strip()}")
+            _ip("-n", hub, "link", "set", port, "master", "br0", "up")
+            _ip("-n", namespace, "addr", "add", f"{addresses[role]}/64", "dev", "eth0", "nodad")
+            _ip("-n", namespace, "link", "set", "eth0", "up")
+            # Up for traffic to the host's own address (which the kernel sends
+            # through loopback), without 127.0.0.1: no IPv4 anywhere.
+            _ip("-n", namespace, "link", "set", "lo", "up")
+            _ip("-n", namespace, "addr", "del", "127.0.0.1/8", "dev", "lo")
+        yield Hosts(namespaces, addresses)
+    finally:
+        # Deleting a namespace deletes its links; a veth goes with either end.
+        for namespace in reversed(made):
+            _ip("netns", "del", namespace, check=False)

@@ -118,6 +118,7 @@ def assert_usage_error(result: subprocess.CompletedProcess[str], *expected: str)
 # -- call -----------------------------------------------------------------------------
 
 
+@pytest.mark.both_families
 def test_call_prints_the_result_as_json(matchmaker_url, spawn_server):
     spawn_server(TOPIC, "node-1")
     url = ("--url", matchmaker_url)
@@ -307,6 +308,7 @@ def test_the_console_script_runs_the_same_command_line():
 # -- cast -----------------------------------------------------------------------------
 
 
+@pytest.mark.both_families
 def test_cast_reaches_one_server_and_fanout_reaches_each(matchmaker_url, spawn_server):
     servers = ["node-1", "node-2"]
     for server in servers:
@@ -339,6 +341,7 @@ def test_notify_with_no_listener_prints_0(matchmaker_url):
     assert result.stdout == "0\n"
 
 
+@pytest.mark.both_families
 def test_listen_prints_what_notify_sends(matchmaker_url, start_cli):
     url = ("--url", matchmaker_url)
     listeners = [
@@ -389,6 +392,7 @@ def test_listen_stops_cleanly_on_sigterm_and_exits_3_short_of_its_count(matchmak
 # -- targets --------------------------------------------------------------------------
 
 
+@pytest.mark.both_families
 def test_targets_lists_servers_and_listeners(
     matchmaker_url, spawn_server, spawn_listener, tmp_path
 ):

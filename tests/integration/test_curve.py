@@ -17,6 +17,7 @@ import uuid
 from typing import Self
 
 import pytest
+import structlog
 import zmq
 
 import zmqactors as za
@@ -25,7 +26,7 @@ from zmqactors.options import parse_url
 from zmqactors.topics import matchmaker_key
 from zmqactors.transport import protocol, security
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_families]
 
 TIMEOUT = 5.0
 
@@ -68,8 +69,8 @@ def wait_until(predicate, what: str, timeout: float = TIMEOUT) -> None:
 
 
 @pytest.fixture
-def memory_url() -> str:
-    return f"zmq+memory://curve-{uuid.uuid4().hex}"
+def memory_url(on_loopback) -> str:
+    return on_loopback(f"zmq+memory://curve-{uuid.uuid4().hex}")
 
 
 @pytest.fixture
@@ -122,7 +123,7 @@ def test_an_allowed_client_calls_casts_and_gets_replies(
 
 
 @pytest.mark.parametrize("curve", [True, False], ids=["curve", "plain"])
-def test_traffic_on_the_wire_is_encrypted(curve, curve_keys, memory_url, transports):
+def test_traffic_on_the_wire_is_encrypted(curve, curve_keys, memory_url, transports, loopback):
     # A TCP relay records what crosses the wire. It is registered as a server
     # of its own (with the real server's key): the real server answers that
     # it does not serve that name, which proves the round trip went through.
@@ -130,8 +131,8 @@ def test_traffic_on_the_wire_is_encrypted(curve, curve_keys, memory_url, transpo
     server = za.RPCServer(transports(server_url), za.Target("wire", server="s"), [Endpoint()])
     client_url = curve_keys.client_url(memory_url) if curve else memory_url
     client = za.RPCClient(transports(client_url), za.Target("wire", server="relay"), timeout=2)
-    with server, TcpRelay(server.address) as relay:
-        MemoryMatchmaker(memory_url.removeprefix("zmq+memory://")).register(
+    with server, TcpRelay(server.address, loopback) as relay:
+        MemoryMatchmaker(parse_url(memory_url).matchmaker.location).register(
             matchmaker_key(server.target), "relay", relay.address, 60, server.server_key
         )
         with pytest.raises(za.NoRespondersError, match="does not serve"):
@@ -143,14 +144,21 @@ def test_traffic_on_the_wire_is_encrypted(curve, curve_keys, memory_url, transpo
 
 
 class TcpRelay:
-    """Relays one TCP connection to ``upstream`` (a tcp:// address) and records both ways."""
+    """Relays one TCP connection to ``upstream`` (a tcp:// address) and records both ways.
 
-    def __init__(self, upstream: str) -> None:
+    It listens on ``loopback`` (127.0.0.1 or ::1).
+    """
+
+    def __init__(self, upstream: str, loopback: str) -> None:
         host, port = upstream.removeprefix("tcp://").rsplit(":", 1)
-        self._upstream = (host, int(port))
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._upstream = (host.strip("[]"), int(port))
+        family = socket.AF_INET6 if ":" in loopback else socket.AF_INET
+        self._listener = socket.create_server((loopback, 0), family=family)
         self._listener.settimeout(TIMEOUT)
-        self.address = f"tcp://127.0.0.1:{self._listener.getsockname()[1]}"
+        port = self._listener.getsockname()[1]
+        self.address = (
+            f"tcp://[{loopback}]:{port}" if ":" in loopback else f"tcp://{loopback}:{port}"
+        )
         self._data = bytearray()
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -236,16 +244,23 @@ def test_fanout_and_notifications_go_through_curve(curve_keys, memory_url, trans
 
 
 def test_a_client_with_an_unknown_key_gets_nothing_and_is_counted(
-    curve_server, curve_keys, transports, memory_url
+    curve_server, curve_keys, transports, memory_url, loopback
 ):
     server, endpoint = curve_server
     url = memory_url
     intruder = transports(curve_keys.client_url(url, "intruder"))
     client = za.RPCClient(intruder, za.Target("calc"), timeout=2.0)
     started = time.monotonic()
-    with pytest.raises((za.SecurityError, za.MessagingTimeout)) as info:
+    with (
+        structlog.testing.capture_logs() as logs,
+        pytest.raises((za.SecurityError, za.MessagingTimeout)) as info,
+    ):
         client.call("add", a=1, b=2)
     assert time.monotonic() - started < 2.0 + 0.5
+    # The refusal names the client's address as ZAP reported it, in its family.
+    refusals = [e for e in logs if e["event"] == "CURVE client key not on the allow-list"]
+    assert refusals
+    assert refusals[0]["peer"] == loopback
     assert "allow-list" in str(info.value) or isinstance(info.value, za.MessagingTimeout)
     client.cast("record", value="intruder")
     wait_until(lambda: rejections(server.transport) >= 2, "two refused handshakes")
@@ -274,6 +289,7 @@ def test_a_raw_plain_zmtp_client_gets_nothing_and_is_counted(curve_server):
     context = zmq.Context()
     sock = context.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.IPV6, 1)
     try:
         sock.connect(server.address)
         frames = protocol.request_frames(
@@ -334,11 +350,13 @@ def test_a_world_readable_secret_key_refuses_the_server(curve_keys, memory_url, 
     _refused_to_start(curve_keys.server_url(memory_url), transports, str(secret), "others")
 
 
-def test_a_missing_allow_list_refuses_the_server(curve_keys, memory_url, transports, tmp_path):
+def test_a_missing_allow_list_refuses_the_server(
+    curve_keys, memory_url, transports, tmp_path, with_query
+):
     missing = tmp_path / "no-such-dir"
-    url = (
-        f"{memory_url}?curve_secret_key_file={curve_keys.secret('server')}"
-        f"&curve_public_keys_dir={missing}"
+    url = with_query(
+        memory_url,
+        f"curve_secret_key_file={curve_keys.secret('server')}&curve_public_keys_dir={missing}",
     )
     _refused_to_start(url, transports, str(missing), "does not exist")
 

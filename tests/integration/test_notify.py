@@ -9,7 +9,7 @@ import pytest
 
 import zmqactors as za
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_families]
 
 TOPIC = "notifications"
 

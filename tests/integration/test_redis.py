@@ -61,9 +61,12 @@ def backend(redis_server):
 
 
 @pytest.fixture
-def matchmaker_url(redis_server) -> str:
-    """Servers started by ``spawn_server`` register in this test's Redis, with a short TTL."""
-    return f"{redis_server.url}?matchmaker_ttl={SERVER_TTL}"
+def matchmaker_url(redis_server, on_loopback) -> str:
+    """Servers started by ``spawn_server`` register in this test's Redis, with a short TTL.
+
+    Redis and the servers listen on `loopback`.
+    """
+    return on_loopback(f"{redis_server.url}?matchmaker_ttl={SERVER_TTL}")
 
 
 # --- the backend ---------------------------------------------------------------------
@@ -262,9 +265,15 @@ def test_without_redis_py_the_factory_names_the_extra() -> None:
 # --- servers in other processes, found through Redis -------------------------------
 
 
-def test_calls_between_processes_through_redis(spawn_server, matchmaker_url, backend) -> None:
+@pytest.mark.both_families
+def test_calls_between_processes_through_redis(
+    spawn_server, matchmaker_url, backend, loopback
+) -> None:
     proc = spawn_server(TOPIC, "node-1")
     spawn_server(TOPIC, "node-2")
+    assert proc.address.startswith(
+        f"tcp://[{loopback}]:" if ":" in loopback else "tcp://127.0.0.1:"
+    )
     assert addresses(tuple(server_routes(backend, "node-1"))) == [("node-1", proc.address)]
     with za.Transport.from_url(matchmaker_url) as transport:
         client = za.RPCClient(transport, za.Target(TOPIC), timeout=CALL_TIMEOUT)
@@ -369,8 +378,8 @@ def test_calls_continue_across_a_redis_restart(
 
 class TestSentinel:
     @pytest.fixture
-    def matchmaker_url(self, redis_sentinel) -> str:
-        return f"{redis_sentinel.url}?matchmaker_ttl={SERVER_TTL}"
+    def matchmaker_url(self, redis_sentinel, on_loopback) -> str:
+        return on_loopback(f"{redis_sentinel.url}?matchmaker_ttl={SERVER_TTL}")
 
     def test_backend_through_sentinel(self, redis_sentinel) -> None:
         spec = parse_url(redis_sentinel.url).matchmaker
@@ -387,6 +396,7 @@ class TestSentinel:
         finally:
             mm.close()
 
+    @pytest.mark.both_families
     def test_call_through_sentinel(self, spawn_server, matchmaker_url, redis_sentinel) -> None:
         spawn_server(TOPIC, "node-1")
         master = redis_sentinel.master.client()

@@ -15,7 +15,7 @@ from oslo_config import cfg
 import zmqactors as za
 from zmqactors import options
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_families]
 
 TOPIC = "calc.v1"
 
@@ -274,8 +274,9 @@ def test_from_conf_reads_the_zmq_group(matchmaker_url):
         assert za.RPCClient(transport, za.Target("t")).timeout == 7.5
 
 
-def test_query_parameters_override_options(matchmaker_url):
-    with za.Transport.from_url(f"{matchmaker_url}?timeout=2&executor_size=4") as transport:
+def test_query_parameters_override_options(matchmaker_url, with_query):
+    url = with_query(matchmaker_url, "timeout=2&executor_size=4")
+    with za.Transport.from_url(url) as transport:
         assert transport.settings.timeout == 2.0
         assert transport.settings.executor_size == 4
 

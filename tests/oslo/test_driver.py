@@ -409,6 +409,9 @@ def test_a_requeued_notification_is_delivered_again(harness):
         "zmq+redis://:s%40cret@redis.example:6380/2",
         "zmq+sentinel://h1:26379,h2:26380/mymaster",
         "zmq://?timeout=2&executor_size=4",
+        "zmq+redis://[::1]:6379/0",
+        "zmq+sentinel://[fd00::1]:26379,[fd00::2]:26380/mymaster",
+        "zmq://?bind_address=::1",
     ],
 )
 def test_oslo_transport_urls_reach_zmqactors_whole(url):
@@ -416,6 +419,26 @@ def test_oslo_transport_urls_reach_zmqactors_whole(url):
     rebuilt = zmq_url(parsed)
     assert oslo_messaging.TransportURL.parse(cfg.ConfigOpts(), rebuilt) == parsed
     assert rebuilt.split("://")[0] == url.split("://")[0]
+
+
+def test_calls_and_notifications_over_ipv6(harness):
+    harness.url += "?bind_address=[::1]"
+    endpoint = Endpoint()
+    server = harness.server(oslo_messaging.Target(topic="t", server="s"), endpoint)
+    store = MemoryMatchmaker(harness.url.removeprefix("zmq+memory://").partition("?")[0])
+    assert [route.address[:12] for _, route in store.entries()] == ["tcp://[::1]:"]
+    assert _driver(server.transport).transport.settings.bind_address == "::1"
+    client = harness.client(oslo_messaging.Target(topic="t"))
+    assert client.call({}, "echo", x=1) == {"x": 1}
+    heard: list[Any] = []
+
+    class Listener:
+        def info(self, ctxt, publisher_id, event_type, payload, metadata):  # noqa: ARG002
+            heard.append(payload)
+
+    harness.listener(["n"], Listener())
+    harness.notifier("n").info({}, "e", {"z": 3})
+    _wait_for(lambda: heard == [{"z": 3}])
 
 
 def test_a_bad_zmq_url_is_oslos_invalid_transport_url():

@@ -18,12 +18,14 @@ threads, so a malformed body can neither slow nor kill the poller.
 from __future__ import annotations
 
 import collections
+import errno
 import time
 from typing import TYPE_CHECKING, assert_never
 
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
+from zmqactors._addresses import advertised_endpoint, tcp_endpoint
 from zmqactors.actors.base import SocketActor
 from zmqactors.actors.frames import send_frames
 from zmqactors.actors.messages import (
@@ -35,6 +37,7 @@ from zmqactors.actors.messages import (
 )
 from zmqactors.actors.waiter import settle
 from zmqactors.errors import ConfigurationError, ProtocolError, SecurityError
+from zmqactors.options import GROUP_NAME
 from zmqactors.transport import protocol, security
 from zmqactors.transport.context import get_context
 from zmqactors.transport.sockets import inproc_socket, network_socket
@@ -211,15 +214,16 @@ class Poller(SocketActor):
                 # Checked again right before binding: without a ZAP handler
                 # libzmq would let every CURVE client in.
                 security.require_authenticator()
-            port = self._bind(router)
+            bound = self._bind(router)
         except SecurityError:
             _close_router(router, monitor)
             raise
         except zmq.ZMQError as exc:
             _close_router(router, monitor)
             msg = (
-                f"cannot bind a server socket on {settings.bind_address!r} "
-                f"(ports {settings.port_min}-{settings.port_max}): {exc}"
+                f"option {GROUP_NAME}.bind_address: cannot bind a server socket on "
+                f"{settings.bind_address!r} (ports {settings.port_min}-{settings.port_max}): "
+                f"{_bind_error(exc)}"
             )
             raise ConfigurationError(msg) from None
         served = _Served(message.server_id, message.target, router)
@@ -233,7 +237,7 @@ class Poller(SocketActor):
         self.watch(router, lambda frames: self._on_request(served, frames))
         # [listener, client, body]: our own listeners, which always send two frames.
         self.watch(backend, lambda frames: self._on_listener(served, frames), frames=3)
-        address = f"tcp://{settings.advertised_host}:{port}"
+        address = advertised_endpoint(bound, settings.host)
         self.log.info(
             "server bound",
             target=str(message.target),
@@ -257,17 +261,21 @@ class Poller(SocketActor):
             "refused a client", target=str(served.target), reason=reason, code=int(event["value"])
         )
 
-    def _bind(self, router: zmq.Socket[bytes]) -> int:
+    def _bind(self, router: zmq.Socket[bytes]) -> str:
+        """Bind ``router`` as the settings say; the endpoint libzmq bound (``LAST_ENDPOINT``)."""
         settings = self._settings
-        host = settings.bind_address
         if settings.port_min == 0:
-            router.bind(f"tcp://{host}:0" if host != "*" else "tcp://*:0")
-            endpoint = router.getsockopt(zmq.LAST_ENDPOINT)
-            assert isinstance(endpoint, bytes)  # noqa: S101 - LAST_ENDPOINT is a bytes option
-            return int(endpoint.rsplit(b":", 1)[1])
-        return router.bind_to_random_port(
-            f"tcp://{host}", settings.port_min, settings.port_max + 1, max_tries=1000
-        )
+            router.bind(tcp_endpoint(settings.bind_address, 0))
+        else:
+            router.bind_to_random_port(
+                tcp_endpoint(settings.bind_address),
+                settings.port_min,
+                settings.port_max + 1,
+                max_tries=1000,
+            )
+        endpoint = router.getsockopt(zmq.LAST_ENDPOINT)
+        assert isinstance(endpoint, bytes)  # noqa: S101 - LAST_ENDPOINT is a bytes option
+        return endpoint.decode()
 
     def _start_draining(self, server_id: str, future: Future[None]) -> None:
         served = self._servers.get(server_id)
@@ -408,6 +416,14 @@ class Poller(SocketActor):
             if served.backend is not None:
                 served.backend.close()
         self._servers.clear()
+
+
+def _bind_error(exc: zmq.ZMQError) -> str:
+    # libzmq says "No such device" for a name it could neither resolve nor
+    # find as an interface: say that in words a user can act on.
+    if exc.errno == errno.ENODEV:
+        return "not an address of this host, a host name that resolves, nor a network interface"
+    return str(exc)
 
 
 def _close_router(router: zmq.Socket[bytes], monitor: zmq.Socket[bytes] | None) -> None:

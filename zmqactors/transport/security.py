@@ -40,11 +40,15 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from zmqactors._addresses import peer_address
 from zmqactors._paths import private_directory
 from zmqactors.errors import ConfigurationError, SecurityError
 from zmqactors.transport.context import before_terminate, get_context, on_fork_child
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+    from typing import Any
+
     from zmqactors.options import Settings
 
 __all__ = [
@@ -349,16 +353,25 @@ def require_authenticator() -> None:
 
 
 class _AllowList:
-    """The credentials provider of one ZAP domain (called in the authenticator's thread)."""
+    """The credentials provider of one ZAP domain (called in the authenticator's thread).
 
-    def __init__(self, domain: str, keys: frozenset[bytes]) -> None:
+    ``peer`` says the address of the client whose key is being checked.
+    """
+
+    def __init__(self, domain: str, keys: frozenset[bytes], peer: Callable[[], str]) -> None:
         self.domain = domain
         self.keys = keys
+        self._peer = peer
 
     def callback(self, domain: str, key: bytes) -> bool:
         allowed = key in self.keys
         if not allowed:
-            _log.warning("CURVE client key not on the allow-list", domain=domain, key=key.decode())
+            _log.warning(
+                "CURVE client key not on the allow-list",
+                domain=domain,
+                key=key.decode(),
+                peer=self._peer(),
+            )
         return allowed
 
 
@@ -371,8 +384,19 @@ class _Authenticator(ThreadAuthenticator):
     stops it explicitly instead.
     """
 
+    # The address of the client of the ZAP request being handled, for the log
+    # of a refusal; only the authenticator's thread reads and writes it.
+    peer = ""
+
     def __del__(self) -> None:
         """Do nothing (see the class docstring)."""
+
+    def handle_zap_message(self, msg: list[bytes]) -> Coroutine[Any, Any, None]:
+        """Remember the client's address, then let pyzmq answer (authenticator thread)."""
+        # [version, request id, domain, address, ...]: ZAP reports an IPv4
+        # client of a socket with ZMQ_IPV6 as IPv4-mapped; shown as IPv4.
+        self.peer = peer_address(msg[3].decode("ascii", "replace")) if len(msg) > 3 else ""  # noqa: PLR2004 - the ZAP frames
+        return super().handle_zap_message(msg)
 
 
 class _ProcessAuthenticator:
@@ -398,7 +422,7 @@ class _ProcessAuthenticator:
                 msg = "the ZAP authenticator of this process has stopped: refusing to serve CURVE"
                 raise SecurityError(msg)
             # A dict store: the authenticator thread sees the old or the new list.
-            auth.configure_curve_callback(domain, _AllowList(domain, keys))
+            auth.configure_curve_callback(domain, _AllowList(domain, keys, lambda: auth.peer))
 
     def _start(self) -> _Authenticator:
         auth = _Authenticator(get_context())

@@ -15,11 +15,15 @@ __all__ = ["inproc_socket", "network_socket"]
 def network_socket(
     context: zmq.Context[zmq.Socket[bytes]], kind: int, settings: Settings
 ) -> zmq.Socket[bytes]:
-    """A socket of ``kind`` for TCP peers: bounded messages and queues, bounded linger.
+    """A socket of ``kind`` for TCP peers of either IP family: bounded messages, queues, linger.
 
     Call from the thread that will own the socket.
     """
     sock = context.socket(kind)
+    # Without it libzmq neither binds nor connects IPv6 addresses. With it, an
+    # IPv4 address still works (as an IPv4-mapped one), "*" binds both
+    # families, and where the kernel has no IPv6 libzmq falls back to IPv4.
+    sock.setsockopt(zmq.IPV6, 1)
     sock.setsockopt(zmq.LINGER, int(settings.linger * 1000))
     sock.setsockopt(zmq.SNDHWM, settings.high_water_mark)
     sock.setsockopt(zmq.RCVHWM, settings.high_water_mark)

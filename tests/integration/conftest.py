@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from typing import TYPE_CHECKING
 
 import pytest
 import redis
+
+from tests.helpers import free_port, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -40,19 +41,6 @@ def redis_server_binary() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now.
-
-    redis-server cannot be told to pick its own port (``--port 0`` turns TCP
-    off), so the kernel picks one here; the small race with other processes
-    is accepted.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class RedisProcess:
@@ -199,11 +187,10 @@ class SentinelSetup:
 
 def wait_for(predicate: Callable[[], bool], what: str, log: str = "") -> None:
     """Poll ``predicate`` until it holds, or fail after `START_TIMEOUT`."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not within {START_TIMEOUT}s\n{log}")
-        time.sleep(0.02)
+    try:
+        wait_until(predicate, what, timeout=START_TIMEOUT, interval=0.02)
+    except AssertionError as exc:
+        pytest.fail(f"{exc}\n{log}")
 
 
 def start_sentinel(directory: Path, master: RedisProcess, *, replicas: int = 0) -> RedisProcess:

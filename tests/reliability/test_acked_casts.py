@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import signal
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ import pytest
 import zmq
 
 import zmqactors as za
+from tests.helpers import wait_until
 from zmqactors.transport import protocol
 
 if TYPE_CHECKING:
@@ -33,14 +33,6 @@ ACK_SERVER = Path(__file__).parent / "ack_server.py"
 def spawn(spawn_server: Callable[..., Any]) -> Callable[..., Any]:
     """Start ``ack_server.py`` processes on this test's matchmaker (``spawn_server``'s)."""
     return functools.partial(spawn_server, script=ACK_SERVER)
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout}s")
-        time.sleep(0.02)
 
 
 def acked_request(topic: str, value: object, msg_id: bytes) -> list[bytes]:
@@ -100,7 +92,9 @@ def test_an_acked_cast_survives_a_server_killed_before_it_ran_and_restarted(matc
         sender = threading.Thread(target=send)
         sender.start()
         # Unacknowledged, it is being sent again.
-        wait_until(lambda: transport.stats.snapshot().get("ack_retries", 0) >= 2, "retries")
+        wait_until(
+            lambda: transport.stats.snapshot().get("ack_retries", 0) >= 2, "retries", timeout=30.0
+        )
         assert outcome == []
         first.signal(signal.SIGKILL)
         first.proc.wait(timeout=10)

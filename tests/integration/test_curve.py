@@ -21,10 +21,11 @@ import zmq
 
 import zmqactors as za
 from tests.helpers import wait_until
+from zmqactors import wire
 from zmqactors.matchmaker import MemoryMatchmaker, create_matchmaker
+from zmqactors.net import security
 from zmqactors.options import parse_url
 from zmqactors.topics import matchmaker_key
-from zmqactors.transport import protocol, security
 
 pytestmark = pytest.mark.integration
 
@@ -275,14 +276,14 @@ def test_a_raw_plain_zmtp_client_gets_nothing_and_is_counted(curve_server):
     sock.setsockopt(zmq.LINGER, 0)
     try:
         sock.connect(server.address)
-        frames = protocol.request_frames(
+        frames = wire.request_frames(
             server.target,
-            protocol.CallKind.CALL,
+            wire.CallKind.CALL,
             "record",
             args={"value": "raw"},
             context={},
             timeout=1.0,
-            msg_id=protocol.new_msg_id(),
+            msg_id=wire.new_msg_id(),
         )
         sock.send_multipart(frames)
         wait_until(

@@ -19,7 +19,7 @@ import zmq
 
 import zmqactors as za
 from tests.helpers import wait_until
-from zmqactors.transport import protocol
+from zmqactors import wire
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,9 +37,9 @@ def spawn(spawn_server: Callable[..., Any]) -> Callable[..., Any]:
 
 def acked_request(topic: str, value: object, msg_id: bytes) -> list[bytes]:
     return list(
-        protocol.request_frames(
+        wire.request_frames(
             za.Target(topic),
-            protocol.CallKind.ACKED_CAST,
+            wire.CallKind.ACKED_CAST,
             "record",
             args={"value": value},
             context={},
@@ -57,17 +57,17 @@ def test_the_same_message_id_twice_runs_once_and_is_acknowledged_twice(matchmake
     dealer.setsockopt(zmq.RCVTIMEO, 10_000)
     dealer.connect(server.address)
     try:
-        msg_id = protocol.new_msg_id()
+        msg_id = wire.new_msg_id()
         acks = []
         for _ in range(2):
             dealer.send_multipart(acked_request("ack-dup", "once", msg_id))
-            acks.append(protocol.decode(dealer.recv_multipart(), 1 << 20))
-        other = protocol.new_msg_id()
+            acks.append(wire.decode(dealer.recv_multipart(), 1 << 20))
+        other = wire.new_msg_id()
         dealer.send_multipart(acked_request("ack-dup", "other", other))
-        acks.append(protocol.decode(dealer.recv_multipart(), 1 << 20))
+        acks.append(wire.decode(dealer.recv_multipart(), 1 << 20))
     finally:
         dealer.close()
-    assert acks == [protocol.Ack(msg_id), protocol.Ack(msg_id), protocol.Ack(other)]
+    assert acks == [wire.Ack(msg_id), wire.Ack(msg_id), wire.Ack(other)]
     with za.Transport.from_url(matchmaker_url) as transport:
         client = za.RPCClient(transport, za.Target("ack-dup"), timeout=10)
         assert client.call("recorded") == ["once", "other"]

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.unit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = REPO_ROOT / "zmqactors"
-CODEC = PACKAGE_DIR / "transport" / "protocol.py"
+CODEC = PACKAGE_DIR / "wire.py"
 CODEC_BANNED = frozenset({"zmq", "pykka"})
 PACKAGE_BANNED = frozenset({"eventlet", "pickle", "cPickle", "_pickle", "marshal", "shelve"})
 BANNED_CALLS = frozenset({"eval", "exec"})
@@ -33,7 +33,7 @@ BANNED_CALLS = frozenset({"eval", "exec"})
 
 
 def module_name(path: Path, root: Path) -> str:
-    """``zmqactors.transport.protocol`` for ``<root>/zmqactors/transport/protocol.py``."""
+    """``zmqactors.net.context`` for ``<root>/zmqactors/net/context.py``."""
     parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
@@ -177,7 +177,7 @@ def package_files() -> list[Path]:
 def test_codec_closure_is_found():
     files = closure(CODEC, REPO_ROOT, "zmqactors")
     assert CODEC in files
-    # protocol.py imports its exceptions: the walk must have followed that edge.
+    # wire.py imports its exceptions: the walk must have followed that edge.
     assert PACKAGE_DIR / "errors.py" in files
 
 
@@ -199,7 +199,7 @@ def test_no_module_calls_eval_or_exec(path):
 
 def test_package_has_modules_to_check():
     names = {p.name for p in package_files()}
-    assert {"protocol.py", "dispatch.py", "base.py", "errors.py"} <= names
+    assert {"wire.py", "dispatch.py", "base.py", "errors.py"} <= names
 
 
 def test_codec_loads_with_zmq_and_pykka_unimportable():
@@ -213,7 +213,7 @@ def test_codec_loads_with_zmq_and_pykka_unimportable():
             module = types.ModuleType(name)
             module.__path__ = [{str(PACKAGE_DIR)!r} + ("/" + sub if sub else "")]
             sys.modules[name] = module
-        protocol = importlib.import_module("zmqactors.transport.protocol")
+        protocol = importlib.import_module("zmqactors.wire")
         frames = protocol.encode(protocol.Reply(protocol.new_msg_id(), 3))
         assert protocol.decode(frames, 1024).result == 3
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("zmq", "pykka")

@@ -21,7 +21,7 @@ import zmq
 from tests.helpers import wait_until
 from zmqactors.actors.base import Doorbell, PollingInbox, SocketActor
 from zmqactors.errors import TransportClosedError
-from zmqactors.transport.context import get_context
+from zmqactors.net.context import get_context
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -9,7 +9,7 @@ import pytest
 
 from zmqactors.actors.matchmaker import MatchmakerActor
 from zmqactors.actors.messages import Lookup
-from zmqactors.actors.stats import Stats
+from zmqactors.core.stats import Stats
 from zmqactors.matchmaker.memory import MemoryMatchmaker
 from zmqactors.transport.routing import RouteCache
 

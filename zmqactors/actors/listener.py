@@ -16,8 +16,8 @@ import zmq
 
 from zmqactors.actors.base import SocketActor
 from zmqactors.actors.frames import send_frames
-from zmqactors.transport.context import get_context
-from zmqactors.transport.sockets import inproc_socket
+from zmqactors.net.context import get_context
+from zmqactors.net.sockets import inproc_socket
 
 __all__ = ["Handler", "Listener"]
 

@@ -30,7 +30,7 @@ from zmqactors.errors import MessagingError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from zmqactors.actors.stats import Stats
+    from zmqactors.core.stats import Stats
     from zmqactors.matchmaker import Matchmaker, Route
     from zmqactors.transport.routing import RouteCache
 

@@ -49,6 +49,7 @@ import oslo_messaging
 import structlog
 from oslo_messaging._drivers import base
 
+from zmqactors import wire
 from zmqactors.actors.messages import Refresh, SendCall, SendCast
 from zmqactors.errors import (
     ConfigurationError,
@@ -63,7 +64,6 @@ from zmqactors.oslo import _envelope
 from zmqactors.oslo._targets import escape, notification_route_key, rpc_target
 from zmqactors.oslo.listener import OsloListener
 from zmqactors.topics import matchmaker_key
-from zmqactors.transport import protocol
 from zmqactors.transport._transport import Transport
 
 if TYPE_CHECKING:
@@ -194,10 +194,10 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
             raise oslo_messaging.InvalidTarget(str(exc), target) from None
 
     def _request(
-        self, target: Target, kind: protocol.CallKind, method: str, text: str, timeout: float | None
+        self, target: Target, kind: wire.CallKind, method: str, text: str, timeout: float | None
     ) -> tuple[bytes, tuple[bytes, bytes]]:
-        msg_id = protocol.new_msg_id()
-        header, body = protocol.request_frames(
+        msg_id = wire.new_msg_id()
+        header, body = wire.request_frames(
             target,
             kind,
             method,
@@ -323,7 +323,7 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
     ) -> tuple[bool, Any]:
         """Send the call to ``route``: (True, reply text), or (False, None) to try elsewhere."""
         msg_id, frames = self._request(
-            zt, protocol.CallKind.CALL, method, text, max(0.0, deadline - time.monotonic())
+            zt, wire.CallKind.CALL, method, text, max(0.0, deadline - time.monotonic())
         )
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         message = SendCall(
@@ -369,7 +369,7 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
             raise oslo_messaging.MessageDeliveryFailure(str(exc)) from None
         except MessagingError as exc:
             raise oslo_messaging.MessagingException(str(exc)) from None
-        _, frames = self._request(zt, protocol.CallKind.CAST, method, text, None)
+        _, frames = self._request(zt, wire.CallKind.CAST, method, text, None)
         try:
             for route in routes:
                 actors.send(SendCast(route.address, frames, zt, method, route.server_key))
@@ -415,9 +415,9 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
         self._unrouted.pop(key, None)
         text = _envelope.encode_incoming(ctxt, message)
         fields = message if isinstance(message, dict) else {}
-        header, body = protocol.encode(
-            protocol.Notification(
-                protocol.new_msg_id(),
+        header, body = wire.encode(
+            wire.Notification(
+                wire.new_msg_id(),
                 zt.exchange_name,
                 zt.topic,
                 str(fields.get("priority") or "").lower(),

@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from oslo_messaging._drivers import base
 
+from zmqactors import wire
 from zmqactors.actors.messages import SendCast
 from zmqactors.errors import MessagingError, MessagingTimeout, ProtocolError
 from zmqactors.oslo import _envelope
-from zmqactors.transport import protocol
 from zmqactors.transport.service import Service
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class RpcIncoming(base.RpcIncomingMessage):  # type: ignore[misc] # oslo ships n
         ctxt: dict[str, Any],
         message: dict[str, Any],
         *,
-        request: protocol.Request,
+        request: wire.Request,
         client: bytes,
         body: bytes,
         monitor: float | None,
@@ -81,7 +81,7 @@ class RpcIncoming(base.RpcIncomingMessage):  # type: ignore[misc] # oslo ships n
         self._wire_id = request.msg_id
         self._client = client
         self._body = body
-        self._is_call = request.kind is protocol.CallKind.CALL
+        self._is_call = request.kind is wire.CallKind.CALL
         self._replied = False
 
     def acknowledge(self) -> None:
@@ -105,20 +105,18 @@ class RpcIncoming(base.RpcIncomingMessage):  # type: ignore[misc] # oslo ships n
         except (TypeError, ValueError) as exc:
             # The caller gets the error now rather than a timeout later.
             text = _failure_text(TypeError(f"cannot send the reply: {exc}"))
-        body = protocol.encode(protocol.Reply(self._wire_id, text))[1]
+        body = wire.encode(wire.Reply(self._wire_id, text))[1]
         if len(body) > self._listener.max_message_size:
             self._listener.stats.incr("replies_too_large")
             error = f"the reply of {len(body)} bytes exceeds max_message_size"
             text = _failure_text(ValueError(error))
-            body = protocol.encode(protocol.Reply(self._wire_id, text))[1]
+            body = wire.encode(wire.Reply(self._wire_id, text))[1]
         self._listener.send_reply(self._client, body)
 
     def heartbeat(self) -> None:
         """Tell the caller the call is still running (oslo's server calls this periodically)."""
         if self._is_call and not self._replied:
-            self._listener.send_reply(
-                self._client, protocol.encode(protocol.Heartbeat(self._wire_id))[1]
-            )
+            self._listener.send_reply(self._client, wire.encode(wire.Heartbeat(self._wire_id))[1])
 
 
 class NotificationIncoming(base.IncomingMessage):  # type: ignore[misc] # no type hints in oslo
@@ -129,7 +127,7 @@ class NotificationIncoming(base.IncomingMessage):  # type: ignore[misc] # no typ
         listener: OsloListener,
         ctxt: dict[str, Any],
         message: dict[str, Any],
-        notification: protocol.Notification,
+        notification: wire.Notification,
         body: bytes,
     ) -> None:
         super().__init__(ctxt, message, notification.msg_id.hex())
@@ -160,12 +158,12 @@ class _Served:
         self.pairs = pairs
         self.server = server
 
-    def rpc(self, request: protocol.Request) -> bool:
+    def rpc(self, request: wire.Request) -> bool:
         return (request.exchange, request.topic) in self.pairs and (
             request.server is None or request.server == self.server
         )
 
-    def notification(self, notification: protocol.Notification) -> bool:
+    def notification(self, notification: wire.Notification) -> bool:
         return (notification.exchange, notification.topic) in self.pairs
 
 
@@ -191,29 +189,29 @@ class _Handler:
         """Hand the request or notification in ``body`` to oslo; maybe answer a refusal."""
         listener = self._listener
         try:
-            message = protocol.decode_body(body, listener.max_message_size)
+            message = wire.decode_body(body, listener.max_message_size)
         except ProtocolError as exc:
             return self._drop(None, "protocol_errors", f"malformed message: {exc}")
-        if isinstance(message, protocol.Request) and self._rpc:
+        if isinstance(message, wire.Request) and self._rpc:
             return self._request(message, body, client)
-        if isinstance(message, protocol.Notification) and not self._rpc:
+        if isinstance(message, wire.Notification) and not self._rpc:
             self._notification(message, body)
             return None
         return self._drop(None, "misrouted", f"unexpected {type(message).__name__}")
 
-    def _request(self, request: protocol.Request, body: bytes, client: bytes) -> bytes | None:
+    def _request(self, request: wire.Request, body: bytes, client: bytes) -> bytes | None:
         listener = self._listener
         if not self._served.rpc(request):
             return self._drop(
                 request,
                 "misrouted",
                 f"not served here: {request.exchange}/{request.topic} server={request.server}",
-                protocol.ErrorKind.NOT_SERVED,
+                wire.ErrorKind.NOT_SERVED,
             )
         try:
             ctxt, message, monitor = _envelope.decode_incoming(request.args.get(_envelope.ARGS_KEY))
         except ProtocolError as exc:
-            return self._drop(request, "protocol_errors", str(exc), protocol.ErrorKind.BAD_REQUEST)
+            return self._drop(request, "protocol_errors", str(exc), wire.ErrorKind.BAD_REQUEST)
         client = listener.original_client(request.msg_id, client)
         incoming = RpcIncoming(
             listener, ctxt, message, request=request, client=client, body=body, monitor=monitor
@@ -221,10 +219,10 @@ class _Handler:
         if listener.deliver([incoming]):
             return None
         return self._drop(
-            request, "rejected_stopping", "the listener is stopping", protocol.ErrorKind.STOPPING
+            request, "rejected_stopping", "the listener is stopping", wire.ErrorKind.STOPPING
         )
 
-    def _notification(self, notification: protocol.Notification, body: bytes) -> None:
+    def _notification(self, notification: wire.Notification, body: bytes) -> None:
         listener = self._listener
         if not self._served.notification(notification):
             self._drop(None, "misrouted", f"not served here: {notification.topic}")
@@ -249,17 +247,17 @@ class _Handler:
 
     def _drop(
         self,
-        request: protocol.Request | None,
+        request: wire.Request | None,
         counter: str,
         reason: str,
-        kind: protocol.ErrorKind | None = None,
+        kind: wire.ErrorKind | None = None,
     ) -> bytes | None:
         self._listener.stats.incr(counter)
         self._log.info("message refused", reason=reason, counter=counter)
-        if request is None or kind is None or request.kind is not protocol.CallKind.CALL:
+        if request is None or kind is None or request.kind is not wire.CallKind.CALL:
             return None
-        return protocol.encode(
-            protocol.ErrorReply(request.msg_id, kind, "zmqactors.errors.NoRespondersError", reason)
+        return wire.encode(
+            wire.ErrorReply(request.msg_id, kind, "zmqactors.errors.NoRespondersError", reason)
         )[1]
 
     def take_batch(self) -> list[NotificationIncoming]:
@@ -414,7 +412,7 @@ class OsloListener(base.Listener):  # type: ignore[misc] # oslo ships no type hi
             actors.send(
                 SendCast(
                     address,
-                    (protocol.HEADER, body),
+                    (wire.HEADER, body),
                     self._service.label,
                     "requeue",
                     self._service.server_key,

@@ -18,10 +18,10 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from zmqactors import wire
 from zmqactors.actors.messages import SendCast
+from zmqactors.core.notify_dispatch import PRIORITIES, NotificationDispatcher
 from zmqactors.topics import Target, notification_key, validate_name
-from zmqactors.transport import protocol
-from zmqactors.transport.notify_dispatch import PRIORITIES, NotificationDispatcher
 from zmqactors.transport.service import Service, check_endpoints
 
 if TYPE_CHECKING:
@@ -137,9 +137,9 @@ class Notifier:
             if not routes:
                 self.transport.stats.incr("notifications_unrouted")
                 continue
-            header, body = protocol.encode(
-                protocol.Notification(
-                    protocol.new_msg_id(),
+            header, body = wire.encode(
+                wire.Notification(
+                    wire.new_msg_id(),
                     target.exchange_name,
                     target.topic,
                     priority,

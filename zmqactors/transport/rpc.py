@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
+from zmqactors import wire
 from zmqactors.actors.messages import Refresh, SendCall, SendCast
-from zmqactors.actors.waiter import Waiter
+from zmqactors.core.dispatch import Dispatcher
+from zmqactors.core.waiter import Waiter
 from zmqactors.errors import MessagingTimeout, NoRespondersError
 from zmqactors.topics import Target, matchmaker_key
-from zmqactors.transport import protocol
-from zmqactors.transport.dispatch import Dispatcher
 from zmqactors.transport.service import Service, check_endpoints
 
 if TYPE_CHECKING:
@@ -150,10 +150,10 @@ class RPCClient:
         )
 
     def _request(
-        self, kind: protocol.CallKind, method: str, args: dict[str, Any], msg_id: bytes
+        self, kind: wire.CallKind, method: str, args: dict[str, Any], msg_id: bytes
     ) -> tuple[bytes, bytes]:
-        timeout = self.timeout if kind is not protocol.CallKind.CAST else None
-        return protocol.request_frames(
+        timeout = self.timeout if kind is not wire.CallKind.CAST else None
+        return wire.request_frames(
             self.target,
             kind,
             method,
@@ -174,8 +174,8 @@ class RPCClient:
             raise ValueError(msg)
         actors = self.transport._actors()  # noqa: SLF001 - the transport's own clients
         route = actors.router.pick(self.target)
-        msg_id = protocol.new_msg_id()
-        frames = self._request(protocol.CallKind.CALL, method, kwargs, msg_id)
+        msg_id = wire.new_msg_id()
+        frames = self._request(wire.CallKind.CALL, method, kwargs, msg_id)
         deadline = time.monotonic() + self.timeout
         if not actors.window.acquire(route.address, deadline):
             limit = actors.window.limit
@@ -264,7 +264,7 @@ class RPCClient:
             if self.target.fanout
             else (actors.router.pick(self.target),)
         )
-        frames = self._request(protocol.CallKind.CAST, method, kwargs, protocol.new_msg_id())
+        frames = self._request(wire.CallKind.CAST, method, kwargs, wire.new_msg_id())
         window = actors.window
         deadline = time.monotonic() + self.timeout
         for route in routes:
@@ -285,8 +285,8 @@ class RPCClient:
     def _cast_acked(self, method: str, kwargs: dict[str, Any]) -> None:
         """Send the cast until a server acknowledges it or the timeout passes (caller thread)."""
         actors = self.transport._actors()  # noqa: SLF001 - the transport's own clients
-        msg_id = protocol.new_msg_id()
-        frames = self._request(protocol.CallKind.ACKED_CAST, method, kwargs, msg_id)
+        msg_id = wire.new_msg_id()
+        frames = self._request(wire.CallKind.ACKED_CAST, method, kwargs, msg_id)
         deadline = time.monotonic() + self.timeout
         wait = _ACK_RETRY_FIRST
         tries = 0

@@ -35,8 +35,8 @@ from zmqactors.actors.messages import (
     Unregister,
 )
 from zmqactors.errors import MessagingError, MessagingTimeout, TransportClosedError
-from zmqactors.transport import security
-from zmqactors.transport.context import on_fork_child
+from zmqactors.net import security
+from zmqactors.net.context import on_fork_child
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -145,7 +145,7 @@ class Service:
 
         Raises `ConfigurationError` if the socket cannot be bound, `SecurityError`
         if CURVE is configured but cannot be enforced (see
-        `zmqactors.transport.security.prepare_server`; nothing is bound then),
+        `zmqactors.net.security.prepare_server`; nothing is bound then),
         `MessagingError` if the matchmaker refuses the registration,
         `TransportClosedError`. Starting a running service does nothing.
         """

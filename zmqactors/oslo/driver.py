@@ -33,13 +33,32 @@ What oslo's interface asks and how it is met:
   actor, which cannot fail but for a closed transport.
 - Exchanges isolate: the exchange (the target's, else oslo's
   ``control_exchange``) is part of every matchmaker key, fanout included.
+
+Logging: the driver, like the rest of zmqactors, never configures logging.
+An OpenStack service that wants zmqactors' structlog events in its oslo.log
+files routes structlog through the standard ``logging`` module once, at
+start-up, after ``oslo_log.log.setup()``::
+
+    import structlog
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            structlog.processors.format_exc_info,
+            structlog.processors.KeyValueRenderer(key_order=["event"]),
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+    )
+
+The events then go to the loggers named ``zmqactors.*`` with oslo.log's
+handlers, levels and files.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import socket
-import threading
 import time
 import urllib.parse
 import uuid
@@ -111,32 +130,6 @@ def zmq_url(url: Any) -> str:
     return f"{url.transport or 'zmq'}://{','.join(netlocs)}{path}{'?' + query if query else ''}"
 
 
-_bridge_lock = threading.Lock()
-
-
-def _bridge_logging() -> None:
-    """Send zmqactors' structlog events to stdlib logging, unless structlog is configured.
-
-    OpenStack services configure logging through oslo.log (stdlib
-    ``logging``); without this, structlog's default would print to stdout
-    past their handlers, levels and log files.
-    """
-    with _bridge_lock:
-        if structlog.is_configured():
-            return
-        structlog.configure(
-            processors=[
-                structlog.stdlib.filter_by_level,
-                structlog.processors.format_exc_info,
-                structlog.processors.KeyValueRenderer(key_order=["event"], drop_missing=True),
-            ],
-            logger_factory=structlog.stdlib.LoggerFactory(),
-            wrapper_class=structlog.stdlib.BoundLogger,
-            # Not cached: a logger cached on first use would keep this
-            # configuration after the application reconfigures structlog.
-        )
-
-
 def _timeout_error(message: str) -> Exception:
     error: Exception = oslo_messaging.MessagingTimeout(message)
     return error
@@ -157,7 +150,6 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
         allowed_remote_exmods: list[str] | None = None,
     ) -> None:
         super().__init__(conf, url, default_exchange, allowed_remote_exmods)
-        _bridge_logging()
         try:
             self._transport = Transport.from_url(zmq_url(url), conf)
         except ConfigurationError as exc:

@@ -18,13 +18,14 @@ from zmqactors.actors.base import PollingInbox, SocketActor
 from zmqactors.actors.matchmaker import MatchmakerActor
 from zmqactors.actors.poller import Poller
 from zmqactors.actors.reply_waiter import ReplyWaiter
+from zmqactors.core.routes import RouteCache
 from zmqactors.core.stats import Stats
 from zmqactors.core.window import SendWindow
 from zmqactors.errors import TransportClosedError
 from zmqactors.matchmaker import Matchmaker, create_matchmaker
 from zmqactors.net.context import on_fork_child, terminate
 from zmqactors.options import DEFAULT_URL, Settings, parse_url
-from zmqactors.transport.routing import RouteCache, Router
+from zmqactors.transport.routing import Router
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -16,7 +16,6 @@ import pytest
 
 import zmqactors as za
 from zmqactors import wire
-from zmqactors.actors.messages import SendCall
 from zmqactors.topics import Target, matchmaker_key
 from zmqactors.transport.service import Service
 
@@ -56,25 +55,24 @@ class LaterServer(Service):
 
 
 def _call(transport: za.Transport, target: Target, timeout: float, monitor: float | None):
-    actors = transport._actors()
-    route = actors.router.pick(target)
+    runtime = transport.runtime()
+    route = runtime.route(target)
     msg_id = wire.new_msg_id()
     request = wire.Request(
         msg_id, wire.CallKind.CALL, "default", target.topic, None, None, None, "m", {}, {}
     )
     header, body = wire.encode(request)
     future: concurrent.futures.Future[object] = concurrent.futures.Future()
-    actors.reply_waiter.tell(
-        SendCall(
-            route.address,
-            (header, body),
-            msg_id,
-            time.monotonic() + timeout,
-            target,
-            "m",
-            future,
-            monitor,
-        )
+    runtime.call(
+        route,
+        (header, body),
+        msg_id,
+        target,
+        "m",
+        future,
+        deadline=time.monotonic() + timeout,
+        timeout=timeout,
+        monitor=monitor,
     )
     return future
 

@@ -35,7 +35,6 @@ import structlog
 from oslo_messaging._drivers import base
 
 from zmqactors import wire
-from zmqactors.actors.messages import SendCast
 from zmqactors.errors import MessagingError, MessagingTimeout, ProtocolError
 from zmqactors.oslo import _envelope
 from zmqactors.transport.service import Service
@@ -408,15 +407,12 @@ class OsloListener(base.Listener):  # type: ignore[misc] # oslo ships no type hi
                 while len(self._requeued) > _MAX_REQUEUED_CALLS:
                     self._requeued.popitem(last=False)
         try:
-            actors = self.transport._actors()  # noqa: SLF001 - the driver's own transport
-            actors.send(
-                SendCast(
-                    address,
-                    (wire.HEADER, body),
-                    self._service.label,
-                    "requeue",
-                    self._service.server_key,
-                )
+            self.transport.runtime().post(
+                address,
+                (wire.HEADER, body),
+                self._service.label,
+                "requeue",
+                self._service.server_key,
             )
         except MessagingError as exc:
             self.stats.incr("requeue_dropped")

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from zmqactors import wire
+from zmqactors.core.batch import Batcher
 from zmqactors.core.dispatch import request_context_set
 from zmqactors.errors import ProtocolError
 
@@ -100,12 +101,10 @@ class NotificationDispatcher:
         self._targets = {(t.exchange_name, t.topic) for t in targets}
         self._endpoints = tuple(endpoints)
         self._batch_size = batch_size
-        self._batch_timeout = batch_timeout
         self._max_size = max_message_size
         self._stats = stats
         self._lock = threading.Lock()
-        self._batch: list[wire.Notification] = []
-        self._batch_due: float | None = None
+        self._batch: Batcher[wire.Notification] = Batcher(batch_size, batch_timeout)
         self._retries: list[_Pending] = []
         self._log = _log.bind(
             actor="listener", targets=sorted(f"{e}/{t}" for e, t in self._targets)
@@ -135,13 +134,7 @@ class NotificationDispatcher:
         if self._batch_size <= 1:
             self._deliver([message], 1)
             return None
-        full: list[wire.Notification] | None = None
-        with self._lock:
-            self._batch.append(message)
-            if len(self._batch) >= self._batch_size:
-                full, self._batch, self._batch_due = self._batch, [], None
-            elif self._batch_due is None and self._batch_timeout is not None:
-                self._batch_due = time.monotonic() + self._batch_timeout
+        full = self._batch.add(message, time.monotonic())
         if full is not None:
             self._deliver(full, 1)
         return None
@@ -150,16 +143,14 @@ class NotificationDispatcher:
         """The next batch flush or redelivery."""
         with self._lock:
             times = [p.due for p in self._retries]
-            if self._batch_due is not None:
-                times.append(self._batch_due)
+        if self._batch.due is not None:
+            times.append(self._batch.due)
         return min(times) if times else None
 
     def on_deadline(self, now: float) -> None:
         """Flush a timed-out batch and redeliver what is due."""
+        flush = self._batch.take_due(now)
         with self._lock:
-            flush: list[wire.Notification] = []
-            if self._batch_due is not None and now >= self._batch_due:
-                flush, self._batch, self._batch_due = self._batch, [], None
             due = [p for p in self._retries if p.due <= now]
             self._retries = [p for p in self._retries if p.due > now]
         if flush:

@@ -35,6 +35,7 @@ import structlog
 from oslo_messaging._drivers import base
 
 from zmqactors import wire
+from zmqactors.core.batch import Batcher
 from zmqactors.errors import MessagingError, MessagingTimeout, ProtocolError
 from zmqactors.oslo import _envelope
 from zmqactors.transport.service import Service
@@ -178,10 +179,9 @@ class _Handler:
         self._served = served
         self._rpc = rpc
         self._batch_size = max(1, listener.batch_size or 1)
-        self._batch_timeout = listener.batch_timeout or None
-        self._batch: list[NotificationIncoming] = []
-        self._batch_due: float | None = None
-        self._lock = threading.Lock()
+        self._batch: Batcher[NotificationIncoming] = Batcher(
+            self._batch_size, listener.batch_timeout or None
+        )
         self._log = _log.bind(actor="listener")
 
     def handle(self, body: bytes, client: bytes = b"") -> bytes | None:
@@ -236,13 +236,9 @@ class _Handler:
             if not listener.deliver([incoming]):
                 listener.stats.incr("rejected_stopping")
             return
-        with self._lock:
-            self._batch.append(incoming)
-            if self._batch_due is None and self._batch_timeout is not None:
-                self._batch_due = time.monotonic() + self._batch_timeout
-            full = len(self._batch) >= self._batch_size
+        full = self._batch.add(incoming, time.monotonic())
         if full:
-            self._flush()
+            self._deliver_batch(full)
 
     def _drop(
         self,
@@ -261,25 +257,19 @@ class _Handler:
 
     def take_batch(self) -> list[NotificationIncoming]:
         """Remove and return the notifications waiting for a batch. Any thread."""
-        with self._lock:
-            batch, self._batch, self._batch_due = self._batch, [], None
-        return batch
+        return self._batch.take()
 
-    def _flush(self) -> None:
-        batch = self.take_batch()
+    def _deliver_batch(self, batch: list[NotificationIncoming]) -> None:
         if batch and not self._listener.deliver(batch):
             self._listener.stats.incr("rejected_stopping", len(batch))
 
     def next_deadline(self) -> float | None:
         """When a partial batch is due (its ``batch_timeout`` after its first notification)."""
-        return self._batch_due
+        return self._batch.due
 
     def on_deadline(self, now: float) -> None:
         """Deliver the partial batch once it is due."""
-        with self._lock:
-            due = self._batch_due is not None and now >= self._batch_due
-        if due:
-            self._flush()
+        self._deliver_batch(self._batch.take_due(now))
 
 
 class _Service(Service):

@@ -80,10 +80,11 @@ lock-upgrade: $(VENV)/bin/uv ## move every pin in requirements/dev.txt to the ne
 demo: venv ## run an RPC server and a client against it (examples/run_demo.py)
 	"$(VPY)" examples/run_demo.py
 
-lint: venv ## ruff check, ruff format --check, mypy --strict
+lint: venv ## ruff check, ruff format --check, mypy --strict, import contracts
 	"$(VENV)/bin/ruff" check .
 	"$(VENV)/bin/ruff" format --check .
 	"$(VENV)/bin/mypy" --strict zmqactors
+	"$(VENV)/bin/lint-imports"
 
 # The Redis matchmaker tests start their own redis-server processes on free
 # ports (tests/integration/conftest.py); they need only the binary. Without it

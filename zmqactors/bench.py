@@ -23,7 +23,7 @@ peak RSS of client, server, sinks    peak RSS of the raw client, server, sinks
 ===================================  ==========================================
 
 CURVE on/off: the server process also serves the same endpoint on a second
-transport with CurveZMQ (key pairs written by `zmqactors.transport.security`
+transport with CurveZMQ (key pairs written by `zmqactors.net.security`
 in the run's temporary directory, an allow-list, the ZAP authenticator), the
 raw server a second ROUTER with CURVE and a ``zmq.auth`` ZAP handler, and
 each client measures both sockets in the same run. The report adds the cost
@@ -120,7 +120,7 @@ from zmq.auth.thread import ThreadAuthenticator
 
 import zmqactors as za
 from zmqactors._addresses import check_host, tcp_endpoint
-from zmqactors.transport import security
+from zmqactors.net import security
 
 if TYPE_CHECKING:
     import concurrent.futures

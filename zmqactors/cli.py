@@ -45,6 +45,7 @@ import structlog
 from oslo_config import cfg
 
 import zmqactors
+from zmqactors.core.notify_dispatch import PRIORITIES
 from zmqactors.errors import (
     ConfigurationError,
     MessagingError,
@@ -53,10 +54,10 @@ from zmqactors.errors import (
     RemoteError,
 )
 from zmqactors.matchmaker import create_matchmaker
+from zmqactors.net import security
 from zmqactors.options import DEFAULT_URL, Settings, parse_url
 from zmqactors.topics import Target
-from zmqactors.transport import NotificationListener, Notifier, RPCClient, Transport, security
-from zmqactors.transport.notify_dispatch import PRIORITIES
+from zmqactors.transport import NotificationListener, Notifier, RPCClient, Transport
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence

@@ -174,7 +174,7 @@ class Settings:
     address (unbalanced brackets, a malformed IPv6 literal, a port), when a
     CURVE path is empty or holds a NUL character, or when the port range is
     not both 0 or ``1 <= port_min <= port_max``. Whether the CURVE files
-    exist and are sound is checked when they are used (`zmqactors.transport.security`).
+    exist and are sound is checked when they are used (`zmqactors.net.security`).
     """
 
     bind_address: str = "127.0.0.1"

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import zmqactors as za
+from tests.helpers import wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -70,16 +71,6 @@ def other_threads() -> list[str]:
     """The names of the live threads other than the calling one."""
     me = threading.current_thread()
     return sorted(t.name for t in threading.enumerate() if t is not me)
-
-
-def wait_until(predicate: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:
-    """Poll ``predicate`` until it is true; raise ``AssertionError`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            msg = f"timed out after {timeout}s waiting for {what}"
-            raise AssertionError(msg)
-        time.sleep(0.01)
 
 
 class Channel:

@@ -218,7 +218,7 @@ def signal_close(url: str) -> None:
 
 def _signal_inside(where: str) -> None:
     """Make SIGUSR1 arrive while the main thread is inside ``where`` (holding its locks)."""
-    from zmqactors.transport import _transport  # noqa: PLC0415 - white-box, this script only
+    from zmqactors.transport import runtime  # noqa: PLC0415 - white-box, this script only
     from zmqactors.transport.service import Service  # noqa: PLC0415
 
     def after(owner: Any, name: str) -> None:
@@ -234,9 +234,9 @@ def _signal_inside(where: str) -> None:
         setattr(owner, name, staticmethod(wrapper) if inspect.ismethod(original) else wrapper)
 
     if where == "actors":
-        after(_transport.Transport, "_start_actors")
+        after(runtime.Runtime, "start")
     elif where == "poller":
-        after(_transport.Poller, "start")
+        after(runtime.Poller, "start")
     elif where == "server-start":
         after(za.RPCServer, "_handler")
     elif where == "server-stop":

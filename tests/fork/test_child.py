@@ -13,7 +13,7 @@ import pytest
 import zmq
 
 import zmqactors as za
-from zmqactors.transport.context import get_context
+from zmqactors.net.context import get_context
 
 pytestmark = pytest.mark.fork
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 import zmqactors as za
-from zmqactors.transport import security
+from zmqactors.net import security
 
 pytestmark = pytest.mark.fork
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 import zmqactors as za
-from zmqactors.transport.context import get_context
+from zmqactors.net.context import get_context
 
 pytestmark = pytest.mark.fork
 

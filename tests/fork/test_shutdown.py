@@ -217,5 +217,5 @@ def test_each_server_of_a_process_gets_its_own_inproc_name(matchmaker_url, monke
     names = []
     for _ in range(3):
         with za.Transport.from_url(matchmaker_url) as transport:
-            names.append(transport._next_id())
+            names.append(transport.next_id())
     assert len(set(names)) == 3

@@ -18,23 +18,23 @@ import typing
 import atheris
 
 with atheris.instrument_imports():
+    from zmqactors import wire
     from zmqactors.errors import ProtocolError
-    from zmqactors.transport import protocol
 
 MAX = 64 * 1024
 # Every message type the decoder may return (Ack included), from the union itself.
-MESSAGE_TYPES = typing.get_args(protocol.Message)
+MESSAGE_TYPES = typing.get_args(wire.Message)
 
 
 def test_one_input(data: bytes) -> None:
     """Decode ``data`` as a body, then split into frames; anything but ProtocolError is a bug."""
     provider = atheris.FuzzedDataProvider(data)
-    frames = [protocol.HEADER, provider.ConsumeBytes(provider.ConsumeIntInRange(0, MAX))]
+    frames = [wire.HEADER, provider.ConsumeBytes(provider.ConsumeIntInRange(0, MAX))]
     while provider.remaining_bytes() and len(frames) < 5:
         frames.append(provider.ConsumeBytes(provider.ConsumeIntInRange(0, 64)))
     for candidate in (frames[:2], frames):
         try:
-            message = protocol.decode(candidate, MAX)
+            message = wire.decode(candidate, MAX)
         except ProtocolError:
             continue
         if not isinstance(message, MESSAGE_TYPES):

@@ -15,13 +15,14 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 import redis
+
+from tests.helpers import free_port, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -48,20 +49,6 @@ def redis_server_binary() -> str:
             "(apt-get install redis-server) to run the Redis matchmaker tests"
         )
     return path
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on ``host`` that nothing listens on right now.
-
-    redis-server cannot be told to pick its own port (``--port 0`` turns TCP
-    off), so the kernel picks one here; the small race with other processes
-    is accepted.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class RedisProcess:
@@ -237,11 +224,10 @@ class SentinelSetup:
 
 def wait_for(predicate: Callable[[], bool], what: str, log: str = "") -> None:
     """Poll ``predicate`` until it holds, or fail after `START_TIMEOUT`."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not within {START_TIMEOUT}s\n{log}")
-        time.sleep(0.02)
+    try:
+        wait_until(predicate, what, timeout=START_TIMEOUT, interval=0.02)
+    except AssertionError as exc:
+        pytest.fail(f"{exc}\n{log}")
 
 
 def start_sentinel(directory: Path, master: RedisProcess, *, replicas: int = 0) -> RedisProcess:

@@ -15,9 +15,8 @@ import time
 import pytest
 
 import zmqactors as za
-from zmqactors.actors.messages import SendCall
+from zmqactors import wire
 from zmqactors.topics import Target, matchmaker_key
-from zmqactors.transport import protocol
 from zmqactors.transport.service import Service
 
 pytestmark = pytest.mark.integration
@@ -26,12 +25,12 @@ pytestmark = pytest.mark.integration
 class _Later:
     """A handler that hands requests to the test, which answers them later."""
 
-    def __init__(self, inbox: queue.Queue[tuple[bytes, protocol.Request]]) -> None:
+    def __init__(self, inbox: queue.Queue[tuple[bytes, wire.Request]]) -> None:
         self._inbox = inbox
 
     def handle(self, body: bytes, client: bytes = b"") -> bytes | None:
-        request = protocol.decode_body(body, 1 << 20)
-        assert isinstance(request, protocol.Request)
+        request = wire.decode_body(body, 1 << 20)
+        assert isinstance(request, wire.Request)
         self._inbox.put((client, request))
         return None
 
@@ -45,7 +44,7 @@ class _Later:
 class LaterServer(Service):
     def __init__(self, transport: za.Transport, target: Target) -> None:
         self.target = target
-        self.inbox: queue.Queue[tuple[bytes, protocol.Request]] = queue.Queue()
+        self.inbox: queue.Queue[tuple[bytes, wire.Request]] = queue.Queue()
         super().__init__(transport, target, 2)
 
     def _handler(self) -> _Later:
@@ -56,25 +55,24 @@ class LaterServer(Service):
 
 
 def _call(transport: za.Transport, target: Target, timeout: float, monitor: float | None):
-    actors = transport._actors()
-    route = actors.router.pick(target)
-    msg_id = protocol.new_msg_id()
-    request = protocol.Request(
-        msg_id, protocol.CallKind.CALL, "default", target.topic, None, None, None, "m", {}, {}
+    runtime = transport.runtime()
+    route = runtime.route(target)
+    msg_id = wire.new_msg_id()
+    request = wire.Request(
+        msg_id, wire.CallKind.CALL, "default", target.topic, None, None, None, "m", {}, {}
     )
-    header, body = protocol.encode(request)
+    header, body = wire.encode(request)
     future: concurrent.futures.Future[object] = concurrent.futures.Future()
-    actors.reply_waiter.tell(
-        SendCall(
-            route.address,
-            (header, body),
-            msg_id,
-            time.monotonic() + timeout,
-            target,
-            "m",
-            future,
-            monitor,
-        )
+    runtime.call(
+        route,
+        (header, body),
+        msg_id,
+        target,
+        "m",
+        future,
+        deadline=time.monotonic() + timeout,
+        timeout=timeout,
+        monitor=monitor,
     )
     return future
 
@@ -91,7 +89,7 @@ def test_reply_sent_later_from_another_thread_reaches_the_caller(setup):
     transport, server = setup
     future = _call(transport, Target("later"), timeout=10, monitor=None)
     client, request = server.inbox.get(timeout=10)
-    reply = protocol.encode(protocol.Reply(request.msg_id, "done later"))[1]
+    reply = wire.encode(wire.Reply(request.msg_id, "done later"))[1]
     threading.Thread(target=server.send_reply, args=(client, reply)).start()
     assert future.result(timeout=10) == "done later"
 
@@ -102,10 +100,10 @@ def test_heartbeats_keep_a_call_alive_past_its_monitor_timeout(setup):
     future = _call(transport, Target("later"), timeout=10, monitor=0.3)
     client, request = server.inbox.get(timeout=10)
     while time.monotonic() - started < 1.0:  # over three monitor periods
-        server.send_reply(client, protocol.encode(protocol.Heartbeat(request.msg_id))[1])
+        server.send_reply(client, wire.encode(wire.Heartbeat(request.msg_id))[1])
         time.sleep(0.05)
     assert not future.done()
-    server.send_reply(client, protocol.encode(protocol.Reply(request.msg_id, 42))[1])
+    server.send_reply(client, wire.encode(wire.Reply(request.msg_id, 42))[1])
     assert future.result(timeout=10) == 42
 
 

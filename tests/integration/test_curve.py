@@ -21,10 +21,12 @@ import structlog
 import zmq
 
 import zmqactors as za
+from tests.helpers import wait_until
+from zmqactors import wire
 from zmqactors.matchmaker import MemoryMatchmaker, create_matchmaker
+from zmqactors.net import security
 from zmqactors.options import parse_url
 from zmqactors.topics import matchmaker_key
-from zmqactors.transport import protocol, security
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_families]
 
@@ -58,14 +60,6 @@ class Heard:
 
     def info(self, publisher_id, event_type, payload, metadata):  # noqa: ARG002 - the signature
         self.events.append(payload)
-
-
-def wait_until(predicate, what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout}s")
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -117,7 +111,7 @@ def test_an_allowed_client_calls_casts_and_gets_replies(
     futures = [client.call_async("add", a=i, b=i) for i in range(50)]
     assert [f.result(timeout=TIMEOUT) for f in futures] == [2 * i for i in range(50)]
     client.cast("record", value="hello")
-    wait_until(lambda: endpoint.recorded() == ["hello"], "the cast")
+    wait_until(lambda: endpoint.recorded() == ["hello"], "the cast", timeout=TIMEOUT)
     assert rejections(server.transport) == 0
     assert client_transport.stats.snapshot().get("auth_failures", 0) == 0
 
@@ -231,8 +225,10 @@ def test_fanout_and_notifications_go_through_curve(curve_keys, memory_url, trans
         )
         notifier = za.Notifier(client_transport, publisher_id="p", topics=("events",))
         assert notifier.info("thing.happened", {"n": 7}) == 1
-        wait_until(lambda: all(e.recorded() == [1] for e in endpoints), "the fanout")
-        wait_until(lambda: heard.events == [{"n": 7}], "the notification")
+        wait_until(
+            lambda: all(e.recorded() == [1] for e in endpoints), "the fanout", timeout=TIMEOUT
+        )
+        wait_until(lambda: heard.events == [{"n": 7}], "the notification", timeout=TIMEOUT)
         assert rejections(servers_transport) == 0
     finally:
         for service in [*servers, listener]:
@@ -263,7 +259,7 @@ def test_a_client_with_an_unknown_key_gets_nothing_and_is_counted(
     assert refusals[0]["peer"] == loopback
     assert "allow-list" in str(info.value) or isinstance(info.value, za.MessagingTimeout)
     client.cast("record", value="intruder")
-    wait_until(lambda: rejections(server.transport) >= 2, "two refused handshakes")
+    wait_until(lambda: rejections(server.transport) >= 2, "two refused handshakes", timeout=TIMEOUT)
     assert intruder.stats.snapshot().get("auth_failures", 0) >= 1
     # The allowed client is still served, and the intruder's cast never ran.
     allowed = za.RPCClient(transports(curve_keys.client_url(url)), za.Target("calc"))
@@ -280,7 +276,11 @@ def test_a_zmqactors_client_without_curve_is_refused_before_sending(
     with pytest.raises(za.SecurityError, match="requires CURVE"):
         client.call("add", a=1, b=2)
     client.cast("record", value="plain")
-    wait_until(lambda: plain.stats.snapshot().get("security_refusals", 0) == 1, "the refused cast")
+    wait_until(
+        lambda: plain.stats.snapshot().get("security_refusals", 0) == 1,
+        "the refused cast",
+        timeout=TIMEOUT,
+    )
     assert endpoint.recorded() == []
 
 
@@ -292,17 +292,19 @@ def test_a_raw_plain_zmtp_client_gets_nothing_and_is_counted(curve_server):
     sock.setsockopt(zmq.IPV6, 1)
     try:
         sock.connect(server.address)
-        frames = protocol.request_frames(
+        frames = wire.request_frames(
             server.target,
-            protocol.CallKind.CALL,
+            wire.CallKind.CALL,
             "record",
             args={"value": "raw"},
             context={},
             timeout=1.0,
-            msg_id=protocol.new_msg_id(),
+            msg_id=wire.new_msg_id(),
         )
         sock.send_multipart(frames)
-        wait_until(lambda: rejections(server.transport) >= 1, "the refused handshake")
+        wait_until(
+            lambda: rejections(server.transport) >= 1, "the refused handshake", timeout=TIMEOUT
+        )
         assert sock.poll(500) == 0  # no reply
     finally:
         sock.close()
@@ -323,6 +325,7 @@ def test_a_curve_client_refuses_a_server_without_curve(curve_keys, memory_url, t
         wait_until(
             lambda: client_transport.stats.snapshot().get("security_refusals", 0) == 1,
             "the refused cast",
+            timeout=TIMEOUT,
         )
         assert za.RPCClient(plain_server_transport, za.Target("calc")).call("recorded") == []
 

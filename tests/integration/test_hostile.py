@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import zmqactors as za
-from zmqactors.transport import protocol
+from zmqactors import wire
 
 pytestmark = pytest.mark.integration
 
@@ -71,10 +71,10 @@ def _nested_request(depth: int) -> bytes:
     return b"\x9b" + head[1:] + b"\x91" * depth + b"\xc0" + b"\x80"
 
 
-def _request(**changes: object) -> protocol.Request:
+def _request(**changes: object) -> wire.Request:
     fields: dict[str, object] = {
         "msg_id": os.urandom(16),
-        "kind": protocol.CallKind.CALL,
+        "kind": wire.CallKind.CALL,
         "exchange": "default",
         "topic": "hostile",
         "server": None,
@@ -85,7 +85,7 @@ def _request(**changes: object) -> protocol.Request:
         "context": {},
     }
     fields.update(changes)
-    return protocol.Request(**fields)  # type: ignore[arg-type]
+    return wire.Request(**fields)  # type: ignore[arg-type]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
@@ -102,16 +102,16 @@ def test_random_frames(served, frames):
 def test_crafted_bad_messages_are_dropped_and_counted(served):
     transport, _, client, attacker = served
     before = transport.stats.snapshot().get("protocol_errors", 0)
-    header = protocol.HEADER
-    good = protocol.encode(_request())[1]
+    header = wire.HEADER
+    good = wire.encode(_request())[1]
     cases = [
         [b"ZMQA\x07", good],  # another protocol version
         [header, msgspec.msgpack.encode(["zz", 1, 2])],  # unknown message type
         [header, good[: len(good) // 2]],  # truncated
         [header, _nested_request(30_000)],  # nesting far deeper than the recursion limit
         [header, msgspec.msgpack.encode(["q", 5, "CALL", 3, 4, 5, 6, 7, 8, 9, 10])],  # wrong types
-        [header, protocol.encode(protocol.Reply(os.urandom(16), "unknown id"))[1]],
-        [header, protocol.encode(protocol.Heartbeat(os.urandom(16)))[1]],
+        [header, wire.encode(wire.Reply(os.urandom(16), "unknown id"))[1]],
+        [header, wire.encode(wire.Heartbeat(os.urandom(16)))[1]],
         # Over max_message_size: libzmq itself drops the connection (MAXMSGSIZE),
         # so it goes last; the attacker's DEALER reconnects by itself.
         [header, b"\x00" * 70_000],
@@ -132,11 +132,11 @@ def test_private_and_non_callable_names_are_refused(served):
     with pytest.raises(za.NoSuchMethod):
         client.call("not_callable")
     # The same, bypassing the client's own check.
-    attacker.send_multipart(protocol.encode(_request(method="_secret")))
-    attacker.send_multipart(protocol.encode(_request(method="__class__")))
-    replies = [protocol.decode(attacker.recv_multipart(), 1 << 20) for _ in range(2)]
-    assert all(isinstance(r, protocol.ErrorReply) for r in replies)
-    assert {r.kind for r in replies} == {protocol.ErrorKind.NO_SUCH_METHOD}  # type: ignore[union-attr]
+    attacker.send_multipart(wire.encode(_request(method="_secret")))
+    attacker.send_multipart(wire.encode(_request(method="__class__")))
+    replies = [wire.decode(attacker.recv_multipart(), 1 << 20) for _ in range(2)]
+    assert all(isinstance(r, wire.ErrorReply) for r in replies)
+    assert {r.kind for r in replies} == {wire.ErrorKind.NO_SUCH_METHOD}  # type: ignore[union-attr]
     _still_serves(client)
 
 
@@ -176,7 +176,7 @@ def test_memory_stays_bounded_over_10000_bad_messages(served):
         # the poller.
         until = dropped() + count
         for i in range(count):
-            attacker.send_multipart([protocol.HEADER, os.urandom(64 + i % 512)])
+            attacker.send_multipart([wire.HEADER, os.urandom(64 + i % 512)])
         deadline = time.monotonic() + 60
         while dropped() < until:
             assert time.monotonic() < deadline, f"{until - dropped()} bad messages not counted"

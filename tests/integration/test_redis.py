@@ -19,6 +19,7 @@ import redis
 import structlog
 
 import zmqactors as za
+from tests.helpers import wait_until
 from zmqactors.errors import ConfigurationError
 from zmqactors.matchmaker import Route, create_matchmaker
 from zmqactors.matchmaker.redis import PREFIX, RedisMatchmaker, SentinelMatchmaker
@@ -32,16 +33,6 @@ LONG_TTL = 60.0
 TOPIC = "calc.redis"
 SERVER_TTL = 2.0  # matchmaker_ttl of the server processes: refreshed every 0.67 s
 CALL_TIMEOUT = 5.0
-
-
-def wait_until(predicate, timeout: float, what: str) -> float:
-    """Poll ``predicate`` until it holds; return the seconds it took, fail after ``timeout``."""
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            pytest.fail(f"{what}: not within {timeout} s")
-        time.sleep(0.02)
-    return time.monotonic() - started
 
 
 def addresses(routes: tuple[Route, ...]) -> list[tuple[str, str]]:
@@ -124,8 +115,8 @@ def test_expired_routes_are_hidden_and_their_set_expires(backend: RedisMatchmake
         assert len(backend.lookup(KEY)) == 2
     wait_until(
         lambda: addresses(backend.lookup(KEY)) == [("long", "tcp://127.0.0.1:2")],
-        5.0,
         "the short route expires",
+        timeout=5.0,
     )
     # A shorter registration never shortens the set's life below a longer one's.
     backend.register(KEY, "short", "tcp://127.0.0.1:1", 0.2)
@@ -134,7 +125,9 @@ def test_expired_routes_are_hidden_and_their_set_expires(backend: RedisMatchmake
     # A key whose routes all expired disappears from Redis by itself.
     backend.register("default/gone", "node-1", "tcp://127.0.0.1:3", 0.1)
     assert 0 < backend.client.pttl(PREFIX + "default/gone") <= 100
-    wait_until(lambda: backend.client.exists(PREFIX + "default/gone") == 0, 5.0, "the set expires")
+    wait_until(
+        lambda: backend.client.exists(PREFIX + "default/gone") == 0, "the set expires", timeout=5.0
+    )
     # ...and comes back when registered again.
     backend.register("default/gone", "node-1", "tcp://127.0.0.1:3", LONG_TTL)
     assert addresses(backend.lookup("default/gone")) == [("node-1", "tcp://127.0.0.1:3")]
@@ -155,7 +148,7 @@ def test_entries_list_every_live_route_and_skip_foreign_data(backend: RedisMatch
     client.set(PREFIX + "not-a-set", "x")
     client.zadd(PREFIX + "default/a", {b"not json": time.time() * 1000 + 60_000})
     client.set("someone-else:key", "x")
-    wait_until(lambda: len(backend.lookup("default/a")) == 1, 5.0, "node-0 expires")
+    wait_until(lambda: len(backend.lookup("default/a")) == 1, "node-0 expires", timeout=5.0)
 
     entries = backend.entries()
     assert [(key, route.server, route.address) for key, route in entries] == [
@@ -311,7 +304,9 @@ def test_a_killed_server_ages_out_after_its_ttl(spawn_server, matchmaker_url, ba
     # Refreshed every TTL/3, so it had at least 2/3 of its TTL left.
     assert len(server_routes(backend, "node-1")) == 1
     took = wait_until(
-        lambda: server_routes(backend, "node-1") == [], SERVER_TTL + 1.0, "the route ages out"
+        lambda: server_routes(backend, "node-1") == [],
+        "the route ages out",
+        timeout=SERVER_TTL + 1.0,
     )
     assert took > SERVER_TTL / 3
     assert time.monotonic() - killed_at <= SERVER_TTL + 1.0
@@ -353,8 +348,8 @@ def test_calls_continue_across_a_redis_restart(
         redis_server.start()
         wait_until(
             lambda: len(server_routes(backend, "node-1")) == 1,
-            SERVER_TTL + 3.0,
             "the server registers again after the Redis restart",
+            timeout=SERVER_TTL + 3.0,
         )
         # The client's matchmaker answers again too: a call's background
         # refresh of its stale cache entry succeeds.
@@ -363,8 +358,8 @@ def test_calls_continue_across_a_redis_restart(
                 client.call("whoami") == "node-1"
                 and any("answers again" in entry["event"] for entry in logs)
             ),
-            5.0,
             "the client's matchmaker notices that Redis is back",
+            timeout=5.0,
         )
     failing = [entry for entry in logs if "backend failing" in entry["event"]]
     assert len(failing) == 1, logs  # logged once for the whole outage, not per failure
@@ -429,8 +424,8 @@ class TestSentinelFailover:
             new_master.delete(key)
             wait_until(
                 lambda: client.call("whoami") == "node-1" and new_master.zcard(key) == 1,
-                SERVER_TTL + 5.0,
                 "the server registers on the new master",
+                timeout=SERVER_TTL + 5.0,
             )
         with za.Transport.from_url(matchmaker_url) as fresh:
             assert (

@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.helpers import free_port
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -134,13 +136,6 @@ KAFKA_SIZED = 10.0
 # -- transport URLs ------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _redis_ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
@@ -187,7 +182,7 @@ class Backends:
             self._redis_missing = _redis_matchmaker_missing()
         if self._redis_missing:
             pytest.skip(self._redis_missing)
-        port = _free_port()
+        port = free_port()
         directory = os.path.join(self._tmp, "redis")  # noqa: PTH118
         os.makedirs(directory, exist_ok=True)  # noqa: PTH103
         self._redis = subprocess.Popen(

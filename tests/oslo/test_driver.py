@@ -18,6 +18,7 @@ import pytest
 from oslo_config import cfg
 from oslo_messaging import conffixture
 
+from tests.helpers import wait_until
 from zmqactors.matchmaker import MemoryMatchmaker
 from zmqactors.options import register_opts
 from zmqactors.oslo import ZmqActorsDriver
@@ -130,13 +131,6 @@ def _stats(transport: Any) -> dict[str, int]:
     return dict(_driver(transport).transport.stats.snapshot())
 
 
-def _wait_for(condition: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-
-
 # -- calls ----------------------------------------------------------------------
 
 
@@ -160,7 +154,7 @@ def test_reply_after_the_caller_timed_out_is_dropped_and_counted(harness):
     with pytest.raises(oslo_messaging.MessagingTimeout):
         client.prepare(timeout=0.3).call({}, "sleep", seconds=1.0)
     assert time.monotonic() - started < 0.3 + 0.5
-    _wait_for(lambda: _stats(client.transport).get("late_replies", 0) >= 1)
+    wait_until(lambda: _stats(client.transport).get("late_replies", 0) >= 1)
     # The late reply went nowhere: the next call gets its own reply.
     assert client.call({}, "echo", n=7) == {"n": 7}
 
@@ -312,7 +306,7 @@ def test_exchanges_isolate_calls_casts_and_fanout(harness):
     client_a.cast({}, "echo", i=3)
     client_a.prepare(fanout=True).cast({}, "echo", i=4)
     client_a.prepare(server="s").call({}, "echo", i=5)
-    _wait_for(lambda: len(in_a.seen) == 6)
+    wait_until(lambda: len(in_a.seen) == 6)
     time.sleep(0.2)
     assert in_b.seen == []
 
@@ -383,7 +377,7 @@ def test_each_pool_gets_one_copy(harness):
     notifier = harness.notifier("pools")
     for i in range(10):
         notifier.info({}, "e", i)
-    _wait_for(lambda: sum(len(c.events) for c in pool_a) == 10 and len(pool_b[0].events) == 10)
+    wait_until(lambda: sum(len(c.events) for c in pool_a) == 10 and len(pool_b[0].events) == 10)
     assert all(c.events for c in pool_a)
     time.sleep(0.2)
     assert sum(len(c.events) for c in pool_a) == 10
@@ -393,7 +387,7 @@ def test_a_requeued_notification_is_delivered_again(harness):
     collector = Collector(requeue_first=2)
     harness.listener(["requeue"], collector, allow_requeue=True)
     harness.notifier("requeue").info({}, "e", "p")
-    _wait_for(lambda: collector.events == [("pub", "e", "p")])
+    wait_until(lambda: collector.events == [("pub", "e", "p")])
 
 
 # -- configuration ---------------------------------------------------------------------
@@ -438,7 +432,7 @@ def test_calls_and_notifications_over_ipv6(harness):
 
     harness.listener(["n"], Listener())
     harness.notifier("n").info({}, "e", {"z": 3})
-    _wait_for(lambda: heard == [{"z": 3}])
+    wait_until(lambda: heard == [{"z": 3}])
 
 
 def test_a_bad_zmq_url_is_oslos_invalid_transport_url():
@@ -481,7 +475,7 @@ def test_curve_options_in_oslo_config_encrypt_calls_casts_and_notifications(harn
     client = harness.client(oslo_messaging.Target(topic="t"))
     assert client.call({}, "echo", x=1) == {"x": 1}
     client.cast({}, "echo", y=2)
-    _wait_for(lambda: len(endpoint.seen) == 2)
+    wait_until(lambda: len(endpoint.seen) == 2)
     heard: list[Any] = []
 
     class Listener:
@@ -490,7 +484,7 @@ def test_curve_options_in_oslo_config_encrypt_calls_casts_and_notifications(harn
 
     harness.listener(["n"], Listener())
     harness.notifier("n").info({}, "e", {"z": 3})
-    _wait_for(lambda: heard == [{"z": 3}])
+    wait_until(lambda: heard == [{"z": 3}])
 
 
 def test_an_oslo_client_without_curve_gets_nothing_from_a_curve_server(harness, curve_keys):

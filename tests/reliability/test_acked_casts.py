@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import signal
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +18,8 @@ import pytest
 import zmq
 
 import zmqactors as za
-from zmqactors.transport import protocol
+from tests.helpers import wait_until
+from zmqactors import wire
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -35,19 +35,11 @@ def spawn(spawn_server: Callable[..., Any]) -> Callable[..., Any]:
     return functools.partial(spawn_server, script=ACK_SERVER)
 
 
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout}s")
-        time.sleep(0.02)
-
-
 def acked_request(topic: str, value: object, msg_id: bytes) -> list[bytes]:
     return list(
-        protocol.request_frames(
+        wire.request_frames(
             za.Target(topic),
-            protocol.CallKind.ACKED_CAST,
+            wire.CallKind.ACKED_CAST,
             "record",
             args={"value": value},
             context={},
@@ -65,17 +57,17 @@ def test_the_same_message_id_twice_runs_once_and_is_acknowledged_twice(matchmake
     dealer.setsockopt(zmq.RCVTIMEO, 10_000)
     dealer.connect(server.address)
     try:
-        msg_id = protocol.new_msg_id()
+        msg_id = wire.new_msg_id()
         acks = []
         for _ in range(2):
             dealer.send_multipart(acked_request("ack-dup", "once", msg_id))
-            acks.append(protocol.decode(dealer.recv_multipart(), 1 << 20))
-        other = protocol.new_msg_id()
+            acks.append(wire.decode(dealer.recv_multipart(), 1 << 20))
+        other = wire.new_msg_id()
         dealer.send_multipart(acked_request("ack-dup", "other", other))
-        acks.append(protocol.decode(dealer.recv_multipart(), 1 << 20))
+        acks.append(wire.decode(dealer.recv_multipart(), 1 << 20))
     finally:
         dealer.close()
-    assert acks == [protocol.Ack(msg_id), protocol.Ack(msg_id), protocol.Ack(other)]
+    assert acks == [wire.Ack(msg_id), wire.Ack(msg_id), wire.Ack(other)]
     with za.Transport.from_url(matchmaker_url) as transport:
         client = za.RPCClient(transport, za.Target("ack-dup"), timeout=10)
         assert client.call("recorded") == ["once", "other"]
@@ -100,7 +92,9 @@ def test_an_acked_cast_survives_a_server_killed_before_it_ran_and_restarted(matc
         sender = threading.Thread(target=send)
         sender.start()
         # Unacknowledged, it is being sent again.
-        wait_until(lambda: transport.stats.snapshot().get("ack_retries", 0) >= 2, "retries")
+        wait_until(
+            lambda: transport.stats.snapshot().get("ack_retries", 0) >= 2, "retries", timeout=30.0
+        )
         assert outcome == []
         first.signal(signal.SIGKILL)
         first.proc.wait(timeout=10)

@@ -14,13 +14,13 @@ from __future__ import annotations
 import functools
 import signal
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import zmqactors as za
+from tests.helpers import wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,14 +51,6 @@ def url(matchmaker_url: str) -> str:
 def spawn(url: str, spawn_server: Callable[..., Any]) -> Callable[..., Any]:
     """Start ``ack_server.py`` processes on ``url`` (``spawn_server``'s)."""
     return functools.partial(spawn_server, script=ACK_SERVER, url=url)
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout}s")
-        time.sleep(0.05)
 
 
 def test_at_the_limit_cast_and_call_raise_naming_the_full_queue_and_nothing_sent_is_lost(
@@ -96,7 +88,9 @@ def test_at_the_limit_cast_and_call_raise_naming_the_full_queue_and_nothing_sent
 
         server.signal(signal.SIGCONT)
         catch_up = client.prepare(timeout=30)
-        wait_until(lambda: catch_up.call("count") >= accepted, "the server catching up")
+        wait_until(
+            lambda: catch_up.call("count") >= accepted, "the server catching up", timeout=60.0
+        )
         recorded = catch_up.call("recorded")
     # Every cast that returned arrived, once; the refused cast and call did not.
     assert sorted(recorded) == list(range(accepted))
@@ -130,7 +124,11 @@ def test_slow_server_fast_casters_memory_bounded_on_both_sides_nothing_lost(url,
         assert failures == []
         # The casters outran the server: the client's queue was full at times.
         assert transport.stats.snapshot().get("send_queue_full", 0) >= 1
-        wait_until(lambda: client.call("count") >= threads * per_thread, "every cast delivered")
+        wait_until(
+            lambda: client.call("count") >= threads * per_thread,
+            "every cast delivered",
+            timeout=60.0,
+        )
         recorded = client.call("recorded")
         server_peak = rss(server.proc.pid, "VmHWM")
     assert max(peaks) - client_before < 50 * MIB

@@ -12,6 +12,7 @@ import time
 import pytest
 
 import zmqactors as za
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.reliability
 
@@ -19,15 +20,6 @@ TOPIC = "ledger"
 TIMEOUT = 2.0
 # The issue's bound: a call's outcome within its timeout plus half a second.
 BOUND = TIMEOUT + 0.5
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    """Poll ``predicate`` until it holds; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout} s")
-        time.sleep(0.01)
 
 
 def late_replies(transport: za.Transport) -> int:
@@ -56,7 +48,9 @@ def test_server_killed_during_a_call_fails_it_then_a_restart_serves(start_server
 
     started = time.monotonic()
     future = client.call_async("sleep", seconds=60, id=1)
-    wait_until(lambda: 1 in drained(watcher), timeout / 2, "the slow call reaching the server")
+    wait_until(
+        lambda: 1 in drained(watcher), "the slow call reaching the server", timeout=timeout / 2
+    )
     server.kill()
     killed = time.monotonic()
     with pytest.raises(za.MessagingTimeout) as info:
@@ -99,7 +93,7 @@ def test_stopped_server_calls_time_out_and_late_replies_are_dropped(start_server
     server.signal(signal.SIGCONT)
     # The stopped server now serves the three requests it had queued; their
     # replies find no caller and are dropped and counted, not handed on.
-    wait_until(lambda: late_replies(transport) >= base + len(ids), 10.0, "three late replies")
+    wait_until(lambda: late_replies(transport) >= base + len(ids), "three late replies")
     value = direct.call("work", id=14, addressed="st1", payload="p14")
     assert value == {"id": 14, "server": "st1", "payload": "p14"}
     assert sorted(drained(direct)) == [11, 12, 13, 14]

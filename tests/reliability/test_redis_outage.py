@@ -13,6 +13,7 @@ import pytest
 import structlog
 
 import zmqactors as za
+from tests.helpers import wait_until
 from zmqactors.matchmaker import create_matchmaker
 from zmqactors.options import parse_url
 from zmqactors.topics import matchmaker_key
@@ -23,14 +24,6 @@ TOPIC = "ledger"
 SERVER_TTL = 2.0  # the servers' matchmaker_ttl: refreshed every 0.67 s
 CALL_TIMEOUT = 5.0
 THREADS = 4
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout} s")
-        time.sleep(0.02)
 
 
 class Traffic:
@@ -97,7 +90,7 @@ def test_redis_killed_and_restarted_under_traffic(start_redis, start_server):
     with structlog.testing.capture_logs() as logs, za.Transport.from_url(client_url) as transport:
         client = za.RPCClient(transport, za.Target(TOPIC), timeout=CALL_TIMEOUT)
         with Traffic(client, "r1") as traffic:
-            wait_until(lambda: traffic.count() >= 100, 30, "100 calls before the outage")
+            wait_until(lambda: traffic.count() >= 100, "100 calls before the outage", timeout=30)
 
             redis.kill()
             killed = traffic.count()
@@ -108,11 +101,11 @@ def test_redis_killed_and_restarted_under_traffic(start_redis, start_server):
 
             # Several failed refreshes (probed at most once a second), and
             # calls keep going on the cached route all along.
-            wait_until(noticed, 15, "the client's matchmaker failing 3 times")
+            wait_until(noticed, "the client's matchmaker failing 3 times", timeout=15)
             wait_until(
                 lambda: traffic.count() >= killed + 200 and time.monotonic() - outage_started > 2.0,
-                30,
                 "200 calls during the outage",
+                timeout=30,
             )
             # A server cannot start while nobody could find it: it fails closed.
             with pytest.raises(RuntimeError, match="before ready"):
@@ -120,13 +113,15 @@ def test_redis_killed_and_restarted_under_traffic(start_redis, start_server):
 
             redis.start()  # empty: every registration was lost
             # The running server registers again by itself, within its refresh period.
-            wait_until(lambda: registered() == {"r1"}, SERVER_TTL + 5, "r1 registered again")
+            wait_until(
+                lambda: registered() == {"r1"}, "r1 registered again", timeout=SERVER_TTL + 5
+            )
             # A server started now is found by the running client, no restart.
             start_server("r2", url=url)
-            wait_until(lambda: registered() == {"r1", "r2"}, 10, "r2 registered")
-            wait_until(lambda: client.call("whoami") == "r2", 10, "a call reaching r2")
+            wait_until(lambda: registered() == {"r1", "r2"}, "r2 registered", timeout=10)
+            wait_until(lambda: client.call("whoami") == "r2", "a call reaching r2", timeout=10)
             after = traffic.count()
-            wait_until(lambda: traffic.count() >= after + 50, 30, "calls after the outage")
+            wait_until(lambda: traffic.count() >= after + 50, "calls after the outage", timeout=30)
         assert traffic.errors == [], traffic.errors[:3]
     backend.close()
 

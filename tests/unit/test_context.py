@@ -17,8 +17,8 @@ import pytest
 import zmq
 
 from zmqactors.actors.base import Doorbell, PollingInbox, SocketActor
-from zmqactors.transport import context as context_module
-from zmqactors.transport.context import get_context
+from zmqactors.net import context as context_module
+from zmqactors.net.context import get_context
 
 pytestmark = pytest.mark.unit
 

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 import zmqactors
-from zmqactors.actors.stats import Stats
-from zmqactors.transport import protocol
-from zmqactors.transport.dedup import DedupCache, Seen
-from zmqactors.transport.dispatch import Dispatcher
-from zmqactors.transport.protocol import Ack, CallKind, ErrorKind, ErrorReply, Request
+from zmqactors import wire
+from zmqactors.core.dedup import DedupCache, Seen
+from zmqactors.core.dispatch import Dispatcher
+from zmqactors.core.stats import Stats
+from zmqactors.wire import Ack, CallKind, ErrorKind, ErrorReply, Request
 
 pytestmark = pytest.mark.unit
 
@@ -170,11 +170,11 @@ def acked(method: str, msg_id: bytes, **changes: Any) -> bytes:
         "context": {},
     }
     fields.update(changes)
-    return protocol.encode(Request(**fields))[1]
+    return wire.encode(Request(**fields))[1]
 
 
-def decode(body: bytes | None) -> protocol.Message | None:
-    return None if body is None else protocol.decode_body(body, MAX)
+def decode(body: bytes | None) -> wire.Message | None:
+    return None if body is None else wire.decode_body(body, MAX)
 
 
 @pytest.fixture
@@ -193,13 +193,13 @@ def dispatcher(recorder: Recorder, stats: Stats) -> Dispatcher:
 
 
 def test_acked_cast_runs_and_is_acknowledged(dispatcher, recorder):
-    msg_id = protocol.new_msg_id()
+    msg_id = wire.new_msg_id()
     assert decode(dispatcher.handle(acked("record", msg_id))) == Ack(msg_id)
     assert recorder.got == [7]
 
 
 def test_duplicate_runs_once_and_is_acknowledged_twice(dispatcher, recorder, stats):
-    msg_id = protocol.new_msg_id()
+    msg_id = wire.new_msg_id()
     first = decode(dispatcher.handle(acked("record", msg_id)))
     second = decode(dispatcher.handle(acked("record", msg_id)))
     assert first == second == Ack(msg_id)
@@ -209,7 +209,7 @@ def test_duplicate_runs_once_and_is_acknowledged_twice(dispatcher, recorder, sta
 
 def test_duplicate_while_running_gets_nothing_and_does_not_run(dispatcher, recorder):
     recorder.gate = threading.Event()
-    msg_id = protocol.new_msg_id()
+    msg_id = wire.new_msg_id()
     replies: list[bytes | None] = []
     thread = threading.Thread(
         target=lambda: replies.append(dispatcher.handle(acked("record", msg_id)))
@@ -224,14 +224,14 @@ def test_duplicate_while_running_gets_nothing_and_does_not_run(dispatcher, recor
 
 
 def test_a_failing_acked_cast_is_acknowledged_and_not_run_again(dispatcher, recorder):
-    msg_id = protocol.new_msg_id()
+    msg_id = wire.new_msg_id()
     assert decode(dispatcher.handle(acked("fail", msg_id))) == Ack(msg_id)
     assert decode(dispatcher.handle(acked("fail", msg_id))) == Ack(msg_id)
     assert recorder.got == [7]
 
 
 def test_acked_cast_to_a_missing_method_gets_an_error(dispatcher):
-    msg_id = protocol.new_msg_id()
+    msg_id = wire.new_msg_id()
     reply = decode(dispatcher.handle(acked("nope", msg_id)))
     assert isinstance(reply, ErrorReply)
     assert reply.kind is ErrorKind.NO_SUCH_METHOD
@@ -239,14 +239,14 @@ def test_acked_cast_to_a_missing_method_gets_an_error(dispatcher):
 
 def test_acked_cast_for_another_target_is_not_acknowledged(dispatcher, recorder, stats):
     # The sender retries elsewhere after looking its route up again.
-    msg_id = protocol.new_msg_id()
+    msg_id = wire.new_msg_id()
     assert dispatcher.handle(acked("record", msg_id, topic="other")) is None
     assert recorder.got == []
     assert stats.snapshot()["misrouted"] == 1
 
 
 def test_plain_casts_are_not_deduplicated(dispatcher, recorder):
-    msg_id = protocol.new_msg_id()
+    msg_id = wire.new_msg_id()
     body = acked("record", msg_id, kind=CallKind.CAST)
     assert dispatcher.handle(body) is None
     assert dispatcher.handle(body) is None
@@ -257,7 +257,7 @@ def test_listeners_of_one_server_share_the_cache(recorder, stats):
     cache = DedupCache()
     one = Dispatcher(TARGET, [recorder], MAX, stats, cache)
     two = Dispatcher(TARGET, [recorder], MAX, stats, cache)
-    msg_id = protocol.new_msg_id()
+    msg_id = wire.new_msg_id()
     assert decode(one.handle(acked("record", msg_id))) == Ack(msg_id)
     assert decode(two.handle(acked("record", msg_id))) == Ack(msg_id)
     assert recorder.got == [7]

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 import zmqactors
-from zmqactors.actors.stats import Stats
-from zmqactors.transport import protocol
-from zmqactors.transport.dispatch import Dispatcher, request_context
-from zmqactors.transport.protocol import CallKind, ErrorKind, ErrorReply, Reply, Request
+from zmqactors import wire
+from zmqactors.core.dispatch import Dispatcher, request_context
+from zmqactors.core.stats import Stats
+from zmqactors.wire import CallKind, ErrorKind, ErrorReply, Reply, Request
 
 pytestmark = pytest.mark.unit
 
@@ -72,7 +72,7 @@ class BoomError(Exception):
 
 def make_request(method: str = "ping", **changes: Any) -> Request:
     fields: dict[str, Any] = {
-        "msg_id": protocol.new_msg_id(),
+        "msg_id": wire.new_msg_id(),
         "kind": CallKind.CALL,
         "exchange": "default",
         "topic": "compute",
@@ -88,7 +88,7 @@ def make_request(method: str = "ping", **changes: Any) -> Request:
 
 
 def body_of(request: Request) -> bytes:
-    return protocol.encode(request)[1]
+    return wire.encode(request)[1]
 
 
 class Harness:
@@ -96,16 +96,16 @@ class Harness:
         self.stats = Stats()
         self.dispatcher = Dispatcher(target, endpoints, MAX, self.stats)
 
-    def run(self, request: Request) -> protocol.Message | None:
+    def run(self, request: Request) -> wire.Message | None:
         out = self.dispatcher.handle(body_of(request))
         if out is None:
             return None
         assert isinstance(out, bytes)
-        reply = protocol.decode_body(out, MAX)
+        reply = wire.decode_body(out, MAX)
         assert reply.msg_id == request.msg_id
         return reply
 
-    def call(self, method: str, **changes: Any) -> protocol.Message | None:
+    def call(self, method: str, **changes: Any) -> wire.Message | None:
         return self.run(make_request(method, **changes))
 
 
@@ -119,7 +119,7 @@ def harness(calc: Calculator) -> Harness:
     return Harness([calc])
 
 
-def error_of(reply: protocol.Message | None, kind: ErrorKind) -> ErrorReply:
+def error_of(reply: wire.Message | None, kind: ErrorKind) -> ErrorReply:
     assert isinstance(reply, ErrorReply), reply
     assert reply.kind is kind, reply
     return reply
@@ -222,7 +222,7 @@ def test_exception_type_is_qualified_with_its_module():
 
 def test_error_reply_maps_to_remote_error(harness):
     reply = error_of(harness.call("lookup_missing", args={"key": "k"}), ErrorKind.REMOTE)
-    exc = protocol.error_to_exception(reply)
+    exc = wire.error_to_exception(reply)
     assert isinstance(exc, zmqactors.RemoteError)
     assert exc.exc_type == "builtins.KeyError"
 
@@ -267,7 +267,7 @@ def test_exception_message_that_cannot_be_encoded_still_gets_a_reply():
 def test_unreachable_names_are_no_such_method(harness, calc, method):
     reply = error_of(harness.call(method), ErrorKind.NO_SUCH_METHOD)
     assert reply.exc_type == "zmqactors.errors.NoSuchMethod"
-    assert isinstance(protocol.error_to_exception(reply), zmqactors.NoSuchMethod)
+    assert isinstance(wire.error_to_exception(reply), zmqactors.NoSuchMethod)
     assert calc.calls == []
 
 
@@ -293,7 +293,7 @@ def test_incompatible_version_is_unsupported(version):
         ErrorKind.UNSUPPORTED_VERSION,
     )
     assert version in reply.message
-    assert isinstance(protocol.error_to_exception(reply), zmqactors.UnsupportedVersion)
+    assert isinstance(wire.error_to_exception(reply), zmqactors.UnsupportedVersion)
 
 
 @pytest.mark.parametrize("namespace", ["other", None])
@@ -348,7 +348,7 @@ def test_request_for_another_target_is_not_served(harness, calc, changes):
     reply = error_of(harness.call("add", args={"a": 1, "b": 2}, **changes), ErrorKind.NOT_SERVED)
     assert harness.stats.snapshot().get("misrouted") == 1
     assert calc.calls == []
-    assert isinstance(protocol.error_to_exception(reply), zmqactors.NoRespondersError)
+    assert isinstance(wire.error_to_exception(reply), zmqactors.NoRespondersError)
     harness.call("add", args={"a": 1, "b": 2}, **changes)
     assert harness.stats.snapshot()["misrouted"] == 2
 
@@ -413,7 +413,7 @@ def test_failing_cast_still_ran_the_endpoint(harness, calc):
         b"\x00",
         b"garbage",
         b"\x9c" + b"\xff" * 20,
-        protocol.encode(make_request("ping", msg_id=b"short"))[1],
+        wire.encode(make_request("ping", msg_id=b"short"))[1],
         b"\x91" * 100_000 + b"\xc0",
     ],
     ids=["empty", "nul", "text", "bad-array", "short-msg-id", "deep"],
@@ -441,5 +441,5 @@ def test_oversized_body_is_dropped_and_counted(calc):
     ids=["reply", "error-reply"],
 )
 def test_reply_sent_to_a_server_is_dropped_and_counted(harness, message):
-    assert harness.dispatcher.handle(protocol.encode(message)[1]) is None
+    assert harness.dispatcher.handle(wire.encode(message)[1]) is None
     assert harness.stats.snapshot()["protocol_errors"] == 1

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from zmqactors import wire
 from zmqactors.errors import ProtocolError
-from zmqactors.transport import protocol
 
 if TYPE_CHECKING:
     import random
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.unit
 
 MAX = 64 * 1024
 # Every message type the decoder may return (Ack included), from the union itself.
-MESSAGE_TYPES = typing.get_args(protocol.Message)
+MESSAGE_TYPES = typing.get_args(wire.Message)
 
 
 def fuzz(examples: int) -> settings:
@@ -73,9 +73,9 @@ almost_valid = st.builds(
 
 def valid_bodies() -> st.SearchStrategy[bytes]:
     request = st.builds(
-        protocol.Request,
+        wire.Request,
         msg_id=st.binary(min_size=16, max_size=16),
-        kind=st.sampled_from(protocol.CallKind),
+        kind=st.sampled_from(wire.CallKind),
         exchange=st.text(max_size=10),
         topic=st.text(max_size=10),
         server=st.none() | st.text(max_size=10),
@@ -86,8 +86,8 @@ def valid_bodies() -> st.SearchStrategy[bytes]:
         context=st.dictionaries(st.text(max_size=5), scalars, max_size=3),
         timeout=st.none() | st.floats(min_value=0, max_value=100),
     )
-    reply = st.builds(protocol.Reply, msg_id=st.binary(min_size=16, max_size=16), result=documents)
-    return (request | reply).map(lambda message: protocol.encode(message)[1])
+    reply = st.builds(wire.Reply, msg_id=st.binary(min_size=16, max_size=16), result=documents)
+    return (request | reply).map(lambda message: wire.encode(message)[1])
 
 
 def mutate(body: bytes, rng: random.Random) -> bytes:
@@ -110,58 +110,58 @@ def mutate(body: bytes, rng: random.Random) -> bytes:
 def check(frames: list[bytes]) -> None:
     """The property: a message of ours, or `ProtocolError`; never anything else."""
     try:
-        message = protocol.decode(frames, MAX)
+        message = wire.decode(frames, MAX)
     except ProtocolError:
         return
     assert isinstance(message, MESSAGE_TYPES)
-    assert len(message.msg_id) == protocol.MSG_ID_SIZE
+    assert len(message.msg_id) == wire.MSG_ID_SIZE
 
 
 @fuzz(2000)
 @given(st.binary(max_size=512))
 def test_random_bytes_decode_to_a_message_or_protocol_error(body):
-    check([protocol.HEADER, body])
+    check([wire.HEADER, body])
     # decode_body alone (what the poller uses for a stopping server) too.
     with contextlib.suppress(ProtocolError):
-        protocol.decode_body(body, MAX)
+        wire.decode_body(body, MAX)
 
 
 @fuzz(400)
 @given(documents | tagged | almost_valid)
 def test_any_msgpack_document_decodes_to_a_message_or_protocol_error(document):
-    check([protocol.HEADER, msgspec.msgpack.encode(document)])
+    check([wire.HEADER, msgspec.msgpack.encode(document)])
 
 
 @fuzz(250)
 @given(valid_bodies(), st.randoms(use_true_random=False))
 def test_valid_messages_with_bytes_flipped_cut_or_spliced(body, rng):
-    check([protocol.HEADER, body])
+    check([wire.HEADER, body])
     for _ in range(20):
-        check([protocol.HEADER, mutate(body, rng)])
+        check([wire.HEADER, mutate(body, rng)])
 
 
 @fuzz(500)
 @given(st.lists(st.binary(max_size=64), max_size=4), st.binary(max_size=64), st.integers(0, 4))
 def test_any_frames_decode_to_a_message_or_protocol_error(frames, body, at):
-    check([*frames[:at], protocol.HEADER, body, *frames[at:]])
+    check([*frames[:at], wire.HEADER, body, *frames[at:]])
     check(frames)
 
 
 @fuzz(500)
 @given(st.binary(max_size=8))
 def test_any_header_but_ours_is_refused_before_the_body(header):
-    body = protocol.encode(protocol.Heartbeat(bytes(16)))[1]
-    if header == protocol.HEADER:
-        assert protocol.decode([header, body], MAX) == protocol.Heartbeat(bytes(16))
+    body = wire.encode(wire.Heartbeat(bytes(16)))[1]
+    if header == wire.HEADER:
+        assert wire.decode([header, body], MAX) == wire.Heartbeat(bytes(16))
     else:
         with pytest.raises(ProtocolError):
-            protocol.decode([header, body], MAX)
+            wire.decode([header, body], MAX)
 
 
 @settings(max_examples=50, deadline=None)
 @given(st.integers(min_value=1, max_value=200_000))
 def test_deep_nesting_is_a_protocol_error_not_a_crash(depth):
     nested = b"\x91" * depth + b"\xc0"  # [[[...[nil]...]]]
-    check([protocol.HEADER, nested])
+    check([wire.HEADER, nested])
     # The same inside a reply's result.
-    check([protocol.HEADER, b"\x93\xa1r\xc4\x10" + bytes(16) + nested])
+    check([wire.HEADER, b"\x93\xa1r\xc4\x10" + bytes(16) + nested])

@@ -4,9 +4,10 @@ The checks read the package's files with `ast`, so an import inside a function
 counts as much as one at module level. The codec's dependency graph follows
 its own imports of zmqactors modules (``from zmqactors.x import y`` resolves to
 ``zmqactors/x/y.py`` when that is a module, else to ``zmqactors/x``), not the
-parent packages' ``__init__`` files: ``zmqactors/__init__.py`` re-exports the
-public API and so imports zmq; the runtime test at the end loads the codec with
-those ``__init__`` files left out, and zmq and pykka made unimportable.
+parent packages' ``__init__`` files. The runtime tests then import the codec and
+each ``core`` module through the real, lazy, package ``__init__`` with zmq and
+pykka made unimportable. The layers themselves are import-linter contracts in
+setup.cfg (``lint-imports``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.unit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = REPO_ROOT / "zmqactors"
-CODEC = PACKAGE_DIR / "transport" / "protocol.py"
+CODEC = PACKAGE_DIR / "wire.py"
 CODEC_BANNED = frozenset({"zmq", "pykka"})
 PACKAGE_BANNED = frozenset({"eventlet", "pickle", "cPickle", "_pickle", "marshal", "shelve"})
 BANNED_CALLS = frozenset({"eval", "exec"})
@@ -33,7 +34,7 @@ BANNED_CALLS = frozenset({"eval", "exec"})
 
 
 def module_name(path: Path, root: Path) -> str:
-    """``zmqactors.transport.protocol`` for ``<root>/zmqactors/transport/protocol.py``."""
+    """``zmqactors.net.context`` for ``<root>/zmqactors/net/context.py``."""
     parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
@@ -177,7 +178,7 @@ def package_files() -> list[Path]:
 def test_codec_closure_is_found():
     files = closure(CODEC, REPO_ROOT, "zmqactors")
     assert CODEC in files
-    # protocol.py imports its exceptions: the walk must have followed that edge.
+    # wire.py imports its exceptions: the walk must have followed that edge.
     assert PACKAGE_DIR / "errors.py" in files
 
 
@@ -199,38 +200,81 @@ def test_no_module_calls_eval_or_exec(path):
 
 def test_package_has_modules_to_check():
     names = {p.name for p in package_files()}
-    assert {"protocol.py", "dispatch.py", "base.py", "errors.py"} <= names
+    assert {"wire.py", "dispatch.py", "base.py", "errors.py"} <= names
 
 
-def test_codec_loads_with_zmq_and_pykka_unimportable():
-    script = textwrap.dedent(
-        f"""
-        import importlib, sys, types
-        sys.modules["zmq"] = None
-        sys.modules["pykka"] = None
-        # Stand-ins for the package __init__ files, which re-export the whole API.
-        for name, sub in (("zmqactors", ""), ("zmqactors.transport", "transport")):
-            module = types.ModuleType(name)
-            module.__path__ = [{str(PACKAGE_DIR)!r} + ("/" + sub if sub else "")]
-            sys.modules[name] = module
-        protocol = importlib.import_module("zmqactors.transport.protocol")
-        frames = protocol.encode(protocol.Reply(protocol.new_msg_id(), 3))
-        assert protocol.decode(frames, 1024).result == 3
-        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("zmq", "pykka")
-                        and sys.modules[m] is not None)
-        print("loaded:", loaded)
-        """
-    )
+# What the runtime tests below prove: in a fresh interpreter (``-I``: no
+# PYTHONPATH, no user site, the working directory not on sys.path) whose import
+# system refuses zmq and pykka (a sys.meta_path finder raising ImportError, as
+# if they were not installed), the real package, lazy ``__init__`` included,
+# imports the module and uses it, and loads no other zmqactors module than the
+# ones listed. It does not prove that pip would install zmqactors without them:
+# install_requires still names both.
+_BLOCKED_IMPORT = """
+import importlib, importlib.abc, sys
+
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("zmq", "pykka"):
+            raise ImportError(f"{{name}} is not installed (blocked by the test)")
+        return None
+
+sys.meta_path.insert(0, Refuse())
+module = importlib.import_module({module!r})
+{use}
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("zmq", "pykka", "zmqactors")))
+"""
+
+
+def run_blocked(module: str, use: str) -> list[str]:
+    """Import ``module`` with zmq and pykka refused; the zmq/pykka/zmqactors modules loaded."""
     result = subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, "-I", "-c", _BLOCKED_IMPORT.format(module=module, use=use)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
-        cwd=REPO_ROOT,
+        cwd=REPO_ROOT.parent,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "loaded: []"
+    return ast.literal_eval(result.stdout.strip())
+
+
+def test_the_codec_imports_alone_without_zmq_or_pykka():
+    use = (
+        "frames = module.encode(module.Reply(module.new_msg_id(), 3))\n"
+        "assert module.decode(frames, 1024).result == 3"
+    )
+    assert run_blocked("zmqactors.wire", use) == ["zmqactors", "zmqactors.errors", "zmqactors.wire"]
+
+
+@pytest.mark.parametrize(
+    "module", sorted(f"zmqactors.core.{p.stem}" for p in (PACKAGE_DIR / "core").glob("[a-z]*.py"))
+)
+def test_the_pure_logic_imports_without_zmq_or_pykka(module):
+    loaded = run_blocked(module, "")
+    assert module in loaded
+    assert not [m for m in loaded if m.split(".")[0] in ("zmq", "pykka")]
+    assert not [m for m in loaded if m.startswith(("zmqactors.actors", "zmqactors.net"))]
+
+
+def test_the_blocker_refuses_what_it_should():
+    # Else the tests above would pass with zmq quietly imported.
+    script = _BLOCKED_IMPORT.format(module="zmqactors.transport", use="")
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO_ROOT.parent,
+    )
+    assert result.returncode != 0
+    assert "blocked by the test" in result.stderr
+
+
+def test_the_public_api_loads_lazily():
+    assert run_blocked("zmqactors", "assert module.__version__") == ["zmqactors"]
 
 
 # -- the checker catches what it should (so the rules above can fail) --------------------

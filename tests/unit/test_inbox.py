@@ -18,9 +18,10 @@ import pykka
 import pytest
 import zmq
 
+from tests.helpers import wait_until
 from zmqactors.actors.base import Doorbell, PollingInbox, SocketActor
 from zmqactors.errors import TransportClosedError
-from zmqactors.transport.context import get_context
+from zmqactors.net.context import get_context
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -28,15 +29,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.unit
 
 TIMEOUT = 5.0
-
-
-def wait_for(predicate: Any, timeout: float = TIMEOUT, what: str = "condition") -> None:
-    """Poll ``predicate`` until true or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.002)
 
 
 def readable(fd: int, timeout: float = 0.0) -> bool:
@@ -430,7 +422,7 @@ class Ticker(SocketActor):
 def test_timer_fires_repeatedly():
     ref = start(Ticker, 0.01, armed=True)
     try:
-        wait_for(lambda: ref.ask("fired", timeout=TIMEOUT) >= 5, what="5 timer runs")
+        wait_until(lambda: ref.ask("fired", timeout=TIMEOUT) >= 5, "5 timer runs", timeout=TIMEOUT)
     finally:
         stop(ref)
 
@@ -440,7 +432,9 @@ def test_timer_armed_by_a_message_while_sleeping_fires():
     try:
         assert ref.ask("fired", timeout=TIMEOUT) == 0
         ref.tell("arm")
-        wait_for(lambda: ref.ask("fired", timeout=TIMEOUT) >= 1, what="the armed timer")
+        wait_until(
+            lambda: ref.ask("fired", timeout=TIMEOUT) >= 1, "the armed timer", timeout=TIMEOUT
+        )
         ref.tell("disarm")
         count = ref.ask("fired", timeout=TIMEOUT)
         # Disarmed: give it several intervals, it must not fire again.
@@ -457,7 +451,9 @@ def test_timer_that_raises_keeps_the_actor_and_timer_alive():
     try:
         ref.tell("fail-first")
         ref.tell("arm")
-        wait_for(lambda: ref.ask("fired", timeout=TIMEOUT) >= 3, what="timer after a failure")
+        wait_until(
+            lambda: ref.ask("fired", timeout=TIMEOUT) >= 3, "timer after a failure", timeout=TIMEOUT
+        )
         assert ref.is_alive()
     finally:
         stop(ref)
@@ -474,7 +470,9 @@ def test_busy_inbox_does_not_starve_timers():
         for i in range(backlog):
             ref.tell(i)
         release.set()
-        wait_for(lambda: ref.ask("handled_at_fire", timeout=TIMEOUT), what="the timer")
+        wait_until(
+            lambda: ref.ask("handled_at_fire", timeout=TIMEOUT), "the timer", timeout=TIMEOUT
+        )
         handled_at_fire = ref.ask("handled_at_fire", timeout=TIMEOUT)
         # The inbox yields to sockets and timers every few dozen envelopes.
         assert handled_at_fire[0] < backlog // 10
@@ -547,7 +545,7 @@ def test_crash_fails_queued_futures_too():
         release.set()
         with pytest.raises(TransportClosedError):
             queued.result(timeout=TIMEOUT)
-        wait_for(lambda: not ref.is_alive(), what="the crashed actor to stop")
+        wait_until(lambda: not ref.is_alive(), "the crashed actor to stop", timeout=TIMEOUT)
     finally:
         release.set()
         stop(ref)

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import wait_until
 from zmqactors.errors import ConfigurationError
 from zmqactors.matchmaker import (
     FileMatchmaker,
@@ -70,14 +71,6 @@ def mm(make_matchmaker: Callable[[], Matchmaker]) -> Matchmaker:
 
 def addresses(routes: tuple[Route, ...]) -> list[tuple[str, str]]:
     return [(route.server, route.address) for route in routes]
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(0.02)
 
 
 # --- behaviour common to every backend ---------------------------------------
@@ -189,13 +182,13 @@ def test_expired_routes_are_skipped(mm: Matchmaker) -> None:
     if time.monotonic() - registered_at < short_ttl:
         assert found == [("long", "tcp://127.0.0.1:2"), ("short", "tcp://127.0.0.1:1")]
 
-    wait_until(lambda: addresses(mm.lookup(KEY)) == [("long", "tcp://127.0.0.1:2")])
+    wait_until(lambda: addresses(mm.lookup(KEY)) == [("long", "tcp://127.0.0.1:2")], timeout=5.0)
     assert all(route.expires > time.time() for route in mm.lookup(KEY))
 
 
 def test_expired_route_comes_back_when_registered_again(mm: Matchmaker) -> None:
     mm.register(KEY, "node-1", "tcp://127.0.0.1:1", 0.05)
-    wait_until(lambda: mm.lookup(KEY) == ())
+    wait_until(lambda: mm.lookup(KEY) == (), timeout=5.0)
     mm.register(KEY, "node-1", "tcp://127.0.0.1:1", LONG_TTL)
     assert addresses(mm.lookup(KEY)) == [("node-1", "tcp://127.0.0.1:1")]
 

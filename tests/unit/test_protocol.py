@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from zmqactors import wire
 from zmqactors.errors import (
     MessagingError,
     NoRespondersError,
@@ -19,8 +20,7 @@ from zmqactors.errors import (
     RemoteError,
     UnsupportedVersion,
 )
-from zmqactors.transport import protocol
-from zmqactors.transport.protocol import (
+from zmqactors.wire import (
     HEADER,
     PROTOCOL_VERSION,
     Ack,
@@ -143,49 +143,49 @@ def request_fields(**changes: object) -> list[object]:
 @settings(deadline=None)
 @given(messages)
 def test_round_trip(message):
-    frames = protocol.encode(message)
-    assert protocol.decode(frames, MAX) == message
-    assert protocol.decode_body(frames[1], MAX) == message
+    frames = wire.encode(message)
+    assert wire.decode(frames, MAX) == message
+    assert wire.decode_body(frames[1], MAX) == message
 
 
 @settings(deadline=None)
 @given(messages)
 def test_decoded_message_has_the_same_type_and_fields(message):
-    decoded = protocol.decode(protocol.encode(message), MAX)
+    decoded = wire.decode(wire.encode(message), MAX)
     assert type(decoded) is type(message)
     for field in message.__struct_fields__:
         assert getattr(decoded, field) == getattr(message, field)
 
 
 def test_tuples_decode_as_lists():
-    decoded = protocol.decode(protocol.encode(request(args={"t": (1, (2, 3))})), MAX)
+    decoded = wire.decode(wire.encode(request(args={"t": (1, (2, 3))})), MAX)
     assert decoded.args == {"t": [1, [2, 3]]}
 
 
 def test_enums_decode_as_enums():
-    decoded = protocol.decode(protocol.encode(request(kind=CallKind.CAST)), MAX)
+    decoded = wire.decode(wire.encode(request(kind=CallKind.CAST)), MAX)
     assert decoded.kind is CallKind.CAST
     error = ErrorReply(MSG_ID, ErrorKind.NOT_SERVED, "x", "y")
-    assert protocol.decode(protocol.encode(error), MAX).kind is ErrorKind.NOT_SERVED
+    assert wire.decode(wire.encode(error), MAX).kind is ErrorKind.NOT_SERVED
 
 
 def test_ack_is_its_own_tagged_message():
-    body = protocol.encode(Ack(MSG_ID))[1]
+    body = wire.encode(Ack(MSG_ID))[1]
     assert msgspec.msgpack.decode(body) == ["a", MSG_ID]
-    decoded = protocol.decode_body(body, MAX)
+    decoded = wire.decode_body(body, MAX)
     assert isinstance(decoded, Ack)
     assert decoded.msg_id == MSG_ID
 
 
 def test_acked_cast_kind_round_trips():
-    decoded = protocol.decode(protocol.encode(request(kind=CallKind.ACKED_CAST)), MAX)
+    decoded = wire.decode(wire.encode(request(kind=CallKind.ACKED_CAST)), MAX)
     assert decoded.kind is CallKind.ACKED_CAST
 
 
 def test_ack_with_a_bad_msg_id_is_refused():
     body = msgspec.msgpack.encode(["a", "not bytes"])
     with pytest.raises(ProtocolError):
-        protocol.decode_body(body, MAX)
+        wire.decode_body(body, MAX)
 
 
 def test_messages_are_frozen():
@@ -195,29 +195,29 @@ def test_messages_are_frozen():
 
 
 def test_encode_gives_header_and_body():
-    frames = protocol.encode(Reply(MSG_ID, 3))
+    frames = wire.encode(Reply(MSG_ID, 3))
     assert isinstance(frames, list)
     assert len(frames) == 2
     assert frames[0] == HEADER == b"ZMQA" + bytes([PROTOCOL_VERSION])
     assert isinstance(frames[1], bytes)
-    assert protocol.decode_body(frames[1], MAX) == Reply(MSG_ID, 3)
+    assert wire.decode_body(frames[1], MAX) == Reply(MSG_ID, 3)
 
 
 def test_new_msg_ids_are_16_bytes_and_unique_across_threads():
     def draw(_: int) -> list[bytes]:
-        return [protocol.new_msg_id() for _ in range(5000)]
+        return [wire.new_msg_id() for _ in range(5000)]
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         ids = [i for batch in pool.map(draw, range(4), timeout=30) for i in batch]
     assert len(set(ids)) == len(ids) == 20000
-    assert all(len(i) == protocol.MSG_ID_SIZE == 16 for i in ids)
+    assert all(len(i) == wire.MSG_ID_SIZE == 16 for i in ids)
 
 
 def test_a_forked_child_draws_ids_the_parent_never_will():
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: send ten ids, leave at once
-        os.write(write, b"".join(protocol.new_msg_id() for _ in range(10)))
+        os.write(write, b"".join(wire.new_msg_id() for _ in range(10)))
         os._exit(0)
     os.close(write)
     try:
@@ -230,7 +230,7 @@ def test_a_forked_child_draws_ids_the_parent_never_will():
         os.close(read)
         assert os.waitpid(pid, 0)[1] == 0
     child_ids = {child[i : i + 16] for i in range(0, 160, 16)}
-    parent_ids = {protocol.new_msg_id() for _ in range(10)}
+    parent_ids = {wire.new_msg_id() for _ in range(10)}
     assert not child_ids & parent_ids
     assert {i[:8] for i in child_ids} != {i[:8] for i in parent_ids}
 
@@ -240,38 +240,38 @@ def test_a_forked_child_draws_ids_the_parent_never_will():
 
 @pytest.mark.parametrize("count", [0, 1, 3])
 def test_wrong_frame_count(count):
-    frames = [HEADER, protocol.encode(request())[1], b"extra"][:count]
+    frames = [HEADER, wire.encode(request())[1], b"extra"][:count]
     with pytest.raises(ProtocolError, match=f"got {count}"):
-        protocol.decode(frames, MAX)
+        wire.decode(frames, MAX)
 
 
 @given(st.binary(max_size=32).filter(lambda b: b != HEADER))
 def test_bad_header_is_refused(header):
-    body = protocol.encode(request())[1]
+    body = wire.encode(request())[1]
     with pytest.raises(ProtocolError):
-        protocol.decode([header, body], MAX)
+        wire.decode([header, body], MAX)
 
 
 @pytest.mark.parametrize("version", [0, 2, 255])
 def test_other_protocol_version_is_named(version):
-    body = protocol.encode(request())[1]
+    body = wire.encode(request())[1]
     with pytest.raises(ProtocolError, match=f"unsupported protocol version {version}") as info:
-        protocol.decode([b"ZMQA" + bytes([version]), body], MAX)
+        wire.decode([b"ZMQA" + bytes([version]), body], MAX)
     assert str(PROTOCOL_VERSION) in str(info.value)
     with pytest.raises(ProtocolError, match=f"version {version}"):
-        protocol.check_header(b"ZMQA" + bytes([version]))
+        wire.check_header(b"ZMQA" + bytes([version]))
 
 
 def test_check_header_accepts_ours():
-    protocol.check_header(HEADER)
+    wire.check_header(HEADER)
 
 
 def test_oversized_body_names_the_limit():
-    body = protocol.encode(request(args={"blob": b"x" * 1000}))[1]
+    body = wire.encode(request(args={"blob": b"x" * 1000}))[1]
     limit = len(body) - 1
     with pytest.raises(ProtocolError, match=f"limit of {limit}"):
-        protocol.decode([HEADER, body], limit)
-    assert protocol.decode([HEADER, body], len(body)).args["blob"] == b"x" * 1000
+        wire.decode([HEADER, body], limit)
+    assert wire.decode([HEADER, body], len(body)).args["blob"] == b"x" * 1000
 
 
 # -- hostile bodies -----------------------------------------------------------------
@@ -281,7 +281,7 @@ def test_oversized_body_names_the_limit():
 @given(st.binary(max_size=512))
 def test_garbage_body_only_ever_raises_protocol_error(body):
     try:
-        message = protocol.decode([HEADER, body], MAX)
+        message = wire.decode([HEADER, body], MAX)
     except ProtocolError:
         return
     # A few random byte strings are valid messages; then they are well formed.
@@ -291,11 +291,11 @@ def test_garbage_body_only_ever_raises_protocol_error(body):
 
 @given(st.binary(min_size=1, max_size=200), st.integers(min_value=0, max_value=199))
 def test_corrupted_valid_body_only_ever_raises_protocol_error(noise, where):
-    body = bytearray(protocol.encode(request(args={"a": [1, "two", b"3"]}))[1])
+    body = bytearray(wire.encode(request(args={"a": [1, "two", b"3"]}))[1])
     where %= len(body)
     body[where : where + len(noise)] = noise
     try:
-        message = protocol.decode_body(bytes(body), MAX)
+        message = wire.decode_body(bytes(body), MAX)
     except ProtocolError:
         return
     assert isinstance(message, (Request, Reply, ErrorReply))
@@ -329,13 +329,13 @@ def test_corrupted_valid_body_only_ever_raises_protocol_error(noise, where):
 def test_valid_msgpack_of_wrong_shape_is_refused(fields):
     body = msgspec.msgpack.encode(fields)
     with pytest.raises(ProtocolError):
-        protocol.decode([HEADER, body], MAX)
+        wire.decode([HEADER, body], MAX)
 
 
 def test_request_fields_helper_builds_a_valid_request():
     # So the refusals above come from the broken field, not from the helper.
     body = msgspec.msgpack.encode(request_fields())
-    decoded = protocol.decode([HEADER, body], MAX)
+    decoded = wire.decode([HEADER, body], MAX)
     assert isinstance(decoded, Request)
     assert decoded.args == {"a": 1}
 
@@ -352,9 +352,9 @@ def test_request_fields_helper_builds_a_valid_request():
     ids=["request", "reply", "error", "ack"],
 )
 def test_wrong_msg_id_length(size, message):
-    frames = protocol.encode(message(b"\x01" * size))
+    frames = wire.encode(message(b"\x01" * size))
     with pytest.raises(ProtocolError, match=f"{size} bytes"):
-        protocol.decode(frames, MAX)
+        wire.decode(frames, MAX)
 
 
 def deep_request_body(value: bytes) -> bytes:
@@ -382,22 +382,22 @@ def deep_request_body(value: bytes) -> bytes:
 
 
 def test_hand_built_body_decodes_when_shallow():
-    decoded = protocol.decode_body(deep_request_body(b"\x91\x91\xc0"), MAX)
+    decoded = wire.decode_body(deep_request_body(b"\x91\x91\xc0"), MAX)
     assert decoded == request(args={"x": [[None]]}, context={})
 
 
 def test_deeply_nested_payload_is_a_protocol_error():
     body = deep_request_body(b"\x91" * 100_000 + b"\xc0")
     with pytest.raises(ProtocolError):
-        protocol.decode([HEADER, body], MAX)
+        wire.decode([HEADER, body], MAX)
     # The decoder is still usable afterwards.
-    assert protocol.decode_body(deep_request_body(b"\xc0"), MAX).args == {"x": None}
+    assert wire.decode_body(deep_request_body(b"\xc0"), MAX).args == {"x": None}
 
 
 def test_deeply_nested_maps_are_a_protocol_error():
     body = deep_request_body(b"\x81\xa1k" * 100_000 + b"\xc0")
     with pytest.raises(ProtocolError):
-        protocol.decode([HEADER, body], MAX)
+        wire.decode([HEADER, body], MAX)
 
 
 # -- encoding errors ---------------------------------------------------------------
@@ -405,13 +405,13 @@ def test_deeply_nested_maps_are_a_protocol_error():
 
 def test_unencodable_argument_is_a_type_error_naming_the_problem():
     with pytest.raises(TypeError, match="object") as info:
-        protocol.encode(request(args={"x": object()}))
+        wire.encode(request(args={"x": object()}))
     assert "Request" in str(info.value)
 
 
 def test_unencodable_result_is_a_type_error():
     with pytest.raises(TypeError, match="Reply"):
-        protocol.encode(Reply(MSG_ID, {"when": object()}))
+        wire.encode(Reply(MSG_ID, {"when": object()}))
 
 
 @pytest.mark.parametrize(
@@ -421,7 +421,7 @@ def test_unencodable_result_is_a_type_error():
 )
 def test_values_msgpack_cannot_hold_are_type_errors(value):
     with pytest.raises(TypeError, match="Request"):
-        protocol.encode(request(args={"x": value}))
+        wire.encode(request(args={"x": value}))
 
 
 # -- errors to exceptions --------------------------------------------------------------
@@ -443,7 +443,7 @@ def test_every_error_kind_has_an_expected_exception():
 @pytest.mark.parametrize("kind", list(ErrorKind))
 def test_error_to_exception(kind):
     reply = ErrorReply(MSG_ID, kind, "builtins.KeyError", "'missing'", "Traceback: line 1")
-    exc = protocol.error_to_exception(reply)
+    exc = wire.error_to_exception(reply)
     assert type(exc) is EXPECTED_EXCEPTION[kind]
     assert isinstance(exc, MessagingError)
     assert "'missing'" in str(exc)
@@ -455,7 +455,7 @@ def test_error_to_exception(kind):
 
 @given(error_replies)
 def test_error_to_exception_keeps_fields(reply):
-    exc = protocol.error_to_exception(reply)
+    exc = wire.error_to_exception(reply)
     assert isinstance(exc, EXPECTED_EXCEPTION[reply.kind])
     if isinstance(exc, RemoteError):
         assert (exc.exc_type, exc.value, exc.traceback) == (
@@ -468,6 +468,6 @@ def test_error_to_exception_keeps_fields(reply):
 
 
 def test_round_trip_keeps_special_floats():
-    decoded = protocol.decode(protocol.encode(Reply(MSG_ID, [math.inf, -math.inf, -0.0])), MAX)
+    decoded = wire.decode(wire.encode(Reply(MSG_ID, [math.inf, -math.inf, -0.0])), MAX)
     assert decoded.result == [math.inf, -math.inf, -0.0]
     assert math.copysign(1.0, decoded.result[2]) == -1.0

@@ -15,8 +15,8 @@ from oslo_config import cfg
 import zmqactors as za
 from zmqactors import cli
 from zmqactors.matchmaker import FileMatchmaker, MemoryMatchmaker, Route
+from zmqactors.net import security
 from zmqactors.options import Settings, parse_url, register_opts
-from zmqactors.transport import security
 
 pytestmark = pytest.mark.unit
 

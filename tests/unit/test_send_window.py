@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from zmqactors.actors.window import SendWindow
+from zmqactors.core.window import SendWindow
 from zmqactors.errors import TransportClosedError
 
 pytestmark = pytest.mark.unit

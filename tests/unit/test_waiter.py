@@ -7,7 +7,7 @@ from concurrent.futures import CancelledError, InvalidStateError
 
 import pytest
 
-from zmqactors.actors.waiter import Waiter
+from zmqactors.core.waiter import Waiter
 
 pytestmark = pytest.mark.unit
 

@@ -42,9 +42,9 @@ from pykka._envelope import Envelope
 from pykka.messages import _ActorStop
 
 from zmqactors.actors.frames import readable, recv_exactly, recv_frames
-from zmqactors.actors.waiter import Waiter, settle
+from zmqactors.core.waiter import Waiter, settle
 from zmqactors.errors import TransportClosedError
-from zmqactors.transport.context import on_fork_child
+from zmqactors.net.context import on_fork_child
 
 __all__ = ["Doorbell", "PollingInbox", "SocketActor"]
 

@@ -10,35 +10,21 @@ only its own listener, never the poller's I/O.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import zmq
 
 from zmqactors.actors.base import SocketActor
 from zmqactors.actors.frames import send_frames
-from zmqactors.transport.context import get_context
-from zmqactors.transport.sockets import inproc_socket
+from zmqactors.net.context import get_context
+from zmqactors.net.sockets import inproc_socket
 
-__all__ = ["Handler", "Listener"]
+if TYPE_CHECKING:
+    from zmqactors.core.handler import Handler
+
+__all__ = ["Listener"]
 
 _IDLE = (b"", b"")
-
-
-class Handler(Protocol):
-    """What a listener runs for each request body (an RPC or a notification dispatcher)."""
-
-    def handle(self, body: bytes, client: bytes = b"") -> bytes | None:
-        """Run the request from ``client``; return the reply body, or None.
-
-        Never raises for bad input. ``client`` identifies the caller's
-        connection, for handlers that reply later (`SendReply`).
-        """
-
-    def next_deadline(self) -> float | None:
-        """When `on_deadline` should run next (``time.monotonic()``), or None."""
-
-    def on_deadline(self, now: float) -> None:
-        """Run due timers (e.g. flush a batch)."""
 
 
 class Listener(SocketActor):

@@ -30,9 +30,9 @@ from zmqactors.errors import MessagingError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from zmqactors.actors.stats import Stats
+    from zmqactors.core.routes import RouteCache
+    from zmqactors.core.stats import Stats
     from zmqactors.matchmaker import Matchmaker, Route
-    from zmqactors.transport.routing import RouteCache
 
 __all__ = ["MatchmakerActor"]
 

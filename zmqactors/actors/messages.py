@@ -5,7 +5,7 @@ Targets): as immutable as a frozen dataclass, and built in C, which matters on
 the call path (a ten-field frozen dataclass cost 4.3 µs to build here, the
 Struct 0.2 µs). They never go on the wire. A ``future`` field is the one
 handle that is not a value: the caller's `concurrent.futures.Future` (or, for
-a blocking call, a lighter `zmqactors.actors.waiter.Waiter`), which the
+a blocking call, a lighter `zmqactors.core.waiter.Waiter`), which the
 receiving actor resolves directly so the caller wakes with no further hop.
 """
 
@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from zmqactors.actors.waiter import Waiter
+from zmqactors.core.waiter import Waiter
 from zmqactors.topics import Target
 
 if TYPE_CHECKING:
     # Only for type checkers: these Structs are never encoded, so msgspec never
     # resolves their annotations, and importing security here would be circular.
-    from zmqactors.transport.security import ServerCurve  # noqa: TC004
+    from zmqactors.net.security import ServerCurve  # noqa: TC004
 
 __all__ = [
     "AddServer",

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, assert_never
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
+from zmqactors import wire
 from zmqactors._addresses import advertised_endpoint, tcp_endpoint
 from zmqactors.actors.base import SocketActor
 from zmqactors.actors.frames import send_frames
@@ -35,17 +36,17 @@ from zmqactors.actors.messages import (
     RemoveServer,
     SendReply,
 )
-from zmqactors.actors.waiter import settle
+from zmqactors.core.waiter import settle
 from zmqactors.errors import ConfigurationError, ProtocolError, SecurityError
+from zmqactors.net import security
+from zmqactors.net.context import get_context
+from zmqactors.net.sockets import inproc_socket, network_socket
 from zmqactors.options import GROUP_NAME
-from zmqactors.transport import protocol, security
-from zmqactors.transport.context import get_context
-from zmqactors.transport.sockets import inproc_socket, network_socket
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-    from zmqactors.actors.stats import Stats
+    from zmqactors.core.stats import Stats
     from zmqactors.options import Settings
     from zmqactors.topics import Target
 
@@ -316,7 +317,7 @@ class Poller(SocketActor):
             return
         client, header, body = frames
         try:
-            protocol.check_header(header)
+            wire.check_header(header)
         except ProtocolError as exc:
             self._stats.incr("protocol_errors")
             self.log.warning("dropped a request", reason=str(exc))
@@ -379,7 +380,7 @@ class Poller(SocketActor):
 
     def _reply(self, served: _Served, client: bytes, body: bytes) -> None:
         try:
-            send_frames(served.router, (client, protocol.HEADER, body), block=False)
+            send_frames(served.router, (client, wire.HEADER, body), block=False)
         except zmq.ZMQError as exc:
             # The client went away (EHOSTUNREACH) or stopped reading (EAGAIN).
             self._stats.incr("undeliverable_replies")
@@ -388,18 +389,18 @@ class Poller(SocketActor):
     def _refuse_stopping(self, served: _Served, client: bytes, body: bytes) -> None:
         self._stats.incr("rejected_stopping")
         try:
-            request = protocol.decode_body(body, self._settings.max_message_size)
+            request = wire.decode_body(body, self._settings.max_message_size)
         except ProtocolError:
             self._stats.incr("protocol_errors")
             return
-        if isinstance(request, protocol.Request) and request.kind is protocol.CallKind.CALL:
-            reply = protocol.ErrorReply(
+        if isinstance(request, wire.Request) and request.kind is wire.CallKind.CALL:
+            reply = wire.ErrorReply(
                 request.msg_id,
-                protocol.ErrorKind.STOPPING,
+                wire.ErrorKind.STOPPING,
                 "zmqactors.errors.NoRespondersError",
                 f"server {served.target.server} of {served.target.topic} is stopping",
             )
-            self._reply(served, client, protocol.encode(reply)[1])
+            self._reply(served, client, wire.encode(reply)[1])
 
     # -- life cycle ---------------------------------------------------------
 

@@ -8,7 +8,7 @@ no further hop. A reply for an id it no longer holds (the call timed out) is
 dropped and counted as ``late_replies``.
 
 A DEALER to a server whose route carries a CURVE key is a CURVE client with
-this transport's key pair (`zmqactors.transport.security`). Failing closed, a
+this transport's key pair (`zmqactors.net.security`). Failing closed, a
 transport with a key pair sends nothing to a server without a key, one
 without sends nothing to a server that has one, and a server that refuses
 the handshake fails the calls waiting on it with `SecurityError`.
@@ -46,11 +46,12 @@ import pykka
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
+from zmqactors import wire
 from zmqactors.actors.base import SocketActor
 from zmqactors.actors.frames import send_frames
 from zmqactors.actors.messages import ReplyWaiterMessage, SendCall, SendCast, Unreachable
-from zmqactors.actors.waiter import settle
-from zmqactors.actors.window import SendWindow
+from zmqactors.core.waiter import settle
+from zmqactors.core.window import SendWindow
 from zmqactors.errors import (
     MessagingError,
     MessagingTimeout,
@@ -58,15 +59,15 @@ from zmqactors.errors import (
     ProtocolError,
     SecurityError,
 )
-from zmqactors.transport import protocol, security
-from zmqactors.transport.context import get_context
-from zmqactors.transport.sockets import network_socket
+from zmqactors.net import security
+from zmqactors.net.context import get_context
+from zmqactors.net.sockets import network_socket
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-    from zmqactors.actors.stats import Stats
-    from zmqactors.actors.waiter import Waiter
+    from zmqactors.core.stats import Stats
+    from zmqactors.core.waiter import Waiter
     from zmqactors.options import Settings
 
 __all__ = ["ReplyWaiter"]
@@ -371,16 +372,16 @@ class ReplyWaiter(SocketActor):
 
     def _on_reply(self, frames: list[bytes]) -> None:
         try:
-            reply = protocol.decode(frames, self._settings.max_message_size)
+            reply = wire.decode(frames, self._settings.max_message_size)
         except ProtocolError as exc:
             self._stats.incr("protocol_errors")
             self.log.warning("dropped a malformed reply", error=str(exc))
             return
-        if isinstance(reply, protocol.Request | protocol.Notification):
+        if isinstance(reply, wire.Request | wire.Notification):
             self._stats.incr("protocol_errors")
             self.log.warning("dropped a request sent to a client socket")
             return
-        if isinstance(reply, protocol.Heartbeat):
+        if isinstance(reply, wire.Heartbeat):
             alive = self._pending.get(reply.msg_id)
             if alive is not None and alive.call.monitor is not None:
                 alive.alive_until = time.monotonic() + alive.call.monitor
@@ -391,12 +392,12 @@ class ReplyWaiter(SocketActor):
             return
         # Deferred: the caller wakes once this thread goes back to sleep (see defer).
         future = pending.call.future
-        if isinstance(reply, protocol.Reply):
+        if isinstance(reply, wire.Reply):
             self.defer(_set_result, future, reply.result)
-        elif isinstance(reply, protocol.Ack):
+        elif isinstance(reply, wire.Ack):
             self.defer(_set_result, future, None)
         else:
-            self.defer(_set_error, future, protocol.error_to_exception(reply))
+            self.defer(_set_error, future, wire.error_to_exception(reply))
 
     def next_deadline(self) -> float | None:
         """The earliest deadline of a pending call."""

@@ -33,13 +33,33 @@ What oslo's interface asks and how it is met:
   actor, which cannot fail but for a closed transport.
 - Exchanges isolate: the exchange (the target's, else oslo's
   ``control_exchange``) is part of every matchmaker key, fanout included.
+
+Logging: the driver, like the rest of zmqactors, never configures logging.
+An OpenStack service that wants zmqactors' structlog events in its oslo.log
+files routes structlog through the standard ``logging`` module once, at
+start-up, after ``oslo_log.log.setup()``::
+
+    import structlog
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            structlog.processors.format_exc_info,
+            structlog.processors.KeyValueRenderer(key_order=["event"]),
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+    )
+
+The events then go to the loggers named ``zmqactors.*`` with oslo.log's
+handlers, levels and files.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import socket
-import threading
 import time
 import urllib.parse
 import uuid
@@ -49,7 +69,7 @@ import oslo_messaging
 import structlog
 from oslo_messaging._drivers import base
 
-from zmqactors.actors.messages import Refresh, SendCall, SendCast
+from zmqactors import wire
 from zmqactors.errors import (
     ConfigurationError,
     MessagingError,
@@ -63,13 +83,12 @@ from zmqactors.oslo import _envelope
 from zmqactors.oslo._targets import escape, notification_route_key, rpc_target
 from zmqactors.oslo.listener import OsloListener
 from zmqactors.topics import matchmaker_key
-from zmqactors.transport import protocol
 from zmqactors.transport._transport import Transport
 
 if TYPE_CHECKING:
     from zmqactors.matchmaker import Route
     from zmqactors.topics import Target
-    from zmqactors.transport._transport import _Actors
+    from zmqactors.transport.runtime import Runtime
 
 __all__ = ["ZmqActorsDriver", "zmq_url"]
 
@@ -111,32 +130,6 @@ def zmq_url(url: Any) -> str:
     return f"{url.transport or 'zmq'}://{','.join(netlocs)}{path}{'?' + query if query else ''}"
 
 
-_bridge_lock = threading.Lock()
-
-
-def _bridge_logging() -> None:
-    """Send zmqactors' structlog events to stdlib logging, unless structlog is configured.
-
-    OpenStack services configure logging through oslo.log (stdlib
-    ``logging``); without this, structlog's default would print to stdout
-    past their handlers, levels and log files.
-    """
-    with _bridge_lock:
-        if structlog.is_configured():
-            return
-        structlog.configure(
-            processors=[
-                structlog.stdlib.filter_by_level,
-                structlog.processors.format_exc_info,
-                structlog.processors.KeyValueRenderer(key_order=["event"], drop_missing=True),
-            ],
-            logger_factory=structlog.stdlib.LoggerFactory(),
-            wrapper_class=structlog.stdlib.BoundLogger,
-            # Not cached: a logger cached on first use would keep this
-            # configuration after the application reconfigures structlog.
-        )
-
-
 def _timeout_error(message: str) -> Exception:
     error: Exception = oslo_messaging.MessagingTimeout(message)
     return error
@@ -157,7 +150,6 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
         allowed_remote_exmods: list[str] | None = None,
     ) -> None:
         super().__init__(conf, url, default_exchange, allowed_remote_exmods)
-        _bridge_logging()
         try:
             self._transport = Transport.from_url(zmq_url(url), conf)
         except ConfigurationError as exc:
@@ -176,9 +168,9 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
 
     # -- helpers --------------------------------------------------------------
 
-    def _actors(self) -> _Actors:
+    def _runtime(self) -> Runtime:
         try:
-            return self._transport._actors()  # noqa: SLF001 - the driver owns its transport
+            return self._transport.runtime()
         except TransportClosedError as exc:
             raise oslo_messaging.MessageDeliveryFailure(str(exc)) from None
 
@@ -194,10 +186,10 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
             raise oslo_messaging.InvalidTarget(str(exc), target) from None
 
     def _request(
-        self, target: Target, kind: protocol.CallKind, method: str, text: str, timeout: float | None
+        self, target: Target, kind: wire.CallKind, method: str, text: str, timeout: float | None
     ) -> tuple[bytes, tuple[bytes, bytes]]:
-        msg_id = protocol.new_msg_id()
-        header, body = protocol.request_frames(
+        msg_id = wire.new_msg_id()
+        header, body = wire.request_frames(
             target,
             kind,
             method,
@@ -278,11 +270,11 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
         deadline = time.monotonic() + timeout
         delay = _RETRY_MIN
         while True:
-            actors = self._actors()
-            route = self._pick(actors, zt, oslo_target, text, at_least_once=at_least_once)
+            runtime = self._runtime()
+            route = self._pick(runtime, zt, oslo_target, text, at_least_once=at_least_once)
             if route is not None:
                 found, result = self._call_once(
-                    actors, route, zt, method, text, deadline=deadline, monitor=monitor
+                    runtime, route, zt, method, text, deadline=deadline, monitor=monitor
                 )
                 if found:
                     try:
@@ -297,10 +289,10 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
             delay = min(delay * 2, _RETRY_MAX)
 
     def _pick(
-        self, actors: _Actors, zt: Target, oslo_target: Any, text: str, *, at_least_once: bool
+        self, runtime: Runtime, zt: Target, oslo_target: Any, text: str, *, at_least_once: bool
     ) -> Route | None:
         try:
-            return actors.router.pick(zt)
+            return runtime.route(zt)
         except NoRespondersError as exc:
             if at_least_once:
                 raise self._undeliverable(exc, oslo_target, text) from None
@@ -312,7 +304,7 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
 
     def _call_once(
         self,
-        actors: _Actors,
+        runtime: Runtime,
         route: Route,
         zt: Target,
         method: str,
@@ -322,15 +314,23 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
         monitor: float | None,
     ) -> tuple[bool, Any]:
         """Send the call to ``route``: (True, reply text), or (False, None) to try elsewhere."""
-        msg_id, frames = self._request(
-            zt, protocol.CallKind.CALL, method, text, max(0.0, deadline - time.monotonic())
-        )
+        remaining = max(0.0, deadline - time.monotonic())
+        msg_id, frames = self._request(zt, wire.CallKind.CALL, method, text, remaining)
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        message = SendCall(
-            route.address, frames, msg_id, deadline, zt, method, future, monitor, route.server_key
-        )
         try:
-            actors.send(message)
+            # Through the send window: a full queue to the server holds the
+            # call until its deadline, as for zmqactors' own clients.
+            runtime.call(
+                route,
+                frames,
+                msg_id,
+                zt,
+                method,
+                future,
+                deadline=deadline,
+                timeout=round(remaining, 3),
+                monitor=monitor,
+            )
         except TransportClosedError as exc:
             raise oslo_messaging.MessageDeliveryFailure(str(exc)) from None
         try:
@@ -342,7 +342,8 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
         except NoRespondersError:
             # Nothing ran (the server is stopping, gone, or not this target's):
             # look the target up again and try another server.
-            actors.matchmaker.tell(Refresh(matchmaker_key(zt)))
+            with contextlib.suppress(TransportClosedError):
+                runtime.refresh(zt)
             return False, None
         except MessagingTimeout as exc:
             raise _timeout_error(str(exc)) from None
@@ -356,9 +357,9 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
     def _cast(
         self, oslo_target: Any, zt: Target, method: str, text: str, *, at_least_once: bool
     ) -> None:
-        actors = self._actors()
+        runtime = self._runtime()
         try:
-            routes = actors.router.routes(zt) if zt.fanout else (actors.router.pick(zt),)
+            routes = runtime.routes(zt)
         except NoRespondersError as exc:
             if at_least_once:
                 raise self._undeliverable(exc, oslo_target, text) from None
@@ -369,12 +370,17 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
             raise oslo_messaging.MessageDeliveryFailure(str(exc)) from None
         except MessagingError as exc:
             raise oslo_messaging.MessagingException(str(exc)) from None
-        _, frames = self._request(zt, protocol.CallKind.CAST, method, text, None)
+        _, frames = self._request(zt, wire.CallKind.CAST, method, text, None)
+        timeout = self._transport.settings.timeout
         try:
-            for route in routes:
-                actors.send(SendCast(route.address, frames, zt, method, route.server_key))
+            # Through the send window: waits while the queue to a server is full.
+            runtime.cast(
+                routes, frames, zt, method, deadline=time.monotonic() + timeout, timeout=timeout
+            )
         except TransportClosedError as exc:
             raise oslo_messaging.MessageDeliveryFailure(str(exc)) from None
+        except MessagingTimeout as exc:
+            raise _timeout_error(str(exc)) from None
 
     # -- notifications -------------------------------------------------------------
 
@@ -400,9 +406,9 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
         if self._unrouted.get(key, 0.0) > now:
             stats.incr("notifications_unrouted")
             return
-        actors = self._actors()
+        runtime = self._runtime()
         try:
-            routes, _ = actors.router.lookup(key)
+            routes = runtime.lookup(key)
         except TransportClosedError as exc:
             raise oslo_messaging.MessageDeliveryFailure(str(exc)) from None
         except MessagingError as exc:
@@ -415,9 +421,9 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
         self._unrouted.pop(key, None)
         text = _envelope.encode_incoming(ctxt, message)
         fields = message if isinstance(message, dict) else {}
-        header, body = protocol.encode(
-            protocol.Notification(
-                protocol.new_msg_id(),
+        header, body = wire.encode(
+            wire.Notification(
+                wire.new_msg_id(),
                 zt.exchange_name,
                 zt.topic,
                 str(fields.get("priority") or "").lower(),
@@ -429,15 +435,8 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
             )
         )
         self._check_size(body)
-        pools: dict[str, list[Route]] = {}
-        for route in routes:
-            # A listener registers as "<hex id>:<pool>"; the default pool is "".
-            pools.setdefault(route.server.partition(":")[2], []).append(route)
-        turn = actors.router.turn()
         try:
-            for members in pools.values():
-                route = members[turn % len(members)]
-                actors.send(SendCast(route.address, (header, body), zt, "notify", route.server_key))
+            runtime.notify(routes, (header, body), zt, "notify")
         except TransportClosedError as exc:
             raise oslo_messaging.MessageDeliveryFailure(str(exc)) from None
 

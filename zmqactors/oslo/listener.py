@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from oslo_messaging._drivers import base
 
-from zmqactors.actors.messages import SendCast
+from zmqactors import wire
+from zmqactors.core.batch import Batcher
 from zmqactors.errors import MessagingError, MessagingTimeout, ProtocolError
 from zmqactors.oslo import _envelope
-from zmqactors.transport import protocol
 from zmqactors.transport.service import Service
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class RpcIncoming(base.RpcIncomingMessage):  # type: ignore[misc] # oslo ships n
         ctxt: dict[str, Any],
         message: dict[str, Any],
         *,
-        request: protocol.Request,
+        request: wire.Request,
         client: bytes,
         body: bytes,
         monitor: float | None,
@@ -81,7 +81,7 @@ class RpcIncoming(base.RpcIncomingMessage):  # type: ignore[misc] # oslo ships n
         self._wire_id = request.msg_id
         self._client = client
         self._body = body
-        self._is_call = request.kind is protocol.CallKind.CALL
+        self._is_call = request.kind is wire.CallKind.CALL
         self._replied = False
 
     def acknowledge(self) -> None:
@@ -105,20 +105,18 @@ class RpcIncoming(base.RpcIncomingMessage):  # type: ignore[misc] # oslo ships n
         except (TypeError, ValueError) as exc:
             # The caller gets the error now rather than a timeout later.
             text = _failure_text(TypeError(f"cannot send the reply: {exc}"))
-        body = protocol.encode(protocol.Reply(self._wire_id, text))[1]
+        body = wire.encode(wire.Reply(self._wire_id, text))[1]
         if len(body) > self._listener.max_message_size:
             self._listener.stats.incr("replies_too_large")
             error = f"the reply of {len(body)} bytes exceeds max_message_size"
             text = _failure_text(ValueError(error))
-            body = protocol.encode(protocol.Reply(self._wire_id, text))[1]
+            body = wire.encode(wire.Reply(self._wire_id, text))[1]
         self._listener.send_reply(self._client, body)
 
     def heartbeat(self) -> None:
         """Tell the caller the call is still running (oslo's server calls this periodically)."""
         if self._is_call and not self._replied:
-            self._listener.send_reply(
-                self._client, protocol.encode(protocol.Heartbeat(self._wire_id))[1]
-            )
+            self._listener.send_reply(self._client, wire.encode(wire.Heartbeat(self._wire_id))[1])
 
 
 class NotificationIncoming(base.IncomingMessage):  # type: ignore[misc] # no type hints in oslo
@@ -129,7 +127,7 @@ class NotificationIncoming(base.IncomingMessage):  # type: ignore[misc] # no typ
         listener: OsloListener,
         ctxt: dict[str, Any],
         message: dict[str, Any],
-        notification: protocol.Notification,
+        notification: wire.Notification,
         body: bytes,
     ) -> None:
         super().__init__(ctxt, message, notification.msg_id.hex())
@@ -160,12 +158,12 @@ class _Served:
         self.pairs = pairs
         self.server = server
 
-    def rpc(self, request: protocol.Request) -> bool:
+    def rpc(self, request: wire.Request) -> bool:
         return (request.exchange, request.topic) in self.pairs and (
             request.server is None or request.server == self.server
         )
 
-    def notification(self, notification: protocol.Notification) -> bool:
+    def notification(self, notification: wire.Notification) -> bool:
         return (notification.exchange, notification.topic) in self.pairs
 
 
@@ -181,39 +179,38 @@ class _Handler:
         self._served = served
         self._rpc = rpc
         self._batch_size = max(1, listener.batch_size or 1)
-        self._batch_timeout = listener.batch_timeout or None
-        self._batch: list[NotificationIncoming] = []
-        self._batch_due: float | None = None
-        self._lock = threading.Lock()
+        self._batch: Batcher[NotificationIncoming] = Batcher(
+            self._batch_size, listener.batch_timeout or None
+        )
         self._log = _log.bind(actor="listener")
 
     def handle(self, body: bytes, client: bytes = b"") -> bytes | None:
         """Hand the request or notification in ``body`` to oslo; maybe answer a refusal."""
         listener = self._listener
         try:
-            message = protocol.decode_body(body, listener.max_message_size)
+            message = wire.decode_body(body, listener.max_message_size)
         except ProtocolError as exc:
             return self._drop(None, "protocol_errors", f"malformed message: {exc}")
-        if isinstance(message, protocol.Request) and self._rpc:
+        if isinstance(message, wire.Request) and self._rpc:
             return self._request(message, body, client)
-        if isinstance(message, protocol.Notification) and not self._rpc:
+        if isinstance(message, wire.Notification) and not self._rpc:
             self._notification(message, body)
             return None
         return self._drop(None, "misrouted", f"unexpected {type(message).__name__}")
 
-    def _request(self, request: protocol.Request, body: bytes, client: bytes) -> bytes | None:
+    def _request(self, request: wire.Request, body: bytes, client: bytes) -> bytes | None:
         listener = self._listener
         if not self._served.rpc(request):
             return self._drop(
                 request,
                 "misrouted",
                 f"not served here: {request.exchange}/{request.topic} server={request.server}",
-                protocol.ErrorKind.NOT_SERVED,
+                wire.ErrorKind.NOT_SERVED,
             )
         try:
             ctxt, message, monitor = _envelope.decode_incoming(request.args.get(_envelope.ARGS_KEY))
         except ProtocolError as exc:
-            return self._drop(request, "protocol_errors", str(exc), protocol.ErrorKind.BAD_REQUEST)
+            return self._drop(request, "protocol_errors", str(exc), wire.ErrorKind.BAD_REQUEST)
         client = listener.original_client(request.msg_id, client)
         incoming = RpcIncoming(
             listener, ctxt, message, request=request, client=client, body=body, monitor=monitor
@@ -221,10 +218,10 @@ class _Handler:
         if listener.deliver([incoming]):
             return None
         return self._drop(
-            request, "rejected_stopping", "the listener is stopping", protocol.ErrorKind.STOPPING
+            request, "rejected_stopping", "the listener is stopping", wire.ErrorKind.STOPPING
         )
 
-    def _notification(self, notification: protocol.Notification, body: bytes) -> None:
+    def _notification(self, notification: wire.Notification, body: bytes) -> None:
         listener = self._listener
         if not self._served.notification(notification):
             self._drop(None, "misrouted", f"not served here: {notification.topic}")
@@ -239,50 +236,40 @@ class _Handler:
             if not listener.deliver([incoming]):
                 listener.stats.incr("rejected_stopping")
             return
-        with self._lock:
-            self._batch.append(incoming)
-            if self._batch_due is None and self._batch_timeout is not None:
-                self._batch_due = time.monotonic() + self._batch_timeout
-            full = len(self._batch) >= self._batch_size
+        full = self._batch.add(incoming, time.monotonic())
         if full:
-            self._flush()
+            self._deliver_batch(full)
 
     def _drop(
         self,
-        request: protocol.Request | None,
+        request: wire.Request | None,
         counter: str,
         reason: str,
-        kind: protocol.ErrorKind | None = None,
+        kind: wire.ErrorKind | None = None,
     ) -> bytes | None:
         self._listener.stats.incr(counter)
         self._log.info("message refused", reason=reason, counter=counter)
-        if request is None or kind is None or request.kind is not protocol.CallKind.CALL:
+        if request is None or kind is None or request.kind is not wire.CallKind.CALL:
             return None
-        return protocol.encode(
-            protocol.ErrorReply(request.msg_id, kind, "zmqactors.errors.NoRespondersError", reason)
+        return wire.encode(
+            wire.ErrorReply(request.msg_id, kind, "zmqactors.errors.NoRespondersError", reason)
         )[1]
 
     def take_batch(self) -> list[NotificationIncoming]:
         """Remove and return the notifications waiting for a batch. Any thread."""
-        with self._lock:
-            batch, self._batch, self._batch_due = self._batch, [], None
-        return batch
+        return self._batch.take()
 
-    def _flush(self) -> None:
-        batch = self.take_batch()
+    def _deliver_batch(self, batch: list[NotificationIncoming]) -> None:
         if batch and not self._listener.deliver(batch):
             self._listener.stats.incr("rejected_stopping", len(batch))
 
     def next_deadline(self) -> float | None:
         """When a partial batch is due (its ``batch_timeout`` after its first notification)."""
-        return self._batch_due
+        return self._batch.due
 
     def on_deadline(self, now: float) -> None:
         """Deliver the partial batch once it is due."""
-        with self._lock:
-            due = self._batch_due is not None and now >= self._batch_due
-        if due:
-            self._flush()
+        self._deliver_batch(self._batch.take_due(now))
 
 
 class _Service(Service):
@@ -410,15 +397,12 @@ class OsloListener(base.Listener):  # type: ignore[misc] # oslo ships no type hi
                 while len(self._requeued) > _MAX_REQUEUED_CALLS:
                     self._requeued.popitem(last=False)
         try:
-            actors = self.transport._actors()  # noqa: SLF001 - the driver's own transport
-            actors.send(
-                SendCast(
-                    address,
-                    (protocol.HEADER, body),
-                    self._service.label,
-                    "requeue",
-                    self._service.server_key,
-                )
+            self.transport.runtime().post(
+                address,
+                (wire.HEADER, body),
+                self._service.label,
+                "requeue",
+                self._service.server_key,
             )
         except MessagingError as exc:
             self.stats.incr("requeue_dropped")

@@ -1,13 +1,14 @@
-"""The public API: transports, RPC clients and servers, and the request context.
+"""The public API: transports, RPC clients and servers, notifications, the request context.
 
-Also home to the process context (`context`), the sans-IO wire protocol
-(`protocol`) and socket configuration (`sockets`).
+The layer above the actors: it starts them (`service`, `_transport`) and
+talks to them; the process context lives in `zmqactors.net`, the wire codec in
+`zmqactors.wire`, the pure logic in `zmqactors.core`.
 """
 
+from zmqactors.core.dispatch import request_context
+from zmqactors.core.notify_dispatch import NotificationFilter, NotificationResult
 from zmqactors.transport._transport import Transport
-from zmqactors.transport.dispatch import request_context
 from zmqactors.transport.notify import NotificationListener, Notifier
-from zmqactors.transport.notify_dispatch import NotificationFilter, NotificationResult
 from zmqactors.transport.rpc import RPCClient, RPCServer
 
 __all__ = [

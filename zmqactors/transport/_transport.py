@@ -4,36 +4,28 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import dataclasses
 import itertools
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Self, cast
+from typing import TYPE_CHECKING, Any, Self
 
 import pykka
 import structlog
 
-from zmqactors.actors.base import PollingInbox, SocketActor
-from zmqactors.actors.matchmaker import MatchmakerActor
-from zmqactors.actors.poller import Poller
-from zmqactors.actors.reply_waiter import ReplyWaiter
-from zmqactors.actors.stats import Stats
-from zmqactors.actors.window import SendWindow
+from zmqactors.core.stats import Stats
 from zmqactors.errors import TransportClosedError
-from zmqactors.matchmaker import Matchmaker, create_matchmaker
+from zmqactors.matchmaker import create_matchmaker
+from zmqactors.net.context import on_fork_child, terminate
 from zmqactors.options import DEFAULT_URL, Settings, parse_url
-from zmqactors.transport.context import on_fork_child, terminate
-from zmqactors.transport.routing import RouteCache, Router
+from zmqactors.transport.runtime import Runtime, actors_alive
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from types import TracebackType
 
     from oslo_config import cfg
 
-    from zmqactors.actors.messages import ReplyWaiterMessage
-    from zmqactors.transport.service import Service
+    from zmqactors.transport.runtime import Served
 
 __all__ = ["Transport"]
 
@@ -45,44 +37,11 @@ _live: weakref.WeakSet[Transport] = weakref.WeakSet()
 _server_ids = itertools.count()
 
 
-@dataclasses.dataclass(eq=False)
-class _Actors:
-    """The actors serving one transport in one process."""
-
-    pid: int
-    reply_waiter: pykka.ActorRef[Any]
-    matchmaker: pykka.ActorRef[Any]
-    router: Router
-    # Slots per server address between callers and the reply-waiter's sockets.
-    window: SendWindow
-    # The reply-waiter's inbox, for `send`.
-    reply_inbox: PollingInbox
-    poller: pykka.ActorRef[Any] | None = None
-    # The listeners of the running services, by id(service): the finalizer
-    # cannot reach the services (they hold the transport), yet must stop these.
-    listeners: dict[int, list[pykka.ActorRef[Any]]] = dataclasses.field(default_factory=dict)
-
-    def refs(self) -> list[pykka.ActorRef[Any]]:
-        return [r for r in (self.poller, self.reply_waiter, self.matchmaker) if r is not None]
-
-    def send(self, message: ReplyWaiterMessage) -> None:
-        """Hand ``message`` to the reply-waiter. Any thread.
-
-        Put straight into its inbox, with no pykka envelope (`SocketActor.deliver`).
-        Raises `TransportClosedError` once the reply-waiter has stopped.
-        """
-        try:
-            self.reply_inbox.put(message)
-        except pykka.ActorDeadError:
-            msg = "the transport is closed"
-            raise TransportClosedError(msg) from None
-
-
 class _Holder:
     """What the finalizer needs, without a reference to the transport itself."""
 
     def __init__(self) -> None:
-        self.actors: _Actors | None = None
+        self.actors: Runtime | None = None
 
 
 def _release(holder: _Holder) -> None:
@@ -116,7 +75,7 @@ class Transport:
         self._lock = threading.RLock()
         self._holder = _Holder()
         self._closed = False
-        self._servers: set[Service] = set()
+        self._servers: set[Served] = set()
         self._finalizer = weakref.finalize(self, _release, self._holder)
         _live.add(self)
 
@@ -144,23 +103,39 @@ class Transport:
 
     # -- actors ---------------------------------------------------------------
 
-    def _actors(self) -> _Actors:
-        """Return this process's actors, started on first use (again in a forked child)."""
+    def runtime(self, *, serving: bool = False) -> Runtime:
+        """The `Runtime` of this process, started on first use (again in a forked child).
+
+        The seam between the public API and the actors: clients, services,
+        the CLI and the oslo.messaging driver reach the actors only through
+        it. ``serving`` also starts the poller (the first server does).
+        Raises `TransportClosedError` once the transport is closed.
+        """
         actors = self._holder.actors
-        if actors is not None and actors.pid == os.getpid():
-            return actors
+        if actors is None or actors.pid != os.getpid():
+            actors = self._start()
+        if serving and actors.poller is None:
+            with self._lock:
+                if actors.poller is None:
+                    actors.start_poller(self.settings)
+                    self._check_not_closed_meanwhile(actors)
+        return actors
+
+    def _start(self) -> Runtime:
         with self._lock:
             if self._closed:
                 msg = f"{self!r} is closed"
                 raise TransportClosedError(msg)
             actors = self._holder.actors
             if actors is None or actors.pid != os.getpid():
-                actors = self._start_actors()
+                # The servers of the parent do not run here: forget them.
+                self._servers.clear()
+                actors = Runtime.start(self.settings, self.stats)
                 self._check_not_closed_meanwhile(actors)
                 self._holder.actors = actors
             return actors
 
-    def _check_not_closed_meanwhile(self, actors: _Actors) -> None:
+    def _check_not_closed_meanwhile(self, actors: Runtime) -> None:
         """Stop ``actors`` and raise if close() ran while they started (lock held).
 
         Only a signal handler in the starting thread can do that (the lock is
@@ -173,48 +148,24 @@ class Transport:
             msg = f"{self!r} is closed"
             raise TransportClosedError(msg)
 
-    def _start_actors(self) -> _Actors:
-        settings = self.settings
-        spec = settings.matchmaker
-        factory: Callable[[], Matchmaker] = lambda: create_matchmaker(  # noqa: E731
-            spec.kind, spec.location, spec.password
-        )
-        cache = RouteCache()
-        matchmaker = MatchmakerActor.start(
-            factory, cache, settings.matchmaker_ttl, self.stats, settings.lookup_cache_ttl
-        )
-        window = SendWindow(settings.high_water_mark)
-        reply_waiter = ReplyWaiter.start(settings, self.stats, matchmaker, window)
-        router = Router(cache, matchmaker, settings.lookup_cache_ttl)
-        # The servers of the parent do not run here: forget them.
-        self._servers.clear()
-        inbox = cast("PollingInbox", reply_waiter.actor_inbox)
-        return _Actors(os.getpid(), reply_waiter, matchmaker, router, window, inbox)
-
-    def _poller(self) -> pykka.ActorRef[Any]:
-        """The poller of this process, started with the first server."""
-        actors = self._actors()
-        if actors.poller is None:
-            with self._lock:
-                if actors.poller is None:
-                    actors.poller = Poller.start(self.settings, self.stats)
-                    self._check_not_closed_meanwhile(actors)
-        return actors.poller
-
-    def _next_id(self) -> str:
+    @staticmethod
+    def next_id() -> str:
+        """A server id unique in this process (for `Service`'s inproc names)."""
         # Unique in the process, not per transport: a closed transport's
         # inproc names are unbound asynchronously, and a new transport may
         # reuse a freed one's id().
         return f"{os.getpid()}-{next(_server_ids)}"
 
-    def _add_service(self, service: Service) -> None:
+    def track(self, service: Served, listeners: list[pykka.ActorRef[Any]]) -> None:
+        """Remember a started service (close() aborts it) and its listeners (for the finalizer)."""
         with self._lock:
             self._servers.add(service)
             actors = self._holder.actors
             if actors is not None:
-                actors.listeners[id(service)] = list(service._listeners)  # noqa: SLF001
+                actors.listeners[id(service)] = list(listeners)
 
-    def _discard_service(self, service: Service) -> None:
+    def untrack(self, service: Served) -> None:
+        """Forget a service that has stopped."""
         with self._lock:
             self._servers.discard(service)
             actors = self._holder.actors
@@ -246,7 +197,7 @@ class Transport:
         # sockets close under them.
         _stop_all([actors.reply_waiter])
         for server in servers:
-            server._abort()  # noqa: SLF001 - the transport owns its servers' life cycle
+            server.abort()
         _stop_all(actors.refs())
 
     def __enter__(self) -> Self:
@@ -295,10 +246,7 @@ def _flush_at_exit() -> None:
     # second. With an actor still running in this process (a transport not
     # closed, or collected without close() a moment ago), exit at once
     # instead: its sockets would hold termination for the whole bound.
-    if any(
-        issubclass(ref.actor_class, SocketActor) and ref.is_alive()
-        for ref in pykka.ActorRegistry.get_all()
-    ):
+    if actors_alive():
         return
     linger = max([1.0, *(transport.settings.linger for transport in list(_live))])
     terminate(linger + 1.0)

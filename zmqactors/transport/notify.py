@@ -18,26 +18,19 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from zmqactors.actors.messages import SendCast
+from zmqactors import wire
+from zmqactors.core.notify_dispatch import PRIORITIES, NotificationDispatcher
 from zmqactors.topics import Target, notification_key, validate_name
-from zmqactors.transport import protocol
-from zmqactors.transport.notify_dispatch import PRIORITIES, NotificationDispatcher
 from zmqactors.transport.service import Service, check_endpoints
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from zmqactors.matchmaker import Route
     from zmqactors.transport._transport import Transport
 
 __all__ = ["NotificationListener", "Notifier"]
 
 _MAX_EVENT_TYPE = 255
-
-
-def _pool_of(route: Route) -> str:
-    # A listener's server name is "<hex id>:<pool>"; the id has no ':'.
-    return route.server.partition(":")[2]
 
 
 class Notifier:
@@ -129,17 +122,16 @@ class Notifier:
         if not isinstance(event_type, str) or not 0 < len(event_type) <= _MAX_EVENT_TYPE:
             msg = f"invalid event_type {event_type!r}: a string of 1-255 characters is required"
             raise ValueError(msg)
-        actors = self.transport._actors()  # noqa: SLF001 - the transport's own notifier
-        turn = actors.router.turn()
+        runtime = self.transport.runtime()
         sent = 0
         for target, key in zip(self.targets, self._keys, strict=True):
-            routes, _ = actors.router.lookup(key)
+            routes = runtime.lookup(key)
             if not routes:
                 self.transport.stats.incr("notifications_unrouted")
                 continue
-            header, body = protocol.encode(
-                protocol.Notification(
-                    protocol.new_msg_id(),
+            header, body = wire.encode(
+                wire.Notification(
+                    wire.new_msg_id(),
                     target.exchange_name,
                     target.topic,
                     priority,
@@ -150,15 +142,7 @@ class Notifier:
                     time.time(),
                 )
             )
-            pools: dict[str, list[Route]] = {}
-            for route in routes:
-                pools.setdefault(_pool_of(route), []).append(route)
-            for members in pools.values():
-                route = members[turn % len(members)]
-                actors.send(
-                    SendCast(route.address, (header, body), target, priority, route.server_key)
-                )
-                sent += 1
+            sent += runtime.notify(routes, (header, body), target, priority)
         return sent
 
 

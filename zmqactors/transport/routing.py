@@ -1,7 +1,8 @@
-"""Which server a message goes to: the route cache and the choice among servers.
+"""Which server a message goes to: the choice among the servers of the route cache.
 
-The matchmaker actor is the cache's only writer (copy-on-write, so readers
-take no lock); caller threads read it without a hop. Only a miss — nothing
+The matchmaker actor is the cache's only writer (`zmqactors.core.routes`,
+copy-on-write, so readers take no lock); caller threads read it without a
+hop. Only a miss — nothing
 cached for the key, or no cached route of the requested server — costs a
 round trip to the matchmaker actor. A stale entry is still used while the
 actor refreshes it in the background, so routes keep working while the
@@ -11,7 +12,6 @@ found by the next call.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import time
 from typing import TYPE_CHECKING, Any
@@ -23,65 +23,13 @@ from zmqactors.errors import MessagingError, NoRespondersError, TransportClosedE
 from zmqactors.topics import Target, matchmaker_key
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
+    from zmqactors.core.routes import RouteCache
     from zmqactors.matchmaker import Route
 
-__all__ = ["CachedRoutes", "RouteCache", "Router"]
+__all__ = ["Router"]
 
 # How long a caller waits for the matchmaker actor to answer a lookup.
 _LOOKUP_TIMEOUT = 10.0
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CachedRoutes:
-    """The routes of one key as last looked up, and when (``time.monotonic()``)."""
-
-    routes: tuple[Route, ...]
-    fetched: float
-
-
-class RouteCache:
-    """Routes by matchmaker key. One writer (the matchmaker actor); readers in any thread."""
-
-    def __init__(self) -> None:
-        self._entries: Mapping[str, CachedRoutes] = {}
-        self._unreachable: Mapping[str, float] = {}
-
-    def get(self, key: str) -> CachedRoutes | None:
-        """The cached routes of ``key``, or None. Any thread."""
-        return self._entries.get(key)
-
-    def put(self, key: str, routes: tuple[Route, ...]) -> None:
-        """Cache ``routes`` (an empty tuple removes the entry). Matchmaker actor only."""
-        entries = dict(self._entries)
-        if routes:
-            entries[key] = CachedRoutes(routes, time.monotonic())
-        else:
-            entries.pop(key, None)
-        self._entries = entries
-
-    def mark_unreachable(self, address: str, until: float) -> None:
-        """Leave ``address`` out of every answer until ``until`` (monotonic). Matchmaker actor."""
-        now = time.monotonic()
-        marks = {a: t for a, t in self._unreachable.items() if t > now}
-        marks[address] = until
-        self._unreachable = marks
-
-    def reachable(self, routes: tuple[Route, ...]) -> tuple[Route, ...]:
-        """``routes`` without the addresses marked unreachable. Any thread."""
-        marks = self._unreachable
-        if not marks:
-            return routes
-        now = time.monotonic()
-        return tuple(r for r in routes if marks.get(r.address, 0.0) <= now)
-
-    def invalidate(self, key: str) -> None:
-        """Forget ``key``. Matchmaker actor only."""
-        if key in self._entries:
-            entries = dict(self._entries)
-            del entries[key]
-            self._entries = entries
 
 
 class Router:

@@ -11,14 +11,11 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-import pykka
-
-from zmqactors.actors.messages import Refresh, SendCall, SendCast
-from zmqactors.actors.waiter import Waiter
-from zmqactors.errors import MessagingTimeout, NoRespondersError
+from zmqactors import wire
+from zmqactors.core.dispatch import Dispatcher
+from zmqactors.core.waiter import Waiter
+from zmqactors.errors import MessagingTimeout, NoRespondersError, TransportClosedError
 from zmqactors.topics import Target, matchmaker_key
-from zmqactors.transport import protocol
-from zmqactors.transport.dispatch import Dispatcher
 from zmqactors.transport.service import Service, check_endpoints
 
 if TYPE_CHECKING:
@@ -26,6 +23,7 @@ if TYPE_CHECKING:
 
     from zmqactors.matchmaker.base import Route
     from zmqactors.transport._transport import Transport
+    from zmqactors.transport.runtime import Runtime
 
 __all__ = ["RPCClient", "RPCServer"]
 
@@ -62,13 +60,6 @@ def _check_timeout(timeout: object) -> float:
         msg = f"invalid timeout {timeout!r}: a positive number of seconds is required"
         raise ValueError(msg)
     return float(timeout)
-
-
-def _queue_full(target: Target, address: str, method: str, limit: int, timeout: float) -> str:
-    return (
-        f"send queue to {target} at {address} is full ({limit} messages waiting "
-        f"beyond ZeroMQ's high-water mark): {method!r} not sent within {timeout}s"
-    )
 
 
 class RPCClient:
@@ -150,10 +141,10 @@ class RPCClient:
         )
 
     def _request(
-        self, kind: protocol.CallKind, method: str, args: dict[str, Any], msg_id: bytes
+        self, kind: wire.CallKind, method: str, args: dict[str, Any], msg_id: bytes
     ) -> tuple[bytes, bytes]:
-        timeout = self.timeout if kind is not protocol.CallKind.CAST else None
-        return protocol.request_frames(
+        timeout = self.timeout if kind is not wire.CallKind.CAST else None
+        return wire.request_frames(
             self.target,
             kind,
             method,
@@ -172,28 +163,20 @@ class RPCClient:
         if self.target.fanout:
             msg = f"a fanout target takes casts only, not calls ({self.target})"
             raise ValueError(msg)
-        actors = self.transport._actors()  # noqa: SLF001 - the transport's own clients
-        route = actors.router.pick(self.target)
-        msg_id = protocol.new_msg_id()
-        frames = self._request(protocol.CallKind.CALL, method, kwargs, msg_id)
+        runtime = self.transport.runtime()
+        route = runtime.route(self.target)
+        msg_id = wire.new_msg_id()
+        frames = self._request(wire.CallKind.CALL, method, kwargs, msg_id)
         deadline = time.monotonic() + self.timeout
-        if not actors.window.acquire(route.address, deadline):
-            limit = actors.window.limit
-            text = _queue_full(self.target, route.address, method, limit, self.timeout)
-            future.set_exception(MessagingTimeout(text))
-            return
-        actors.send(
-            SendCall(
-                route.address,
-                frames,
-                msg_id,
-                deadline,
-                self.target,
-                method,
-                future,
-                server_key=route.server_key,
-                credited=True,
-            )
+        runtime.call(
+            route,
+            frames,
+            msg_id,
+            self.target,
+            method,
+            future,
+            deadline=deadline,
+            timeout=self.timeout,
         )
 
     def call_async(self, method: str, /, **kwargs: Any) -> Future[Any]:
@@ -258,35 +241,17 @@ class RPCClient:
                 raise ValueError(msg)
             self._cast_acked(method, kwargs)
             return
-        actors = self.transport._actors()  # noqa: SLF001 - the transport's own clients
-        routes = (
-            actors.router.routes(self.target)
-            if self.target.fanout
-            else (actors.router.pick(self.target),)
-        )
-        frames = self._request(protocol.CallKind.CAST, method, kwargs, protocol.new_msg_id())
-        window = actors.window
+        runtime = self.transport.runtime()
+        routes = runtime.routes(self.target)
+        frames = self._request(wire.CallKind.CAST, method, kwargs, wire.new_msg_id())
         deadline = time.monotonic() + self.timeout
-        for route in routes:
-            if not window.acquire(route.address, deadline):
-                text = _queue_full(self.target, route.address, method, window.limit, self.timeout)
-                raise MessagingTimeout(text)
-            actors.send(
-                SendCast(
-                    route.address,
-                    frames,
-                    self.target,
-                    method,
-                    server_key=route.server_key,
-                    credited=True,
-                )
-            )
+        runtime.cast(routes, frames, self.target, method, deadline=deadline, timeout=self.timeout)
 
     def _cast_acked(self, method: str, kwargs: dict[str, Any]) -> None:
         """Send the cast until a server acknowledges it or the timeout passes (caller thread)."""
-        actors = self.transport._actors()  # noqa: SLF001 - the transport's own clients
-        msg_id = protocol.new_msg_id()
-        frames = self._request(protocol.CallKind.ACKED_CAST, method, kwargs, msg_id)
+        runtime = self.transport.runtime()
+        msg_id = wire.new_msg_id()
+        frames = self._request(wire.CallKind.ACKED_CAST, method, kwargs, msg_id)
         deadline = time.monotonic() + self.timeout
         wait = _ACK_RETRY_FIRST
         tries = 0
@@ -306,14 +271,14 @@ class RPCClient:
             tries += 1
             try:
                 # Picked afresh each time: a restarted server has a new address.
-                route = actors.router.pick(self.target)
+                route = runtime.route(self.target)
             except NoRespondersError as exc:
                 why = str(exc)
-                self._refresh(actors)
+                self._refresh(runtime)
                 time.sleep(max(0.0, attempt_end - time.monotonic()))
                 continue
             failure = self._ack_attempt(
-                actors, route, method=method, frames=frames, msg_id=msg_id, end=attempt_end
+                runtime, route, method=method, frames=frames, msg_id=msg_id, end=attempt_end
             )
             if failure is None:
                 return
@@ -321,7 +286,7 @@ class RPCClient:
 
     def _ack_attempt(
         self,
-        actors: Any,
+        runtime: Runtime,
         route: Route,
         *,
         method: str,
@@ -330,28 +295,15 @@ class RPCClient:
         end: float,
     ) -> str | None:
         """Send one copy of an acknowledged cast; None once acknowledged, else why not."""
-        address = route.address
-        if not actors.window.acquire(address, end):
-            return _queue_full(self.target, address, method, actors.window.limit, self.timeout)
         waiter = Waiter()
-        actors.send(
-            SendCall(
-                address,
-                frames,
-                msg_id,
-                end,
-                self.target,
-                method,
-                waiter,
-                server_key=route.server_key,
-                credited=True,
-            )
+        runtime.call(
+            route, frames, msg_id, self.target, method, waiter, deadline=end, timeout=self.timeout
         )
         try:
             waiter.result(timeout=max(0.0, end - time.monotonic()) + _GRACE)
         except NoRespondersError as exc:
             # Unreachable, or a stale route: nothing ran there. Look again.
-            self._refresh(actors)
+            self._refresh(runtime)
             time.sleep(max(0.0, end - time.monotonic()))
             return str(exc)
         except MessagingTimeout as exc:
@@ -362,9 +314,9 @@ class RPCClient:
         # NoSuchMethod and UnsupportedVersion propagate: sending again cannot help.
         return None
 
-    def _refresh(self, actors: Any) -> None:
-        with contextlib.suppress(pykka.ActorDeadError):
-            actors.matchmaker.tell(Refresh(matchmaker_key(self.target)))
+    def _refresh(self, runtime: Runtime) -> None:
+        with contextlib.suppress(TransportClosedError):
+            runtime.refresh(self.target)
 
 
 class RPCServer(Service):

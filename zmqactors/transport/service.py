@@ -14,7 +14,6 @@ in the child (new socket, new listeners, new registration).
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import enum
 import os
 import threading
@@ -25,31 +24,22 @@ from typing import TYPE_CHECKING, Any, Self
 import pykka
 import structlog
 
-from zmqactors.actors.listener import Handler, Listener
-from zmqactors.actors.messages import (
-    AddServer,
-    DrainServer,
-    Register,
-    RemoveServer,
-    SendReply,
-    Unregister,
-)
 from zmqactors.errors import MessagingError, MessagingTimeout, TransportClosedError
-from zmqactors.transport import security
-from zmqactors.transport.context import on_fork_child
+from zmqactors.net import security
+from zmqactors.net.context import on_fork_child
+from zmqactors.transport.runtime import Runtime
 
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from zmqactors.core.handler import Handler
     from zmqactors.topics import Target
-    from zmqactors.transport._transport import Transport
+    from zmqactors.transport.runtime import Host
 
 __all__ = ["Service", "check_endpoints", "check_executor_size"]
 
 _log = structlog.get_logger("zmqactors.service")
 
-# How long start/stop wait for an actor to answer.
-_ACTOR_TIMEOUT = 10.0
 _MAX_EXECUTOR = 1024
 
 
@@ -87,7 +77,7 @@ class Service:
     All methods may be called from any thread.
     """
 
-    def __init__(self, transport: Transport, label: Target, executor_size: int) -> None:
+    def __init__(self, transport: Host, label: Target, executor_size: int) -> None:
         self.transport = transport
         self.executor_size = check_executor_size(executor_size)
         self._label = label
@@ -99,7 +89,7 @@ class Service:
         self._server_id = ""
         self._address = ""
         self._server_key: str | None = None
-        self._registered: list[Register] = []
+        self._registered: list[tuple[str, str, str, str | None]] = []
         self._listeners: list[pykka.ActorRef[Any]] = []
         self._drained: concurrent.futures.Future[None] | None = None
         self._log = _log.bind(target=str(label))
@@ -145,7 +135,7 @@ class Service:
 
         Raises `ConfigurationError` if the socket cannot be bound, `SecurityError`
         if CURVE is configured but cannot be enforced (see
-        `zmqactors.transport.security.prepare_server`; nothing is bound then),
+        `zmqactors.net.security.prepare_server`; nothing is bound then),
         `MessagingError` if the matchmaker refuses the registration,
         `TransportClosedError`. Starting a running service does nothing.
         """
@@ -158,38 +148,29 @@ class Service:
         transport = self.transport
         # Fail closed before anything is bound or started.
         curve = security.prepare_server(transport.settings)
-        actors = transport._actors()  # noqa: SLF001 - the transport owns its services
-        poller = transport._poller()  # noqa: SLF001
-        server_id = transport._next_id()  # noqa: SLF001
+        runtime = transport.runtime(serving=True)
+        server_id = transport.next_id()
         backend = f"inproc://zmqactors-server-{server_id}"
         self._pid = os.getpid()
         self._server_id = server_id
         self._registered = []
         self._server_key = None if curve is None else curve.public_key
-        try:
-            self._address = poller.ask(
-                AddServer(server_id, self._label, backend, curve),
-                block=True,
-                timeout=_ACTOR_TIMEOUT,
-            )
-        except pykka.ActorDeadError:
-            raise _closed() from None
-        handler = self._handler()
-        self._listeners = [Listener.start(backend, handler) for _ in range(self.executor_size)]
+        self._address = runtime.add_server(server_id, self._label, backend, curve)
+        self._listeners = runtime.start_listeners(backend, self._handler(), self.executor_size)
         try:
             for key, server in self._registrations():
-                message = Register(key, server, self._address, self._server_key)
-                actors.matchmaker.ask(message, timeout=_ACTOR_TIMEOUT)
-                self._registered.append(message)
+                registration = (key, server, self._address, self._server_key)
+                runtime.register(*registration)
+                self._registered.append(registration)
         except Exception as exc:
             self._unregister()
-            self._release(poller)
+            self._release(runtime)
             if isinstance(exc, pykka.ActorDeadError):
                 raise _closed() from None
             msg = f"cannot register {self._label}: {exc}"
             raise MessagingError(msg) from exc
         self._state = _State.RUNNING
-        transport._add_service(self)  # noqa: SLF001
+        transport.track(self, self._listeners)
         self._log.info("service started", address=self._address, executor_size=self.executor_size)
 
     def stop(self) -> None:
@@ -208,9 +189,7 @@ class Service:
             self._unregister()
             self._drained = concurrent.futures.Future()
             try:
-                self.transport._poller().ask(  # noqa: SLF001
-                    DrainServer(self._server_id, self._drained), timeout=_ACTOR_TIMEOUT
-                )
+                self.transport.runtime(serving=True).drain_server(self._server_id, self._drained)
             except (pykka.ActorDeadError, TransportClosedError):
                 self._drained.set_result(None)
             except pykka.Timeout:
@@ -219,15 +198,12 @@ class Service:
 
     def _unregister(self) -> None:
         try:
-            matchmaker = self.transport._actors().matchmaker  # noqa: SLF001
+            runtime = self.transport.runtime()
         except TransportClosedError:
             return
-        for message in self._registered:
+        for registration in self._registered:
             try:
-                matchmaker.ask(
-                    Unregister(message.key, message.server, message.address, message.server_key),
-                    timeout=_ACTOR_TIMEOUT,
-                )
+                runtime.unregister(*registration)
             except (pykka.ActorDeadError, pykka.Timeout) as exc:
                 self._log.warning("could not unregister", error=str(exc))
         self._registered = []
@@ -251,19 +227,18 @@ class Service:
         with self._lock:
             if self._state is _State.STOPPING:
                 try:
-                    poller = self.transport._poller()  # noqa: SLF001
+                    runtime: Runtime | None = self.transport.runtime()
                 except TransportClosedError:
-                    poller = None
-                self._release(poller)
+                    runtime = None
+                self._release(runtime)
                 self._state = _State.STOPPED
-                self.transport._discard_service(self)  # noqa: SLF001
+                self.transport.untrack(self)
                 self._log.info("service stopped")
 
-    def _release(self, poller: pykka.ActorRef[Any] | None) -> None:
+    def _release(self, runtime: Runtime | None) -> None:
         self._stop_listeners()
-        if poller is not None:
-            with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
-                poller.ask(RemoveServer(self._server_id), timeout=_ACTOR_TIMEOUT)
+        if runtime is not None:
+            runtime.remove_server(self._server_id)
 
     def send_reply(self, client: bytes, body: bytes) -> None:
         """Send a reply (or heartbeat) body to ``client`` later, from any thread.
@@ -271,20 +246,13 @@ class Service:
         For handlers that answer outside `Handler.handle` (the oslo.messaging
         driver). Raises `TransportClosedError` once the transport is closed.
         """
-        try:
-            self.transport._poller().tell(SendReply(self._server_id, client, body))  # noqa: SLF001
-        except pykka.ActorDeadError:
-            raise _closed() from None
+        self.transport.runtime(serving=True).send_reply(self._server_id, client, body)
 
     def _stop_listeners(self) -> None:
-        for ref in self._listeners:
-            try:
-                ref.stop(block=False)
-            except pykka.ActorDeadError:
-                continue
-        self._listeners = []
+        listeners, self._listeners = self._listeners, []
+        Runtime.stop_listeners(listeners)
 
-    def _abort(self) -> None:
+    def abort(self) -> None:
         """The transport is closing: stop at once, without waiting (any thread)."""
         with self._lock:
             if not self._owned() or self._state in (_State.NEW, _State.STOPPED):

@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from zmqactors import wire
+from zmqactors.core.dedup import DedupCache, Seen
 from zmqactors.errors import ProtocolError
 from zmqactors.topics import Target, version_compatible
-from zmqactors.transport import protocol
-from zmqactors.transport.dedup import DedupCache, Seen
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
-    from zmqactors.actors.stats import Stats
+    from zmqactors.core.stats import Stats
 
 __all__ = ["Dispatcher", "request_context", "request_context_set"]
 
@@ -59,7 +59,7 @@ def _qualified_name(exc: BaseException) -> str:
 
 
 class _Failure(Exception):  # noqa: N818 - internal control flow, carries an ErrorKind
-    def __init__(self, kind: protocol.ErrorKind, exc_type: str, message: str) -> None:
+    def __init__(self, kind: wire.ErrorKind, exc_type: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
         self.exc_type = exc_type
@@ -93,24 +93,24 @@ class Dispatcher:
         counted (``protocol_errors``) and answered with nothing.
         """
         try:
-            request = protocol.decode_body(body, self._max_size)
+            request = wire.decode_body(body, self._max_size)
         except ProtocolError as exc:
             self._stats.incr("protocol_errors")
             self._log.warning("dropped a malformed request", error=str(exc))
             return None
-        if not isinstance(request, protocol.Request):
+        if not isinstance(request, wire.Request):
             self._stats.incr("protocol_errors")
             self._log.warning("dropped a reply sent to a server socket")
             return None
-        if request.kind is protocol.CallKind.ACKED_CAST:
+        if request.kind is wire.CallKind.ACKED_CAST:
             return self._handle_acked(request)
-        is_call = request.kind is protocol.CallKind.CALL
+        is_call = request.kind is wire.CallKind.CALL
         try:
             method = self._resolve(request)
             result = self._invoke(method, request)
             return self._reply_body(request, result) if is_call else None
         except _Failure as failure:
-            if failure.kind is protocol.ErrorKind.NOT_SERVED:
+            if failure.kind is wire.ErrorKind.NOT_SERVED:
                 self._stats.incr("misrouted")
             self._log.info("request refused", msg_id=request.msg_id.hex(), reason=failure.message)
             return self._error(request, failure.kind, failure.exc_type, failure.message, "")
@@ -120,11 +120,9 @@ class Dispatcher:
                 self._log.warning(
                     "cast failed", msg_id=request.msg_id.hex(), method=request.method, exc_info=True
                 )
-            return self._error(
-                request, protocol.ErrorKind.REMOTE, _qualified_name(exc), str(exc), text
-            )
+            return self._error(request, wire.ErrorKind.REMOTE, _qualified_name(exc), str(exc), text)
 
-    def _handle_acked(self, request: protocol.Request) -> bytes | None:
+    def _handle_acked(self, request: wire.Request) -> bytes | None:
         """Run an acknowledged cast once per message id; the body to send back, or None.
 
         An `Ack` once the endpoint has returned or raised (its exception is
@@ -139,14 +137,14 @@ class Dispatcher:
             method = self._resolve(request)
         except _Failure as failure:
             self._log.info("request refused", msg_id=msg_id.hex(), reason=failure.message)
-            if failure.kind is protocol.ErrorKind.NOT_SERVED:
+            if failure.kind is wire.ErrorKind.NOT_SERVED:
                 self._stats.incr("misrouted")
                 return None
             return self._error(request, failure.kind, failure.exc_type, failure.message, "")
         seen = self._dedup.begin(msg_id)
         if seen is not Seen.NEW:
             self._stats.incr("duplicates_dropped")
-            return None if seen is Seen.RUNNING else protocol.encode(protocol.Ack(msg_id))[1]
+            return None if seen is Seen.RUNNING else wire.encode(wire.Ack(msg_id))[1]
         try:
             self._invoke(method, request)
         except Exception:  # noqa: BLE001 - a cast's failure stays on the server, as for any cast
@@ -155,7 +153,7 @@ class Dispatcher:
             )
         finally:
             self._dedup.finish(msg_id)
-        return protocol.encode(protocol.Ack(msg_id))[1]
+        return wire.encode(wire.Ack(msg_id))[1]
 
     def next_deadline(self) -> float | None:
         """RPC dispatch has no timers."""
@@ -164,43 +162,41 @@ class Dispatcher:
     def on_deadline(self, now: float) -> None:
         """RPC dispatch has no timers."""
 
-    def _reply_body(self, request: protocol.Request, result: Any) -> bytes:
-        body = protocol.encode(protocol.Reply(request.msg_id, result))[1]
+    def _reply_body(self, request: wire.Request, result: Any) -> bytes:
+        body = wire.encode(wire.Reply(request.msg_id, result))[1]
         if len(body) > self._max_size:
             msg = (
                 f"the result of {request.method!r} is {len(body)} bytes, "
                 f"over the limit of {self._max_size}"
             )
-            raise _Failure(protocol.ErrorKind.REMOTE, "zmqactors.errors.ProtocolError", msg)
+            raise _Failure(wire.ErrorKind.REMOTE, "zmqactors.errors.ProtocolError", msg)
         return body
 
     def _error(
         self,
-        request: protocol.Request,
-        kind: protocol.ErrorKind,
+        request: wire.Request,
+        kind: wire.ErrorKind,
         exc_type: str,
         message: str,
         text: str,
     ) -> bytes | None:
-        if request.kind is protocol.CallKind.CAST:
+        if request.kind is wire.CallKind.CAST:
             return None
         try:
-            body = protocol.encode(
-                protocol.ErrorReply(request.msg_id, kind, exc_type, message, text)
-            )[1]
+            body = wire.encode(wire.ErrorReply(request.msg_id, kind, exc_type, message, text))[1]
         except TypeError:
             # A message that is not valid Unicode (e.g. an undecodable file
             # name): send it escaped rather than leave the caller waiting.
-            body = protocol.encode(
-                protocol.ErrorReply(request.msg_id, kind, exc_type, _escape(message), _escape(text))
+            body = wire.encode(
+                wire.ErrorReply(request.msg_id, kind, exc_type, _escape(message), _escape(text))
             )[1]
         if len(body) > self._max_size:
-            body = protocol.encode(
-                protocol.ErrorReply(request.msg_id, kind, exc_type, _escape(message)[:1000], "")
+            body = wire.encode(
+                wire.ErrorReply(request.msg_id, kind, exc_type, _escape(message)[:1000], "")
             )[1]
         return body
 
-    def _resolve(self, request: protocol.Request) -> Callable[..., Any]:
+    def _resolve(self, request: wire.Request) -> Callable[..., Any]:
         target = self._target
         if (
             request.topic != target.topic
@@ -208,7 +204,7 @@ class Dispatcher:
             or (request.server is not None and request.server != target.server)
         ):
             raise _Failure(
-                protocol.ErrorKind.NOT_SERVED,
+                wire.ErrorKind.NOT_SERVED,
                 "zmqactors.errors.NoRespondersError",
                 f"{target} does not serve {request.exchange}/{request.topic}"
                 f" server={request.server}",
@@ -216,7 +212,7 @@ class Dispatcher:
         name = request.method
         if not name.isidentifier() or name.startswith("_"):
             raise _Failure(
-                protocol.ErrorKind.NO_SUCH_METHOD,
+                wire.ErrorKind.NO_SUCH_METHOD,
                 "zmqactors.errors.NoSuchMethod",
                 f"{name!r} is not a public method name",
             )
@@ -233,18 +229,18 @@ class Dispatcher:
                 return method  # type: ignore[no-any-return]
         if found_in_namespace:
             raise _Failure(
-                protocol.ErrorKind.UNSUPPORTED_VERSION,
+                wire.ErrorKind.UNSUPPORTED_VERSION,
                 "zmqactors.errors.UnsupportedVersion",
                 f"no endpoint serves {name!r} at version {request.version}",
             )
         where = f" in namespace {request.namespace!r}" if request.namespace else ""
         raise _Failure(
-            protocol.ErrorKind.NO_SUCH_METHOD,
+            wire.ErrorKind.NO_SUCH_METHOD,
             "zmqactors.errors.NoSuchMethod",
             f"no endpoint has a method {name!r}{where}",
         )
 
-    def _invoke(self, method: Callable[..., Any], request: protocol.Request) -> Any:
+    def _invoke(self, method: Callable[..., Any], request: wire.Request) -> Any:
         # request_context_set, inlined: a generator context manager costs 1.3 µs a call.
         token = _request_context.set(request.context)
         try:

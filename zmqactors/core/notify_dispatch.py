@@ -22,14 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from zmqactors import wire
+from zmqactors.core.batch import Batcher
+from zmqactors.core.dispatch import request_context_set
 from zmqactors.errors import ProtocolError
-from zmqactors.transport import protocol
-from zmqactors.transport.dispatch import request_context_set
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from zmqactors.actors.stats import Stats
+    from zmqactors.core.stats import Stats
     from zmqactors.topics import Target
 
 __all__ = [
@@ -78,7 +79,7 @@ class _Pending:
 
     __slots__ = ("deliveries", "due", "items")
 
-    def __init__(self, items: list[protocol.Notification], due: float, deliveries: int) -> None:
+    def __init__(self, items: list[wire.Notification], due: float, deliveries: int) -> None:
         self.items = items
         self.due = due
         self.deliveries = deliveries
@@ -100,12 +101,10 @@ class NotificationDispatcher:
         self._targets = {(t.exchange_name, t.topic) for t in targets}
         self._endpoints = tuple(endpoints)
         self._batch_size = batch_size
-        self._batch_timeout = batch_timeout
         self._max_size = max_message_size
         self._stats = stats
         self._lock = threading.Lock()
-        self._batch: list[protocol.Notification] = []
-        self._batch_due: float | None = None
+        self._batch: Batcher[wire.Notification] = Batcher(batch_size, batch_timeout)
         self._retries: list[_Pending] = []
         self._log = _log.bind(
             actor="listener", targets=sorted(f"{e}/{t}" for e, t in self._targets)
@@ -116,12 +115,12 @@ class NotificationDispatcher:
     def handle(self, body: bytes, client: bytes = b"") -> bytes | None:  # noqa: ARG002 - notifications get no reply
         """Deliver (or batch) the notification in ``body``; never answers, never raises."""
         try:
-            message = protocol.decode_body(body, self._max_size)
+            message = wire.decode_body(body, self._max_size)
         except ProtocolError as exc:
             self._stats.incr("protocol_errors")
             self._log.warning("dropped a malformed notification", error=str(exc))
             return None
-        if not isinstance(message, protocol.Notification):
+        if not isinstance(message, wire.Notification):
             self._stats.incr("protocol_errors")
             self._log.warning("dropped a non-notification sent to a listener")
             return None
@@ -135,13 +134,7 @@ class NotificationDispatcher:
         if self._batch_size <= 1:
             self._deliver([message], 1)
             return None
-        full: list[protocol.Notification] | None = None
-        with self._lock:
-            self._batch.append(message)
-            if len(self._batch) >= self._batch_size:
-                full, self._batch, self._batch_due = self._batch, [], None
-            elif self._batch_due is None and self._batch_timeout is not None:
-                self._batch_due = time.monotonic() + self._batch_timeout
+        full = self._batch.add(message, time.monotonic())
         if full is not None:
             self._deliver(full, 1)
         return None
@@ -150,16 +143,14 @@ class NotificationDispatcher:
         """The next batch flush or redelivery."""
         with self._lock:
             times = [p.due for p in self._retries]
-            if self._batch_due is not None:
-                times.append(self._batch_due)
+        if self._batch.due is not None:
+            times.append(self._batch.due)
         return min(times) if times else None
 
     def on_deadline(self, now: float) -> None:
         """Flush a timed-out batch and redeliver what is due."""
+        flush = self._batch.take_due(now)
         with self._lock:
-            flush: list[protocol.Notification] = []
-            if self._batch_due is not None and now >= self._batch_due:
-                flush, self._batch, self._batch_due = self._batch, [], None
             due = [p for p in self._retries if p.due <= now]
             self._retries = [p for p in self._retries if p.due > now]
         if flush:
@@ -169,8 +160,8 @@ class NotificationDispatcher:
 
     # -- delivery -------------------------------------------------------------
 
-    def _deliver(self, items: list[protocol.Notification], deliveries: int) -> None:
-        requeue: list[protocol.Notification] = []
+    def _deliver(self, items: list[wire.Notification], deliveries: int) -> None:
+        requeue: list[wire.Notification] = []
         for priority, group in _by_priority(items):
             for endpoint in self._endpoints:
                 method = _method(endpoint, priority)
@@ -184,7 +175,7 @@ class NotificationDispatcher:
         if requeue:
             self._requeue(requeue, deliveries)
 
-    def _call(self, method: Any, items: list[protocol.Notification]) -> object:
+    def _call(self, method: Any, items: list[wire.Notification]) -> object:
         try:
             if self._batch_size > 1:
                 return method([_as_dict(n) for n in items])
@@ -198,7 +189,7 @@ class NotificationDispatcher:
             )
             return NotificationResult.HANDLED
 
-    def _requeue(self, items: list[protocol.Notification], deliveries: int) -> None:
+    def _requeue(self, items: list[wire.Notification], deliveries: int) -> None:
         if deliveries >= MAX_DELIVERIES:
             self._stats.incr("notifications_dropped", len(items))
             self._log.warning(
@@ -211,9 +202,9 @@ class NotificationDispatcher:
 
 
 def _by_priority(
-    items: list[protocol.Notification],
-) -> list[tuple[str, list[protocol.Notification]]]:
-    groups: dict[str, list[protocol.Notification]] = {}
+    items: list[wire.Notification],
+) -> list[tuple[str, list[wire.Notification]]]:
+    groups: dict[str, list[wire.Notification]] = {}
     for item in items:
         groups.setdefault(item.priority, []).append(item)
     return list(groups.items())
@@ -226,18 +217,18 @@ def _method(endpoint: object, priority: str) -> Any:
     return method
 
 
-def _filtered(endpoint: object, items: list[protocol.Notification]) -> list[protocol.Notification]:
+def _filtered(endpoint: object, items: list[wire.Notification]) -> list[wire.Notification]:
     rule = getattr(endpoint, "filter_rule", None)
     if rule is None:
         return items
     return [n for n in items if rule.match(n.publisher_id, n.event_type)]
 
 
-def _metadata(item: protocol.Notification) -> dict[str, Any]:
+def _metadata(item: wire.Notification) -> dict[str, Any]:
     return {"message_id": item.msg_id.hex(), "timestamp": item.timestamp, "priority": item.priority}
 
 
-def _as_dict(item: protocol.Notification) -> dict[str, Any]:
+def _as_dict(item: wire.Notification) -> dict[str, Any]:
     return {
         "publisher_id": item.publisher_id,
         "event_type": item.event_type,

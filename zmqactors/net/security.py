@@ -43,7 +43,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmqactors._addresses import peer_address
 from zmqactors._paths import private_directory
 from zmqactors.errors import ConfigurationError, SecurityError
-from zmqactors.transport.context import before_terminate, get_context, on_fork_child
+from zmqactors.net.context import before_terminate, get_context, on_fork_child
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine

@@ -1,0 +1,52 @@
+"""What the test packages share: polling with a deadline, free ports.
+
+Imported as ``tests.helpers`` (``pythonpath = .`` in setup.cfg); kept free of
+zmqactors imports so forked children and helper scripts can use it too.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["free_port", "wait_until"]
+
+
+def wait_until(
+    predicate: Callable[[], object],
+    what: str = "the condition",
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.01,
+) -> float:
+    """Poll ``predicate`` until it is true; return the seconds that took.
+
+    Raises ``AssertionError`` naming ``what`` after ``timeout`` seconds. Never a
+    bare sleep as synchronisation: every wait in the tests goes through here.
+    """
+    started = time.monotonic()
+    deadline = started + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            msg = f"timed out after {timeout}s waiting for {what}"
+            raise AssertionError(msg)
+        time.sleep(interval)
+    return time.monotonic() - started
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` (IPv4 or IPv6) that nothing listens on right now.
+
+    For servers that cannot be told to pick their own (redis-server: ``--port
+    0`` turns TCP off); the kernel picks one here, and the small race with
+    other processes is accepted. zmqactors' own sockets bind port 0 instead.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -1,0 +1,347 @@
+"""`Runtime`: the one door between the public API and the actors.
+
+A `Transport` starts one `Runtime` per process (again in a forked child).
+Everything above the actors — `RPCClient`, `Notifier`, `Service` (servers
+and notification listeners), the CLI and the oslo.messaging driver — goes
+through its methods: none of them builds an actor message or holds an actor
+reference. Clients' methods run in the caller's thread and cost no hop but
+the one hand-off to the reply-waiter (`call`, `cast`, `notify`); a lookup
+that misses the route cache adds a round trip to the matchmaker actor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pykka
+
+from zmqactors.actors.base import SocketActor
+from zmqactors.actors.listener import Listener
+from zmqactors.actors.matchmaker import MatchmakerActor
+from zmqactors.actors.messages import (
+    AddServer,
+    DrainServer,
+    Refresh,
+    Register,
+    RemoveServer,
+    SendCall,
+    SendCast,
+    SendReply,
+    Unregister,
+)
+from zmqactors.actors.poller import Poller
+from zmqactors.actors.reply_waiter import ReplyWaiter
+from zmqactors.core.routes import RouteCache
+from zmqactors.core.window import SendWindow
+from zmqactors.errors import MessagingTimeout, TransportClosedError
+from zmqactors.matchmaker import create_matchmaker
+from zmqactors.topics import matchmaker_key
+from zmqactors.transport.routing import Router
+
+if TYPE_CHECKING:
+    import concurrent.futures
+    from collections.abc import Callable
+
+    from zmqactors.actors.base import PollingInbox
+    from zmqactors.actors.messages import ReplyWaiterMessage
+    from zmqactors.core.handler import Handler
+    from zmqactors.core.stats import Stats
+    from zmqactors.core.waiter import Waiter
+    from zmqactors.matchmaker import Matchmaker, Route
+    from zmqactors.net.security import ServerCurve
+    from zmqactors.options import Settings
+    from zmqactors.topics import Target
+
+__all__ = ["Host", "Runtime", "Served"]
+
+# How long a service's requests to the poller and the matchmaker may take.
+ACTOR_TIMEOUT = 10.0
+
+
+class Served(Protocol):
+    """What a transport needs of its running services when it closes."""
+
+    def abort(self) -> None:
+        """Stop at once, without waiting (any thread)."""
+
+
+class Host(Protocol):
+    """What a service needs of its transport (a `Transport`)."""
+
+    settings: Settings
+    stats: Stats
+
+    def runtime(self, *, serving: bool = False) -> Runtime:
+        """The runtime of this process, started on first use (``serving``: with the poller)."""
+
+    def next_id(self) -> str:
+        """A server id unique in this process."""
+
+    def track(self, service: Served, listeners: list[pykka.ActorRef[Any]]) -> None:
+        """Remember a running service (for close()) and its listeners (for the finalizer)."""
+
+    def untrack(self, service: Served) -> None:
+        """Forget a service that has stopped."""
+
+
+def queue_full(target: Target, address: str, method: str, limit: int, timeout: float) -> str:
+    """The text of the `MessagingTimeout` for a send queue that stayed full."""
+    return (
+        f"send queue to {target} at {address} is full ({limit} messages waiting "
+        f"beyond ZeroMQ's high-water mark): {method!r} not sent within {timeout}s"
+    )
+
+
+def _closed() -> TransportClosedError:
+    return TransportClosedError("the transport is closed")
+
+
+@dataclasses.dataclass(eq=False)
+class Runtime:
+    """The actors serving one transport in one process, and the only way to reach them.
+
+    Thread-safe: every method may be called from any thread. Raises
+    `TransportClosedError` once the actors have stopped.
+    """
+
+    pid: int
+    stats: Stats
+    reply_waiter: pykka.ActorRef[Any]
+    matchmaker: pykka.ActorRef[Any]
+    router: Router
+    # Slots per server address between callers and the reply-waiter's sockets.
+    window: SendWindow
+    # The reply-waiter's inbox, for `_send`.
+    reply_inbox: PollingInbox
+    poller: pykka.ActorRef[Any] | None = None
+    # The listeners of the running services, by id(service): the finalizer
+    # cannot reach the services (they hold the transport), yet must stop these.
+    listeners: dict[int, list[pykka.ActorRef[Any]]] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def start(cls, settings: Settings, stats: Stats) -> Runtime:
+        """Start the matchmaker actor and the reply-waiter of this process (caller thread)."""
+        spec = settings.matchmaker
+        factory: Callable[[], Matchmaker] = lambda: create_matchmaker(  # noqa: E731
+            spec.kind, spec.location, spec.password
+        )
+        cache = RouteCache()
+        matchmaker = MatchmakerActor.start(
+            factory, cache, settings.matchmaker_ttl, stats, settings.lookup_cache_ttl
+        )
+        window = SendWindow(settings.high_water_mark)
+        reply_waiter = ReplyWaiter.start(settings, stats, matchmaker, window)
+        router = Router(cache, matchmaker, settings.lookup_cache_ttl)
+        inbox: PollingInbox = reply_waiter.actor_inbox  # type: ignore[assignment] # SocketActor's
+        return cls(os.getpid(), stats, reply_waiter, matchmaker, router, window, inbox)
+
+    def start_poller(self, settings: Settings) -> pykka.ActorRef[Any]:
+        """The poller, started now if it is not (caller holds the transport's lock)."""
+        if self.poller is None:
+            self.poller = Poller.start(settings, self.stats)
+        return self.poller
+
+    def refs(self) -> list[pykka.ActorRef[Any]]:
+        """The transport-wide actors (not the services' listeners)."""
+        return [r for r in (self.poller, self.reply_waiter, self.matchmaker) if r is not None]
+
+    # -- routes -------------------------------------------------------------
+
+    def route(self, target: Target) -> Route:
+        """One route of ``target``, taking its servers in turn; `NoRespondersError` if none."""
+        return self.router.pick(target)
+
+    def routes(self, target: Target) -> tuple[Route, ...]:
+        """Every route of ``target`` (fanout: looked up afresh); `NoRespondersError` if none."""
+        return self.router.routes(target) if target.fanout else (self.router.pick(target),)
+
+    def lookup(self, key: str) -> tuple[Route, ...]:
+        """The reachable routes registered under matchmaker ``key`` (maybe none)."""
+        return self.router.lookup(key)[0]
+
+    def refresh(self, target: Target) -> None:
+        """Ask the matchmaker actor to look ``target`` up again, in the background."""
+        try:
+            self.matchmaker.tell(Refresh(matchmaker_key(target)))
+        except pykka.ActorDeadError:
+            raise _closed() from None
+
+    # -- clients: one hand-off to the reply-waiter ------------------------------
+
+    def call(  # noqa: PLR0917 - the fields of one call, in the order of SendCall
+        self,
+        route: Route,
+        frames: tuple[bytes, bytes],
+        msg_id: bytes,
+        target: Target,
+        method: str,
+        future: concurrent.futures.Future[Any] | Waiter,
+        *,
+        deadline: float,
+        timeout: float,
+        monitor: float | None = None,
+    ) -> None:
+        """Send a call; the reply-waiter settles ``future`` with its outcome.
+
+        Waits for a slot of the send window to ``route`` until ``deadline``
+        (monotonic); if none frees, the call is not sent and ``future`` gets
+        `MessagingTimeout` naming the full queue (and ``timeout``).
+        """
+        if not self.window.acquire(route.address, deadline):
+            text = queue_full(target, route.address, method, self.window.limit, timeout)
+            future.set_exception(MessagingTimeout(text))
+            return
+        self._send(
+            SendCall(
+                route.address,
+                frames,
+                msg_id,
+                deadline,
+                target,
+                method,
+                future,
+                monitor,
+                route.server_key,
+                credited=True,
+            )
+        )
+
+    def cast(
+        self,
+        routes: tuple[Route, ...],
+        frames: tuple[bytes, bytes],
+        target: Target,
+        method: str,
+        *,
+        deadline: float,
+        timeout: float,
+    ) -> None:
+        """Send a cast to each of ``routes``, waiting for a send-window slot until ``deadline``.
+
+        Raises `MessagingTimeout` (mentioning ``timeout``) at the first route
+        whose queue stays full; the routes before it got the cast.
+        """
+        for route in routes:
+            if not self.window.acquire(route.address, deadline):
+                limit = self.window.limit
+                raise MessagingTimeout(queue_full(target, route.address, method, limit, timeout))
+            self._send(
+                SendCast(route.address, frames, target, method, route.server_key, credited=True)
+            )
+
+    def notify(
+        self, routes: tuple[Route, ...], frames: tuple[bytes, bytes], target: Target, label: str
+    ) -> int:
+        """Send one copy to one member of each pool among ``routes``; how many were sent.
+
+        Never waits: without a window slot, a copy that meets a full
+        backlog is dropped and counted by the reply-waiter.
+        """
+        pools: dict[str, list[Route]] = {}
+        for route in routes:
+            # A listener registers as "<hex id>:<pool>"; the id has no ':'.
+            pools.setdefault(route.server.partition(":")[2], []).append(route)
+        turn = self.router.turn()
+        for members in pools.values():
+            route = members[turn % len(members)]
+            self.post(route.address, frames, target, label, route.server_key)
+        return len(pools)
+
+    def post(
+        self,
+        address: str,
+        frames: tuple[bytes, bytes],
+        target: Target,
+        label: str,
+        server_key: str | None,
+    ) -> None:
+        """Send one message to ``address`` without a window slot, never waiting (requeues)."""
+        self._send(SendCast(address, frames, target, label, server_key))
+
+    def _send(self, message: ReplyWaiterMessage) -> None:
+        # Straight into the reply-waiter's inbox, with no pykka envelope
+        # (`SocketActor.deliver`): the hand-off of a call's path.
+        try:
+            self.reply_inbox.put(message)
+        except pykka.ActorDeadError:
+            raise _closed() from None
+
+    # -- services -----------------------------------------------------------------
+
+    def add_server(
+        self,
+        server_id: str,
+        label: Target,
+        backend: str,
+        curve: ServerCurve | None,
+    ) -> str:
+        """Bind a server socket in the poller, routing to ``backend``; its advertised address.
+
+        The poller must be running (``Transport.runtime(serving=True)``).
+        """
+        if self.poller is None:
+            raise _closed()
+        try:
+            address: str = self.poller.ask(
+                AddServer(server_id, label, backend, curve), block=True, timeout=ACTOR_TIMEOUT
+            )
+        except pykka.ActorDeadError:
+            raise _closed() from None
+        return address
+
+    def start_listeners(
+        self, backend: str, handler: Handler, count: int
+    ) -> list[pykka.ActorRef[Any]]:
+        """Start ``count`` listener actors running ``handler``, fed from ``backend``."""
+        return [Listener.start(backend, handler) for _ in range(count)]
+
+    @staticmethod
+    def stop_listeners(listeners: list[pykka.ActorRef[Any]]) -> None:
+        """Ask ``listeners`` to stop, without waiting."""
+        for ref in listeners:
+            try:
+                ref.stop(block=False)
+            except pykka.ActorDeadError:
+                continue
+
+    def register(self, key: str, server: str, address: str, server_key: str | None) -> None:
+        """Register ``address`` under ``key`` and wait for the matchmaker actor to confirm."""
+        self.matchmaker.ask(Register(key, server, address, server_key), timeout=ACTOR_TIMEOUT)
+
+    def unregister(self, key: str, server: str, address: str, server_key: str | None) -> None:
+        """Undo `register`; raises pykka's ``ActorDeadError`` or ``Timeout`` on failure."""
+        self.matchmaker.ask(Unregister(key, server, address, server_key), timeout=ACTOR_TIMEOUT)
+
+    def drain_server(self, server_id: str, drained: concurrent.futures.Future[None]) -> None:
+        """Tell the poller to take no new requests; ``drained`` is set when none run."""
+        if self.poller is None:
+            raise _closed()
+        self.poller.ask(DrainServer(server_id, drained), timeout=ACTOR_TIMEOUT)
+
+    def remove_server(self, server_id: str) -> None:
+        """Close a server's sockets in the poller (errors suppressed: it may be gone)."""
+        if self.poller is None:
+            return
+        try:
+            self.poller.ask(RemoveServer(server_id), timeout=ACTOR_TIMEOUT)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            return
+
+    def send_reply(self, server_id: str, client: bytes, body: bytes) -> None:
+        """Have the poller send ``body`` to ``client`` of a server (a deferred reply)."""
+        if self.poller is None:
+            raise _closed()
+        try:
+            self.poller.tell(SendReply(server_id, client, body))
+        except pykka.ActorDeadError:
+            raise _closed() from None
+
+
+def actors_alive() -> bool:
+    """Whether an actor of ours still runs in this process (any thread)."""
+    return any(
+        issubclass(ref.actor_class, SocketActor) and ref.is_alive()
+        for ref in pykka.ActorRegistry.get_all()
+    )

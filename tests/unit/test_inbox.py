@@ -19,7 +19,9 @@ import pytest
 import zmq
 
 from tests.helpers import wait_until
-from zmqactors.actors.base import Doorbell, PollingInbox, SocketActor
+from zmqactors.actors.base import SocketActor
+from zmqactors.actors.doorbell import Doorbell
+from zmqactors.actors.inbox import PollingInbox
 from zmqactors.errors import TransportClosedError
 from zmqactors.net.context import get_context
 

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     import concurrent.futures
     from collections.abc import Callable
 
-    from zmqactors.actors.base import PollingInbox
+    from zmqactors.actors.inbox import PollingInbox
     from zmqactors.actors.messages import ReplyWaiterMessage
     from zmqactors.core.handler import Handler
     from zmqactors.core.stats import Stats

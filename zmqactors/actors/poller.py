@@ -8,7 +8,7 @@ sockets, both created, used and closed in its thread:
 
 It gives each listener one request at a time (under load, as many as it
 serves in a millisecond), bringing in only as many listeners as the load
-needs (`Balancer`), queues requests meanwhile, and writes each reply back on
+needs (`zmqactors.core.balance.Balancer`), queues requests meanwhile, and writes each reply back on
 the network socket. A listener announces itself
 with an empty message and answers every request (an empty body for a cast). It
 decodes nothing but the header frame: listeners decode bodies in their own
@@ -36,6 +36,7 @@ from zmqactors.actors.messages import (
     RemoveServer,
     SendReply,
 )
+from zmqactors.core.balance import Balancer
 from zmqactors.core.waiter import settle
 from zmqactors.errors import ConfigurationError, ProtocolError, SecurityError
 from zmqactors.net import security
@@ -59,95 +60,6 @@ FAST_LISTENER = 0.001
 # beyond that it stops reading the network socket and ZeroMQ's high-water
 # marks push back on the senders.
 _BACKLOG_LIMIT = 1000
-
-
-class Balancer:
-    """Which listener takes the next request. Pure bookkeeping for the poller's thread.
-
-    Every listener thread that runs competes for the GIL and costs a wake-up
-    per hand-off; on two cores a dozen runnable threads cost more than the
-    work (measured: one listener served 17k requests/s, sixteen sharing the
-    load 6.5k/s). So the balancer brings in only as many listeners as the load
-    needs:
-
-    - while the listener that got the last request is busy and *fast* (its
-      oldest request started less than ``fast`` seconds ago), the next request
-      waits in the poller for it rather than wake another thread. Under load
-      (``waiting`` > 1 requests queued) it gets more in advance, so it finds
-      its next request queued when it finishes instead of sleeping for a
-      hand-off: as many as it serves in ``fast`` seconds at its recent pace
-      (`depth`: 2 to ``max_depth``). `wake_at` says when to look again if it
-      stops being fast;
-    - otherwise the most recently idle listener (the warmest thread) takes it;
-    - with none idle, the request waits in the poller.
-
-    So a request waits at most ``fast`` seconds while a listener is idle, and
-    at most ``depth - 1`` requests (only ones that arrived under load, while
-    the requests before them took a few microseconds each) can wait behind a
-    call that turns out slow in its listener.
-    """
-
-    def __init__(self, fast: float, max_depth: int = 32) -> None:
-        self._fast = fast
-        self._max_depth = max_depth
-        self._started: dict[bytes, collections.deque[float]] = {}
-        self._idle: list[bytes] = []
-        self._last: bytes | None = None
-        # Recent time per request (seconds, a moving average); unknown: "fast".
-        self._pace = fast
-        self.in_progress = 0
-        self.wake_at: float | None = None
-
-    @property
-    def depth(self) -> int:
-        """How many requests a fast listener may hold, at the recent pace."""
-        return max(2, min(self._max_depth, int(self._fast / max(self._pace, 1e-6))))
-
-    def known(self, listener: bytes) -> bool:
-        """Whether ``listener`` has announced itself."""
-        return listener in self._started
-
-    def add(self, listener: bytes) -> None:
-        """A listener announced itself, idle."""
-        self._started[listener] = collections.deque()
-        self._idle.append(listener)
-
-    def take(self, now: float, waiting: int) -> bytes | None:
-        """The listener for the next of ``waiting`` queued requests, or None to keep it queued.
-
-        ``now`` is ``time.monotonic()``.
-        """
-        self.wake_at = None
-        last = self._last
-        if last is not None:
-            started = self._started[last]
-            if started and now - started[0] < self._fast:
-                if waiting > 1 and len(started) < self.depth:
-                    return self._give(last, now)
-                self.wake_at = started[0] + self._fast
-                return None
-        if not self._idle:
-            return None
-        return self._give(self._idle.pop(), now)
-
-    def _give(self, listener: bytes, now: float) -> bytes:
-        started = self._started[listener]
-        started.append(now)
-        self._last = listener
-        self.in_progress += 1
-        return listener
-
-    def done(self, listener: bytes, now: float) -> None:
-        """``listener`` answered its oldest request (at ``now``, ``time.monotonic()``)."""
-        started = self._started[listener]
-        began = started.popleft()
-        self.in_progress -= 1
-        if started:
-            # The next one was queued in the listener: it starts now.
-            started[0] = max(started[0], now)
-        self._pace += (now - began - self._pace) / 8
-        if not started:
-            self._idle.append(listener)
 
 
 class _Served:

@@ -1,7 +1,7 @@
 """One pykka actor per socket role, one file each.
 
-- `poller.Poller`: servers' network sockets; routes requests to listeners.
-- `listener.Listener`: one executor thread of a server; calls endpoints.
+- `poller.Poller`: servers' network sockets; routes requests to workers.
+- `worker.Worker`: one executor thread of a server; calls endpoints.
 - `reply_waiter.ReplyWaiter`: a client's sockets, pending calls and deadlines.
 - `matchmaker.MatchmakerActor`: the discovery backend, registrations, route cache.
 

@@ -40,7 +40,7 @@ _log = structlog.get_logger("zmqactors.actors")
 
 _FRAMES_PER_SOCKET = 256
 # A send on a watched socket gives up after this long (zmq.Again): a DEALER
-# whose peer is gone (a poller closed under a listener finishing a request)
+# whose peer is gone (a poller closed under a worker finishing a request)
 # would otherwise block its actor thread forever, deaf to its stop message.
 _SEND_TIMEOUT_MS = 1000
 # poll() reports plain ints; masking them with zmq's enum members costs an enum operation each.
@@ -102,7 +102,7 @@ class SocketActor(pykka.ThreadingActor):
         """Run ``func(*args)`` right before this thread next sleeps in poll. Actor thread.
 
         For what wakes another thread of this process (a caller waiting for
-        its reply, a poller waiting for its listener): done last, the woken
+        its reply, a poller waiting for its worker): done last, the woken
         thread finds the GIL free instead of waiting for this one to reach
         its poll, which costs two more hand-offs of the GIL. Also run before
         an envelope goes to pykka and at the stop, in order; an exception is

@@ -1,17 +1,17 @@
-"""The poller: every server-side network socket of a transport, and the way to its listeners.
+"""The poller: every server-side network socket of a transport, and the way to its workers.
 
 One poller per transport (per process). For each running server it owns two
 sockets, both created, used and closed in its thread:
 
 - the network ROUTER that clients' DEALERs connect to;
-- an inproc ROUTER that the server's listener actors connect to.
+- an inproc ROUTER that the server's worker actors connect to.
 
-It gives each listener one request at a time (under load, as many as it
-serves in a millisecond), bringing in only as many listeners as the load
+It gives each worker one request at a time (under load, as many as it
+serves in a millisecond), bringing in only as many workers as the load
 needs (`zmqactors.core.balance.Balancer`), queues requests meanwhile, and writes each reply back on
-the network socket. A listener announces itself
+the network socket. A worker announces itself
 with an empty message and answers every request (an empty body for a cast). It
-decodes nothing but the header frame: listeners decode bodies in their own
+decodes nothing but the header frame: workers decode bodies in their own
 threads, so a malformed body can neither slow nor kill the poller.
 """
 
@@ -53,10 +53,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Poller"]
 
-# A listener whose request started less than this ago is "fast": the next
+# A worker whose request started less than this ago is "fast": the next
 # request waits for it rather than wake another thread (see Balancer).
-FAST_LISTENER = 0.001
-# While every listener is full, at most this many requests wait in the poller;
+FAST_WORKER = 0.001
+# While every worker is full, at most this many requests wait in the poller;
 # beyond that it stops reading the network socket and ZeroMQ's high-water
 # marks push back on the senders.
 _BACKLOG_LIMIT = 1000
@@ -72,7 +72,7 @@ class _Served:
         self.backend: zmq.Socket[bytes] | None = None
         # With CURVE: the router's monitor, which reports refused handshakes.
         self.monitor: zmq.Socket[bytes] | None = None
-        self.balancer = Balancer(FAST_LISTENER)
+        self.balancer = Balancer(FAST_WORKER)
         self.backlog: collections.deque[tuple[bytes, bytes]] = collections.deque()
         self.paused = False
         self.draining = False
@@ -80,7 +80,7 @@ class _Served:
 
 
 class Poller(SocketActor):
-    """Owns servers' inbound sockets; routes requests to listeners and replies back."""
+    """Owns servers' inbound sockets; routes requests to workers and replies back."""
 
     actor_name = "poller"
 
@@ -148,8 +148,8 @@ class Poller(SocketActor):
         served.backend = backend
         self._servers[message.server_id] = served
         self.watch(router, lambda frames: self._on_request(served, frames))
-        # [listener, client, body]: our own listeners, which always send two frames.
-        self.watch(backend, lambda frames: self._on_listener(served, frames), frames=3)
+        # [worker, client, body]: our own workers, which always send two frames.
+        self.watch(backend, lambda frames: self._on_worker(served, frames), frames=3)
         address = advertised_endpoint(bound, settings.host)
         self.log.info(
             "server bound",
@@ -243,35 +243,35 @@ class Poller(SocketActor):
             served.paused = True
             self.unwatch(served.router)
 
-    def _send_to(self, served: _Served, listener: bytes, client: bytes, body: bytes) -> None:
+    def _send_to(self, served: _Served, worker: bytes, client: bytes, body: bytes) -> None:
         assert served.backend is not None  # noqa: S101 - set in _add
-        send_frames(served.backend, (listener, client, body))
+        send_frames(served.backend, (worker, client, body))
 
-    def _on_listener(self, served: _Served, frames: list[bytes]) -> None:
-        listener, client, body = frames
+    def _on_worker(self, served: _Served, frames: list[bytes]) -> None:
+        worker, client, body = frames
         balancer = served.balancer
-        if balancer.known(listener):
-            balancer.done(listener, time.monotonic())
+        if balancer.known(worker):
+            balancer.done(worker, time.monotonic())
         else:
-            balancer.add(listener)
+            balancer.add(worker)
         if body:
             self._reply(served, client, body)
         self._pump(served)
         self._check_drained(served)
 
     def _pump(self, served: _Served) -> None:
-        """Hand queued requests to listeners while the balancer finds one."""
+        """Hand queued requests to workers while the balancer finds one."""
         backlog = served.backlog
         if not backlog:
             return
         balancer = served.balancer
         now = time.monotonic()
         while backlog:
-            listener = balancer.take(now, len(backlog))
-            if listener is None:
+            worker = balancer.take(now, len(backlog))
+            if worker is None:
                 break
             client, body = backlog.popleft()
-            self._send_to(served, listener, client, body)
+            self._send_to(served, worker, client, body)
         if served.paused and len(backlog) < _BACKLOG_LIMIT // 2:
             served.paused = False
             self.watch(served.router, lambda f: self._on_request(served, f))
@@ -286,7 +286,7 @@ class Poller(SocketActor):
         return min(times) if times else None
 
     def on_deadline(self, now: float) -> None:  # noqa: ARG002 - each pump reads the clock
-        """A listener may have stopped being fast: hand its queue to others."""
+        """A worker may have stopped being fast: hand its queue to others."""
         for served in list(self._servers.values()):
             self._pump(served)
 

@@ -38,7 +38,8 @@ class Notifier:
 
     ``notifier.info(event_type, payload, context=None)``, and likewise
     ``audit``, ``debug``, ``warn`` (``warning``), ``error``, ``critical``,
-    ``sample``. Raises ``ValueError`` for a bad publisher id, topic or event
+    ``sample``; ``context`` is the request context, which endpoints read with
+    `request_context()`. Raises ``ValueError`` for a bad publisher id, topic or event
     type, ``TypeError`` for a payload that cannot be sent.
     """
 

@@ -30,7 +30,7 @@ class Recorder:
     def __init__(self, name: str) -> None:
         self.name = name
         self.got: list[int] = []
-        self._lock = threading.Lock()  # listener threads may deliver concurrently
+        self._lock = threading.Lock()  # worker threads may deliver concurrently
 
     def info(
         self,

@@ -29,7 +29,7 @@ TOPIC = "daemon"
 
 
 class Squares:
-    """The endpoint. Runs on the server's listener threads, so it counts under a lock."""
+    """The endpoint. Runs on the server's worker threads, so it counts under a lock."""
 
     def __init__(self) -> None:
         self.served = 0

@@ -96,6 +96,7 @@ class Request(msgspec.Struct, frozen=True, tag="q", array_like=True):
     version: str | None
     method: str
     args: dict[str, Any]
+    # The request context: what the endpoint reads with request_context().
     context: dict[str, Any]
     timeout: float | None = None
 
@@ -127,6 +128,7 @@ class Notification(msgspec.Struct, frozen=True, tag="n", array_like=True):
     publisher_id: str
     event_type: str
     payload: Any
+    # The request context, as in Request.
     context: dict[str, Any]
     timestamp: float
 
@@ -214,7 +216,7 @@ def new_msg_id() -> bytes:
 def encode(message: Message) -> list[bytes]:
     """Turn ``message`` into the frames to send.
 
-    Raises ``TypeError`` naming the value when an argument, context or result
+    Raises ``TypeError`` naming the value when an argument, request context or result
     cannot be encoded (only msgpack types: None, bool, 64-bit int, float,
     valid Unicode str, bytes, lists, tuples and dicts with string keys).
     """

@@ -108,7 +108,7 @@ def test_closing_the_server_during_a_long_call_fails_the_call_fast(matchmaker_ur
         with pytest.raises(za.MessagingTimeout, match="lost"):
             running.result(timeout=TIMEOUT)
         assert time.monotonic() - started < 5.0
-        # The endpoint finishes later; its listener thread must not get stuck replying.
+        # The endpoint finishes later; its worker thread must not get stuck replying.
         endpoint.release.set()
     kit.wait_until(lambda: not new_threads(before, kit), "every actor thread to end")
 
@@ -199,10 +199,10 @@ def test_an_actor_stopped_twice_answers_both_stoppers(transport):
     server.start()
     running = za.RPCClient(transport, za.Target("stop.twice")).call_async("block")
     assert endpoint.entered.acquire(timeout=TIMEOUT)
-    # The listener is busy: both stop requests wait in its inbox.
-    listener = server._listeners[0]
-    first = listener.stop(block=False)
-    second = listener.stop(block=False)
+    # The worker is busy: both stop requests wait in its inbox.
+    worker = server._workers[0]
+    first = worker.stop(block=False)
+    second = worker.stop(block=False)
     endpoint.release.set()
     assert running.result(timeout=TIMEOUT) == "finished"
     assert first.get(timeout=TIMEOUT) is True

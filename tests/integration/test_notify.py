@@ -87,7 +87,7 @@ def test_fanout_reaches_every_server_exactly_once(spawn_server, transport):
         deadline = time.monotonic() + 10
         while len(direct.call("recorded")) < 51:
             assert time.monotonic() < deadline, f"{proc.server} missed fanouts"
-        # Casts run on several listener threads: each arrives once, in any order.
+        # Casts run on several worker threads: each arrives once, in any order.
         assert sorted(map(str, direct.call("recorded"))) == sorted(
             map(str, [*range(50), "after-join"])
         )

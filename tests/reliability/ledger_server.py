@@ -22,7 +22,7 @@ from serve import serve
 
 
 class LedgerEndpoint:
-    """What the harness calls; thread-safe (several listener threads run it)."""
+    """What the harness calls; thread-safe (several worker threads run it)."""
 
     def __init__(self, name: str) -> None:
         self.name = name

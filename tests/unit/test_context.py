@@ -16,7 +16,9 @@ import pykka
 import pytest
 import zmq
 
-from zmqactors.actors.base import Doorbell, PollingInbox, SocketActor
+from zmqactors.actors.base import SocketActor
+from zmqactors.actors.doorbell import Doorbell
+from zmqactors.actors.inbox import PollingInbox
 from zmqactors.net import context as context_module
 from zmqactors.net.context import get_context
 

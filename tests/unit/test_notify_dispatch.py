@@ -1,4 +1,4 @@
-"""core.notify_dispatch and core.batch: notifications to endpoints, with no sockets."""
+"""core.notify_dispatch: notifications to endpoints, with no sockets."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import time
 import pytest
 
 from zmqactors import wire
-from zmqactors.core.batch import Batcher
 from zmqactors.core.notify_dispatch import (
     MAX_DELIVERIES,
     NotificationDispatcher,
@@ -58,27 +57,6 @@ def dispatcher(endpoint: object, size: int = 1, timeout: float | None = None):
         stats=stats,
     )
     return d, stats
-
-
-def test_batcher_flushes_by_size_and_by_age():
-    batcher: Batcher[int] = Batcher(3, 0.5)
-    assert batcher.add(1, now=10.0) is None
-    assert batcher.due == 10.5
-    assert batcher.add(2, now=10.1) is None
-    assert batcher.take_due(10.4) == []
-    assert batcher.add(3, now=10.2) == [1, 2, 3]
-    assert batcher.due is None
-    batcher.add(4, now=11.0)
-    assert batcher.take_due(11.5) == [4]
-    assert batcher.take() == []
-
-
-def test_batcher_without_timeout_waits_for_size():
-    batcher: Batcher[int] = Batcher(2, None)
-    batcher.add(1, now=0.0)
-    assert batcher.due is None
-    assert batcher.take_due(1e9) == []
-    assert batcher.take() == [1]
 
 
 def test_single_notifications_reach_the_endpoint_with_their_payload():

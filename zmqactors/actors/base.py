@@ -1,36 +1,24 @@
 """The base of every zmqactors actor: a pykka actor that also serves ZeroMQ sockets.
 
-pykka's inbox is a `queue.Queue`; an actor blocked in it cannot see its
-sockets, and one blocked in ``poll()`` cannot see its inbox. `PollingInbox`
-replaces the inbox (pykka's ``_create_actor_inbox`` hook): ``put()`` appends to
-a deque and rings a `Doorbell` (an eventfd) only while the actor sleeps, and
-``get()`` polls the doorbell together with the actor's own sockets, running
-their handlers and timers, until an envelope is there.
+Its inbox is a `PollingInbox` (`zmqactors.actors.inbox`): while no message is
+queued, the inbox's ``get()`` polls the actor's sockets together with its
+`Doorbell` (`zmqactors.actors.doorbell`), running their handlers and timers.
 
 So one thread per actor does everything: the actor's sockets are created in
 ``on_start``, used by its handlers and closed in ``on_stop``/``on_failure``,
-all in the actor's thread. Other threads reach the actor only through its inbox:
-pykka's ``tell``/``ask`` (an envelope, run by pykka's actor loop), or a bare
-message put in the inbox (``actor_inbox.put``) for those on a call's path,
-which ``get()`` hands to `SocketActor.deliver` itself, in order with the
-envelopes, without pykka's envelope and loop around each (about 1.5 µs a
-message). Once the actor stopped, ``put`` raises ``pykka.ActorDeadError``,
-and a ``future`` of a message still queued fails with `TransportClosedError`,
-as for ``tell``.
+all in the actor's thread. Other threads reach the actor only through its
+inbox: pykka's ``tell``/``ask``, or a bare message put in the inbox, which the
+inbox hands to `SocketActor.deliver`. A stopped actor fails every future still
+queued for it with `TransportClosedError`.
 
-Relies on pykka internals (``_create_actor_inbox`` and the shape of its actor
-loop); setup.cfg pins pykka's minor range for that reason.
+Relies on pykka internals (``_create_actor_inbox``, ``Envelope``, ``_ActorStop``
+and the shape of its actor loop); setup.cfg pins pykka's minor range for that reason.
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import math
-import os
-import threading
 import time
-import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, ClassVar
@@ -42,20 +30,17 @@ from pykka._envelope import Envelope
 from pykka.messages import _ActorStop
 
 from zmqactors.actors.frames import readable, recv_exactly, recv_frames
+from zmqactors.actors.inbox import PollingInbox
 from zmqactors.core.waiter import Waiter, settle
 from zmqactors.errors import TransportClosedError
-from zmqactors.net.context import on_fork_child
 
-__all__ = ["Doorbell", "PollingInbox", "SocketActor"]
+__all__ = ["SocketActor"]
 
 _log = structlog.get_logger("zmqactors.actors")
 
-# How many envelopes an actor takes from its inbox before it looks at its
-# sockets again, so a busy inbox cannot starve the sockets (or the reverse).
-_ENVELOPES_PER_POLL = 32
 _FRAMES_PER_SOCKET = 256
 # A send on a watched socket gives up after this long (zmq.Again): a DEALER
-# whose peer is gone (a poller closed under a listener finishing a request)
+# whose peer is gone (a poller closed under a worker finishing a request)
 # would otherwise block its actor thread forever, deaf to its stop message.
 _SEND_TIMEOUT_MS = 1000
 # poll() reports plain ints; masking them with zmq's enum members costs an enum operation each.
@@ -63,208 +48,7 @@ _POLLIN = int(zmq.POLLIN)
 _POLLOUT = int(zmq.POLLOUT)
 
 
-class Doorbell:
-    """A file descriptor that wakes a thread blocked in ``zmq.Poller.poll``.
-
-    Any thread may ``ring()``; only the owning actor clears it. An eventfd where
-    the OS has one, else a pipe.
-    """
-
-    _live: ClassVar[weakref.WeakSet[Doorbell]] = weakref.WeakSet()
-
-    def __init__(self) -> None:
-        self._pid = os.getpid()
-        if hasattr(os, "eventfd"):
-            fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-            self._rfd, self._wfd = fd, fd
-        else:  # pragma: no cover - non-Linux
-            self._rfd, self._wfd = os.pipe()
-            for end in (self._rfd, self._wfd):
-                os.set_blocking(end, False)
-        self._closed = False
-        Doorbell._live.add(self)
-
-    def fileno(self) -> int:
-        """The descriptor to poll for readability."""
-        return self._rfd
-
-    def ring(self) -> None:
-        """Wake the sleeper. Any thread; never blocks."""
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self._wfd, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-
-    def clear(self) -> None:
-        """Consume the rings so far. Owner thread only."""
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.read(self._rfd, 4096)
-
-    def close(self) -> None:
-        """Close the descriptors; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        Doorbell._live.discard(self)
-        with contextlib.suppress(OSError):
-            os.close(self._rfd)
-        if self._wfd != self._rfd:
-            with contextlib.suppress(OSError):
-                os.close(self._wfd)
-
-    @classmethod
-    def _close_inherited(cls) -> None:
-        # A child closes the parent's doorbells: closing a descriptor in the
-        # child never affects the parent, and leaving them open would leak one
-        # per actor per fork and let the child ring the parent's actors.
-        for bell in list(cls._live):
-            bell.close()
-
-
-on_fork_child(Doorbell._close_inherited)  # noqa: SLF001 - the class's own hook
-
-
-class PollingInbox:
-    """pykka's inbox, replaced: a deque plus a doorbell, polled with the actor's sockets.
-
-    Safe for a signal handler that runs in the middle of a `put` (Python runs
-    handlers in the main thread between bytecodes) and puts again, or stops
-    the actor and waits for it, as ``Transport.close()`` in a SIGTERM handler
-    does: the lock is re-entrant and held for a few bytecodes only (the
-    doorbell rings after it), and the actor thread never waits for it.
-    """
-
-    def __init__(self) -> None:
-        self._queue: collections.deque[Any] = collections.deque()
-        # Re-entrant: a signal handler may put while its thread is inside put().
-        self._lock = threading.RLock()
-        self._closed = False
-        self._sleeping = False
-        self._since_poll = 0
-        # Putters that decided to ring and have not yet: the doorbell's
-        # descriptor stays open (its number cannot be reused) while any does.
-        self._ringing = 0
-        self._bell_closing = False
-        self.doorbell = Doorbell()
-        self._actor: SocketActor | None = None
-
-    def bind(self, actor: SocketActor) -> None:
-        """Attach the actor whose sockets ``get()`` serves (creator thread)."""
-        self._actor = actor
-
-    def put(self, envelope: Any, /) -> None:
-        """Queue an envelope (or a bare message); any thread.
-
-        Raises ``pykka.ActorDeadError`` once closed. A message queued while
-        the actor closed is failed like those still queued at its stop.
-        """
-        with self._lock:
-            closed = self._closed
-            if not closed:
-                self._queue.append(envelope)
-                # Ring only when the actor sleeps in poll(): it sets _sleeping
-                # before its last look at the deque, so an append after that
-                # look sees True.
-                ring = self._sleeping
-                if ring:
-                    self._ringing += 1
-        if closed:
-            self._after_close()
-            msg = "actor stopped"
-            raise pykka.ActorDeadError(msg)
-        if ring:
-            try:
-                self.doorbell.ring()
-            finally:
-                with self._lock:
-                    self._ringing -= 1
-        if self._closed:
-            # The actor closed while this put ran: what it appended may have
-            # come after close() took the queue.
-            self._after_close()
-
-    def empty(self) -> bool:
-        """Whether no envelope is queued."""
-        return not self._queue
-
-    def get(self) -> Any:
-        """Next envelope; serves sockets and timers while there is none. Actor thread only."""
-        actor = self._actor
-        assert actor is not None  # noqa: S101 - bound in SocketActor.__init__
-        queue = self._queue
-        while True:
-            if self._closed:
-                # Only pykka's teardown asks after the stop, when it saw an
-                # item that a racing put() may have taken back meanwhile.
-                try:
-                    item = queue.popleft()
-                except IndexError:
-                    return Envelope(None)
-                if type(item) is Envelope:
-                    return item
-                actor.fail_queued([item])
-                continue
-            if queue and self._since_poll < _ENVELOPES_PER_POLL:
-                self._since_poll += 1
-                item = queue.popleft()
-                if type(item) is Envelope:
-                    if actor._deferred:  # noqa: SLF001 - the inbox is part of its actor
-                        actor.run_deferred()
-                    return item
-                actor.deliver(item)  # a bare message (see the module docstring)
-                continue
-            self._since_poll = 0
-            if queue:
-                actor.serve_once(0)
-                continue
-            self._sleeping = True
-            try:
-                if not queue:
-                    actor.serve_once(None)
-            finally:
-                self._sleeping = False
-
-    def close(self) -> list[Any]:
-        """Refuse further puts and return what was still queued (actor thread).
-
-        Takes no lock (a signal handler waiting for this actor to stop may
-        hold it); a put that appends after this is failed by that put.
-        """
-        self._closed = True
-        return self._drain()
-
-    def _drain(self) -> list[Any]:
-        queue = self._queue
-        taken = []
-        while True:
-            try:
-                taken.append(queue.popleft())  # atomic: each item goes to one drainer
-            except IndexError:
-                return taken
-
-    def _after_close(self) -> None:
-        """A put met a closed inbox: fail what it left behind, close the doorbell if due."""
-        left = self._drain()
-        if left and self._actor is not None:
-            self._actor.fail_queued(left)
-        if self._bell_closing:
-            self._close_bell_if_idle()
-
-    def close_doorbell(self) -> None:
-        """Close the doorbell once no `put` can ring it any more (actor thread, after close)."""
-        self._bell_closing = True
-        self._close_bell_if_idle()
-
-    def _close_bell_if_idle(self) -> None:
-        # Never wait for the lock: whoever holds it looks again when done.
-        if not self._lock.acquire(blocking=False):
-            return
-        try:
-            if not self._ringing:
-                self.doorbell.close()
-        finally:
-            self._lock.release()
-
-
-Handler = Callable[[list[bytes]], None]
+FramesHandler = Callable[[list[bytes]], None]
 
 
 class SocketActor(pykka.ThreadingActor):
@@ -290,7 +74,7 @@ class SocketActor(pykka.ThreadingActor):
         super().__init__()
         self.inbox: PollingInbox = self.actor_inbox  # type: ignore[assignment]
         self.inbox.bind(self)
-        self._handlers: dict[zmq.Socket[bytes], Handler] = {}
+        self._handlers: dict[zmq.Socket[bytes], FramesHandler] = {}
         self._writable: dict[zmq.Socket[bytes], Callable[[], None]] = {}
         self._exact: dict[zmq.Socket[bytes], int] = {}
         self._deferred: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
@@ -318,7 +102,7 @@ class SocketActor(pykka.ThreadingActor):
         """Run ``func(*args)`` right before this thread next sleeps in poll. Actor thread.
 
         For what wakes another thread of this process (a caller waiting for
-        its reply, a poller waiting for its listener): done last, the woken
+        its reply, a poller waiting for its worker): done last, the woken
         thread finds the GIL free instead of waiting for this one to reach
         its poll, which costs two more hand-offs of the GIL. Also run before
         an envelope goes to pykka and at the stop, in order; an exception is
@@ -335,7 +119,7 @@ class SocketActor(pykka.ThreadingActor):
 
     # -- sockets ------------------------------------------------------------
 
-    def watch(self, sock: zmq.Socket[bytes], handler: Handler, *, frames: int = 0) -> None:
+    def watch(self, sock: zmq.Socket[bytes], handler: FramesHandler, *, frames: int = 0) -> None:
         """Serve ``sock``: call ``handler(frames)`` for each message. Actor thread only.
 
         ``frames``: for an inproc socket between this library's actors whose
@@ -408,7 +192,7 @@ class SocketActor(pykka.ThreadingActor):
         if deadline is not None and time.monotonic() >= deadline:
             self._guarded(self.on_deadline, time.monotonic())
 
-    def _read_socket(self, sock: zmq.Socket[bytes], handler: Handler) -> None:
+    def _read_socket(self, sock: zmq.Socket[bytes], handler: FramesHandler) -> None:
         # poll() said a message is there; after it, asking is cheaper than a
         # receive that fails with zmq.Again.
         count = self._exact.get(sock, 0)

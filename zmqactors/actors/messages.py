@@ -125,7 +125,7 @@ MatchmakerMessage = Register | Unregister | Lookup | Refresh | Unreachable
 
 
 class AddServer(msgspec.Struct, frozen=True):
-    """Bind a server's network socket and its inproc socket to its listeners.
+    """Bind a server's network socket and its inproc socket to its workers.
 
     Answers the address to advertise, e.g. ``tcp://127.0.0.1:40123``. With
     ``curve``, the socket is a CURVE server (checked by `prepare_server`).

@@ -1,17 +1,17 @@
-"""The poller: every server-side network socket of a transport, and the way to its listeners.
+"""The poller: every server-side network socket of a transport, and the way to its workers.
 
 One poller per transport (per process). For each running server it owns two
 sockets, both created, used and closed in its thread:
 
 - the network ROUTER that clients' DEALERs connect to;
-- an inproc ROUTER that the server's listener actors connect to.
+- an inproc ROUTER that the server's worker actors connect to.
 
-It gives each listener one request at a time (under load, as many as it
-serves in a millisecond), bringing in only as many listeners as the load
-needs (`Balancer`), queues requests meanwhile, and writes each reply back on
-the network socket. A listener announces itself
+It gives each worker one request at a time (under load, as many as it
+serves in a millisecond), bringing in only as many workers as the load
+needs (`zmqactors.core.balance.Balancer`), queues requests meanwhile, and writes each reply back on
+the network socket. A worker announces itself
 with an empty message and answers every request (an empty body for a cast). It
-decodes nothing but the header frame: listeners decode bodies in their own
+decodes nothing but the header frame: workers decode bodies in their own
 threads, so a malformed body can neither slow nor kill the poller.
 """
 
@@ -36,6 +36,7 @@ from zmqactors.actors.messages import (
     RemoveServer,
     SendReply,
 )
+from zmqactors.core.balance import Balancer
 from zmqactors.core.waiter import settle
 from zmqactors.errors import ConfigurationError, ProtocolError, SecurityError
 from zmqactors.net import security
@@ -52,102 +53,13 @@ if TYPE_CHECKING:
 
 __all__ = ["Poller"]
 
-# A listener whose request started less than this ago is "fast": the next
+# A worker whose request started less than this ago is "fast": the next
 # request waits for it rather than wake another thread (see Balancer).
-FAST_LISTENER = 0.001
-# While every listener is full, at most this many requests wait in the poller;
+FAST_WORKER = 0.001
+# While every worker is full, at most this many requests wait in the poller;
 # beyond that it stops reading the network socket and ZeroMQ's high-water
 # marks push back on the senders.
 _BACKLOG_LIMIT = 1000
-
-
-class Balancer:
-    """Which listener takes the next request. Pure bookkeeping for the poller's thread.
-
-    Every listener thread that runs competes for the GIL and costs a wake-up
-    per hand-off; on two cores a dozen runnable threads cost more than the
-    work (measured: one listener served 17k requests/s, sixteen sharing the
-    load 6.5k/s). So the balancer brings in only as many listeners as the load
-    needs:
-
-    - while the listener that got the last request is busy and *fast* (its
-      oldest request started less than ``fast`` seconds ago), the next request
-      waits in the poller for it rather than wake another thread. Under load
-      (``waiting`` > 1 requests queued) it gets more in advance, so it finds
-      its next request queued when it finishes instead of sleeping for a
-      hand-off: as many as it serves in ``fast`` seconds at its recent pace
-      (`depth`: 2 to ``max_depth``). `wake_at` says when to look again if it
-      stops being fast;
-    - otherwise the most recently idle listener (the warmest thread) takes it;
-    - with none idle, the request waits in the poller.
-
-    So a request waits at most ``fast`` seconds while a listener is idle, and
-    at most ``depth - 1`` requests (only ones that arrived under load, while
-    the requests before them took a few microseconds each) can wait behind a
-    call that turns out slow in its listener.
-    """
-
-    def __init__(self, fast: float, max_depth: int = 32) -> None:
-        self._fast = fast
-        self._max_depth = max_depth
-        self._started: dict[bytes, collections.deque[float]] = {}
-        self._idle: list[bytes] = []
-        self._last: bytes | None = None
-        # Recent time per request (seconds, a moving average); unknown: "fast".
-        self._pace = fast
-        self.in_progress = 0
-        self.wake_at: float | None = None
-
-    @property
-    def depth(self) -> int:
-        """How many requests a fast listener may hold, at the recent pace."""
-        return max(2, min(self._max_depth, int(self._fast / max(self._pace, 1e-6))))
-
-    def known(self, listener: bytes) -> bool:
-        """Whether ``listener`` has announced itself."""
-        return listener in self._started
-
-    def add(self, listener: bytes) -> None:
-        """A listener announced itself, idle."""
-        self._started[listener] = collections.deque()
-        self._idle.append(listener)
-
-    def take(self, now: float, waiting: int) -> bytes | None:
-        """The listener for the next of ``waiting`` queued requests, or None to keep it queued.
-
-        ``now`` is ``time.monotonic()``.
-        """
-        self.wake_at = None
-        last = self._last
-        if last is not None:
-            started = self._started[last]
-            if started and now - started[0] < self._fast:
-                if waiting > 1 and len(started) < self.depth:
-                    return self._give(last, now)
-                self.wake_at = started[0] + self._fast
-                return None
-        if not self._idle:
-            return None
-        return self._give(self._idle.pop(), now)
-
-    def _give(self, listener: bytes, now: float) -> bytes:
-        started = self._started[listener]
-        started.append(now)
-        self._last = listener
-        self.in_progress += 1
-        return listener
-
-    def done(self, listener: bytes, now: float) -> None:
-        """``listener`` answered its oldest request (at ``now``, ``time.monotonic()``)."""
-        started = self._started[listener]
-        began = started.popleft()
-        self.in_progress -= 1
-        if started:
-            # The next one was queued in the listener: it starts now.
-            started[0] = max(started[0], now)
-        self._pace += (now - began - self._pace) / 8
-        if not started:
-            self._idle.append(listener)
 
 
 class _Served:
@@ -160,7 +72,7 @@ class _Served:
         self.backend: zmq.Socket[bytes] | None = None
         # With CURVE: the router's monitor, which reports refused handshakes.
         self.monitor: zmq.Socket[bytes] | None = None
-        self.balancer = Balancer(FAST_LISTENER)
+        self.balancer = Balancer(FAST_WORKER)
         self.backlog: collections.deque[tuple[bytes, bytes]] = collections.deque()
         self.paused = False
         self.draining = False
@@ -168,7 +80,7 @@ class _Served:
 
 
 class Poller(SocketActor):
-    """Owns servers' inbound sockets; routes requests to listeners and replies back."""
+    """Owns servers' inbound sockets; routes requests to workers and replies back."""
 
     actor_name = "poller"
 
@@ -236,8 +148,8 @@ class Poller(SocketActor):
         served.backend = backend
         self._servers[message.server_id] = served
         self.watch(router, lambda frames: self._on_request(served, frames))
-        # [listener, client, body]: our own listeners, which always send two frames.
-        self.watch(backend, lambda frames: self._on_listener(served, frames), frames=3)
+        # [worker, client, body]: our own workers, which always send two frames.
+        self.watch(backend, lambda frames: self._on_worker(served, frames), frames=3)
         address = advertised_endpoint(bound, settings.host)
         self.log.info(
             "server bound",
@@ -331,35 +243,35 @@ class Poller(SocketActor):
             served.paused = True
             self.unwatch(served.router)
 
-    def _send_to(self, served: _Served, listener: bytes, client: bytes, body: bytes) -> None:
+    def _send_to(self, served: _Served, worker: bytes, client: bytes, body: bytes) -> None:
         assert served.backend is not None  # noqa: S101 - set in _add
-        send_frames(served.backend, (listener, client, body))
+        send_frames(served.backend, (worker, client, body))
 
-    def _on_listener(self, served: _Served, frames: list[bytes]) -> None:
-        listener, client, body = frames
+    def _on_worker(self, served: _Served, frames: list[bytes]) -> None:
+        worker, client, body = frames
         balancer = served.balancer
-        if balancer.known(listener):
-            balancer.done(listener, time.monotonic())
+        if balancer.known(worker):
+            balancer.done(worker, time.monotonic())
         else:
-            balancer.add(listener)
+            balancer.add(worker)
         if body:
             self._reply(served, client, body)
         self._pump(served)
         self._check_drained(served)
 
     def _pump(self, served: _Served) -> None:
-        """Hand queued requests to listeners while the balancer finds one."""
+        """Hand queued requests to workers while the balancer finds one."""
         backlog = served.backlog
         if not backlog:
             return
         balancer = served.balancer
         now = time.monotonic()
         while backlog:
-            listener = balancer.take(now, len(backlog))
-            if listener is None:
+            worker = balancer.take(now, len(backlog))
+            if worker is None:
                 break
             client, body = backlog.popleft()
-            self._send_to(served, listener, client, body)
+            self._send_to(served, worker, client, body)
         if served.paused and len(backlog) < _BACKLOG_LIMIT // 2:
             served.paused = False
             self.watch(served.router, lambda f: self._on_request(served, f))
@@ -374,7 +286,7 @@ class Poller(SocketActor):
         return min(times) if times else None
 
     def on_deadline(self, now: float) -> None:  # noqa: ARG002 - each pump reads the clock
-        """A listener may have stopped being fast: hand its queue to others."""
+        """A worker may have stopped being fast: hand its queue to others."""
         for served in list(self._servers.values()):
             self._pump(served)
 

@@ -7,6 +7,12 @@ itself when the reply arrives or the deadline passes, so the caller wakes with
 no further hop. A reply for an id it no longer holds (the call timed out) is
 dropped and counted as ``late_replies``.
 
+Longer than 400 lines on purpose: sending, the backlog, the connection
+monitors and the deadlines all read and change one table of pending calls
+and one DEALER per address, in this actor's thread; the pure parts it uses
+are in `zmqactors.core` already (`window`, `waiter`), and splitting the rest
+would spread that one table across files.
+
 A DEALER to a server whose route carries a CURVE key is a CURVE client with
 this transport's key pair (`zmqactors.net.security`). Failing closed, a
 transport with a key pair sends nothing to a server without a key, one

@@ -18,7 +18,7 @@ _T = TypeVar("_T")
 class Batcher(Generic[_T]):
     """Up to ``size`` items; a partial batch is due ``timeout`` seconds after its first item.
 
-    Thread-safe: `add` runs in a listener's thread, `take` may run in
+    Thread-safe: `add` runs in a worker's thread, `take` may run in
     another (a stop flushing what is left).
     """
 

@@ -1,7 +1,7 @@
 """The server's memory of acknowledged casts, so a retried one runs once.
 
 Pure logic, no sockets: the `Dispatcher` of one server (shared by its
-listener threads) asks `DedupCache.begin` before it runs an acknowledged
+worker threads) asks `DedupCache.begin` before it runs an acknowledged
 cast and calls `DedupCache.finish` once the endpoint returned. A message id
 is remembered while its endpoint runs and for ``ttl`` seconds after, at most
 ``max_entries`` of them (the oldest finished ones are forgotten first), so
@@ -101,7 +101,7 @@ class DedupCache:
             looked += 1
             msg_id, expiry = next(iter(entries.items()))
             if expiry == _RUNNING:
-                # A running entry stays (few: one per listener thread at most);
+                # A running entry stays (few: one per worker thread at most);
                 # it moves to the end again when it finishes.
                 entries.move_to_end(msg_id)
                 continue

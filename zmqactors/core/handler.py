@@ -1,8 +1,8 @@
-"""`Handler`: what a listener actor runs for each request body.
+"""`Handler`: what a worker actor runs for each request body.
 
 Implemented by `zmqactors.core.dispatch.Dispatcher` (RPC),
 `zmqactors.core.notify_dispatch.NotificationDispatcher` and the oslo driver's
-handler; run by `zmqactors.actors.listener.Listener`, one thread each.
+handler; run by `zmqactors.actors.worker.Worker`, one thread each.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ __all__ = ["Handler"]
 
 
 class Handler(Protocol):
-    """What a listener runs for each request body (an RPC or a notification dispatcher)."""
+    """What a worker runs for each request body (an RPC or a notification dispatcher)."""
 
     def handle(self, body: bytes, client: bytes = b"") -> bytes | None:
         """Run the request from ``client``; return the reply body, or None.

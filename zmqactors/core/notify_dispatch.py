@@ -1,6 +1,6 @@
 """Delivering notifications to endpoints: priorities, filters, batches, requeues.
 
-Pure logic with no sockets, run by listener actors (`Handler`). An endpoint
+Pure logic with no sockets, run by worker actors (`Handler`). An endpoint
 method is named after the priority (``info``, ``error``, ...) and gets
 ``(publisher_id, event_type, payload, metadata)``, or, with ``batch_size > 1``,
 one list of dicts with those keys plus ``context``. The caller's context is
@@ -106,9 +106,7 @@ class NotificationDispatcher:
         self._lock = threading.Lock()
         self._batch: Batcher[wire.Notification] = Batcher(batch_size, batch_timeout)
         self._retries: list[_Pending] = []
-        self._log = _log.bind(
-            actor="listener", targets=sorted(f"{e}/{t}" for e, t in self._targets)
-        )
+        self._log = _log.bind(actor="worker", targets=sorted(f"{e}/{t}" for e, t in self._targets))
 
     # -- Handler ------------------------------------------------------------
 
@@ -182,7 +180,7 @@ class NotificationDispatcher:
             (item,) = items
             with request_context_set(item.context):
                 return method(item.publisher_id, item.event_type, item.payload, _metadata(item))
-        except Exception:  # noqa: BLE001 - an endpoint's failure must not stop the listener
+        except Exception:  # noqa: BLE001 - an endpoint's failure must not stop the worker
             self._stats.incr("notification_errors")
             self._log.exception(
                 "notification endpoint failed", method=getattr(method, "__name__", "?")

@@ -8,8 +8,8 @@ oslo.messaging; the rest of zmqactors never does.
 
 - `driver`: `ZmqActorsDriver` (sends, calls, notifications, listeners).
 - `listener`: the listeners and incoming messages oslo's servers drive.
-- ``_envelope``: how oslo's context and message dicts travel (JSON, as every
-  oslo.messaging driver writes them).
+- ``_envelope``: how oslo's request context and message dicts travel (JSON,
+  as every oslo.messaging driver writes them).
 - ``_targets``: oslo targets as zmqactors `Target` values and keys.
 """
 

@@ -1,7 +1,7 @@
 """What the oslo.messaging driver puts inside zmqactors wire messages.
 
-oslo hands the driver a context dict and a message dict produced by the
-application's serializer. Both travel as one JSON text, written with
+oslo hands the driver a request context dict (oslo's ``ctxt``) and a
+message dict produced by the application's serializer. Both travel as one JSON text, written with
 ``oslo_serialization.jsonutils`` as every other oslo.messaging driver
 (RabbitMQ, Kafka, AMQP 1.0) writes them. So a service that switches to
 ``zmq://`` sees exactly the values it saw before: JSON types come back

@@ -2,7 +2,7 @@
 
 `OsloListener` is an oslo ``Listener`` (the callback kind, not the polling
 kind: one hop fewer). Behind it runs a zmqactors `Service` whose single
-listener actor decodes each request or notification and hands it straight to
+worker actor decodes each request or notification and hands it straight to
 oslo's callback, which queues it on oslo's executor; the actor answers
 nothing itself. oslo's executor later calls `RpcIncoming.reply` (or
 ``heartbeat``) from its own thread, which sends the reply through
@@ -15,7 +15,7 @@ Life cycle, as oslo's ``MessageHandlingServer`` drives it:
   "stopping" answer and the caller tries another server until its deadline);
   a partial batch is flushed; the callback is never called again.
 - oslo waits for its executor, so replies of calls in progress still go out;
-- ``cleanup()``: release the socket and the listener actor.
+- ``cleanup()``: release the socket and the worker actor.
 
 ``requeue()`` puts the message back on the wire to this listener, as
 RabbitMQ puts it back in its queue: it is delivered again at once, as often
@@ -168,9 +168,9 @@ class _Served:
 
 
 class _Handler:
-    """What the service's listener actor runs: decode, check, hand over to oslo.
+    """What the service's worker actor runs: decode, check, hand over to oslo.
 
-    `handle` and `on_deadline` run in the listener actor's thread; `take_batch`
+    `handle` and `on_deadline` run in the worker actor's thread; `take_batch`
     in the thread stopping the listener (the batch is under a lock).
     """
 
@@ -182,7 +182,7 @@ class _Handler:
         self._batch: Batcher[NotificationIncoming] = Batcher(
             self._batch_size, listener.batch_timeout or None
         )
-        self._log = _log.bind(actor="listener")
+        self._log = _log.bind(actor="worker")
 
     def handle(self, body: bytes, client: bytes = b"") -> bytes | None:
         """Hand the request or notification in ``body`` to oslo; maybe answer a refusal."""
@@ -282,7 +282,7 @@ class _Service(Service):
         registrations: list[tuple[str, str]],
         make_handler: Callable[[], _Handler],
     ) -> None:
-        # One listener actor: it only decodes and queues on oslo's executor,
+        # One worker actor: it only decodes and queues on oslo's executor,
         # and one keeps batches in arrival order.
         super().__init__(transport, label, 1)
         self.label = label
@@ -355,7 +355,7 @@ class OsloListener(base.Listener):  # type: ignore[misc] # oslo ships no type hi
             super().stop()
 
     def cleanup(self) -> None:
-        """Release the socket and the listener actor (after ``stop``, or stopping first)."""
+        """Release the socket and the worker actor (after ``stop``, or stopping first)."""
         self.stop()
         try:
             self._service.wait(timeout=_CLEANUP_TIMEOUT)

@@ -50,8 +50,8 @@ def _release(holder: _Holder) -> None:
     actors, holder.actors = holder.actors, None
     if actors is None or actors.pid != os.getpid():
         return
-    listeners = [ref for refs in actors.listeners.values() for ref in refs]
-    for ref in [*listeners, *actors.refs()]:
+    workers = [ref for refs in actors.workers.values() for ref in refs]
+    for ref in [*workers, *actors.refs()]:
         with contextlib.suppress(pykka.ActorDeadError):
             ref.stop(block=False)
 
@@ -156,13 +156,13 @@ class Transport:
         # reuse a freed one's id().
         return f"{os.getpid()}-{next(_server_ids)}"
 
-    def track(self, service: Served, listeners: list[pykka.ActorRef[Any]]) -> None:
-        """Remember a started service (close() aborts it) and its listeners (for the finalizer)."""
+    def track(self, service: Served, workers: list[pykka.ActorRef[Any]]) -> None:
+        """Remember a started service (close() aborts it) and its workers (for the finalizer)."""
         with self._lock:
             self._servers.add(service)
             actors = self._holder.actors
             if actors is not None:
-                actors.listeners[id(service)] = list(listeners)
+                actors.workers[id(service)] = list(workers)
 
     def untrack(self, service: Served) -> None:
         """Forget a service that has stopped."""
@@ -170,7 +170,7 @@ class Transport:
             self._servers.discard(service)
             actors = self._holder.actors
             if actors is not None:
-                actors.listeners.pop(id(service), None)
+                actors.workers.pop(id(service), None)
 
     # -- closing ----------------------------------------------------------------
 

@@ -38,7 +38,8 @@ class Notifier:
 
     ``notifier.info(event_type, payload, context=None)``, and likewise
     ``audit``, ``debug``, ``warn`` (``warning``), ``error``, ``critical``,
-    ``sample``. Raises ``ValueError`` for a bad publisher id, topic or event
+    ``sample``; ``context`` is the request context, which endpoints read with
+    `request_context()`. Raises ``ValueError`` for a bad publisher id, topic or event
     type, ``TypeError`` for a payload that cannot be sent.
     """
 
@@ -154,7 +155,7 @@ class NotificationListener(Service):
     of at most ``batch_size`` dicts, flushed at the latest ``batch_timeout``
     seconds after the first one arrived. An endpoint's optional
     ``filter_rule`` (`NotificationFilter`) selects by publisher and event type.
-    A batch listener runs one listener thread, so batches keep arrival order.
+    A batch listener runs one worker thread, so batches keep arrival order.
     Life cycle as for `RPCServer` (`start`, `stop`, `wait`, context manager).
     """
 

@@ -67,8 +67,8 @@ class RPCClient:
 
     ``timeout`` (seconds) bounds every call (default: the transport's
     ``timeout`` option), and how long a cast may wait for room in a full
-    send queue; ``context`` is a dict sent with every message and visible to
-    endpoints through `request_context()`. With ``ack=True``, `cast` returns
+    send queue; ``context`` is the request context, a dict sent with every
+    message and visible to endpoints through `request_context()`. With ``ack=True``, `cast` returns
     only once the server has run the method (see `cast`).
     """
 
@@ -92,8 +92,8 @@ class RPCClient:
         self.target = target
         self.timeout = transport.settings.timeout if timeout is None else _check_timeout(timeout)
         # Encoded as is into every request (only read); callers see the proxy.
-        self._context = dict(context or {})
-        self.context: Mapping[str, Any] = MappingProxyType(self._context)
+        self._request_context = dict(context or {})
+        self.context: Mapping[str, Any] = MappingProxyType(self._request_context)
 
     def __repr__(self) -> str:
         acked = " ack" if self.ack else ""
@@ -149,7 +149,7 @@ class RPCClient:
             kind,
             method,
             args=args,
-            context=self._context,
+            context=self._request_context,
             timeout=timeout,
             msg_id=msg_id,
         )
@@ -323,7 +323,7 @@ class RPCServer(Service):
     """Serves the public methods of ``endpoints`` to the clients of ``target``.
 
     Endpoints are plain objects; a call ``client.call("add", a=1)`` runs
-    ``endpoint.add(a=1)`` on one of ``executor_size`` listener threads. An
+    ``endpoint.add(a=1)`` on one of ``executor_size`` worker threads. An
     endpoint may carry a ``target`` attribute whose ``namespace`` and
     ``version`` say what it serves. The server's name is ``target.server``,
     else the transport's ``host`` option, else this machine's host name.

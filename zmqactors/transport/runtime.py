@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pykka
 
 from zmqactors.actors.base import SocketActor
-from zmqactors.actors.listener import Listener
 from zmqactors.actors.matchmaker import MatchmakerActor
 from zmqactors.actors.messages import (
     AddServer,
@@ -33,6 +32,7 @@ from zmqactors.actors.messages import (
 )
 from zmqactors.actors.poller import Poller
 from zmqactors.actors.reply_waiter import ReplyWaiter
+from zmqactors.actors.worker import Worker
 from zmqactors.core.routes import RouteCache
 from zmqactors.core.window import SendWindow
 from zmqactors.errors import MessagingTimeout, TransportClosedError
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     import concurrent.futures
     from collections.abc import Callable
 
-    from zmqactors.actors.base import PollingInbox
+    from zmqactors.actors.inbox import PollingInbox
     from zmqactors.actors.messages import ReplyWaiterMessage
     from zmqactors.core.handler import Handler
     from zmqactors.core.stats import Stats
@@ -79,8 +79,8 @@ class Host(Protocol):
     def next_id(self) -> str:
         """A server id unique in this process."""
 
-    def track(self, service: Served, listeners: list[pykka.ActorRef[Any]]) -> None:
-        """Remember a running service (for close()) and its listeners (for the finalizer)."""
+    def track(self, service: Served, workers: list[pykka.ActorRef[Any]]) -> None:
+        """Remember a running service (for close()) and its workers (for the finalizer)."""
 
     def untrack(self, service: Served) -> None:
         """Forget a service that has stopped."""
@@ -116,9 +116,9 @@ class Runtime:
     # The reply-waiter's inbox, for `_send`.
     reply_inbox: PollingInbox
     poller: pykka.ActorRef[Any] | None = None
-    # The listeners of the running services, by id(service): the finalizer
+    # The workers of the running services, by id(service): the finalizer
     # cannot reach the services (they hold the transport), yet must stop these.
-    listeners: dict[int, list[pykka.ActorRef[Any]]] = dataclasses.field(default_factory=dict)
+    workers: dict[int, list[pykka.ActorRef[Any]]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def start(cls, settings: Settings, stats: Stats) -> Runtime:
@@ -144,7 +144,7 @@ class Runtime:
         return self.poller
 
     def refs(self) -> list[pykka.ActorRef[Any]]:
-        """The transport-wide actors (not the services' listeners)."""
+        """The transport-wide actors (not the services' workers)."""
         return [r for r in (self.poller, self.reply_waiter, self.matchmaker) if r is not None]
 
     # -- routes -------------------------------------------------------------
@@ -291,16 +291,16 @@ class Runtime:
             raise _closed() from None
         return address
 
-    def start_listeners(
+    def start_workers(
         self, backend: str, handler: Handler, count: int
     ) -> list[pykka.ActorRef[Any]]:
-        """Start ``count`` listener actors running ``handler``, fed from ``backend``."""
-        return [Listener.start(backend, handler) for _ in range(count)]
+        """Start ``count`` worker actors running ``handler``, fed from ``backend``."""
+        return [Worker.start(backend, handler) for _ in range(count)]
 
     @staticmethod
-    def stop_listeners(listeners: list[pykka.ActorRef[Any]]) -> None:
-        """Ask ``listeners`` to stop, without waiting."""
-        for ref in listeners:
+    def stop_workers(workers: list[pykka.ActorRef[Any]]) -> None:
+        """Ask ``workers`` to stop, without waiting."""
+        for ref in workers:
             try:
                 ref.stop(block=False)
             except pykka.ActorDeadError:

@@ -1,14 +1,14 @@
 """`Service`: the life cycle shared by everything that serves (RPC servers, notification listeners).
 
 A service binds one network socket (through the transport's poller), starts
-``executor_size`` listener actors that run its `Handler`, and registers its
+``executor_size`` worker actors that run its `Handler`, and registers its
 address in the matchmaker under one or more keys. `start` returns once it is
 bound and registered; `stop` unregisters and takes no new requests; `wait`
 lets the requests already taken finish, then releases everything.
 
 A service inherited through ``fork()`` is not running in the child: there
 its state is ``new``, `stop`/`wait` do nothing, and `start` starts it afresh
-in the child (new socket, new listeners, new registration).
+in the child (new socket, new workers, new registration).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def check_executor_size(size: object) -> int:
 class Service:
     """Bind, listen, register; stop, drain, release. Subclasses say what and where.
 
-    Subclasses implement `_handler` (what the listeners run) and
+    Subclasses implement `_handler` (what the workers run) and
     `_registrations` (the matchmaker keys and server name to register under).
     All methods may be called from any thread.
     """
@@ -90,7 +90,7 @@ class Service:
         self._address = ""
         self._server_key: str | None = None
         self._registered: list[tuple[str, str, str, str | None]] = []
-        self._listeners: list[pykka.ActorRef[Any]] = []
+        self._workers: list[pykka.ActorRef[Any]] = []
         self._drained: concurrent.futures.Future[None] | None = None
         self._log = _log.bind(target=str(label))
         _services.add(self)
@@ -98,7 +98,7 @@ class Service:
     # -- for subclasses -----------------------------------------------------
 
     def _handler(self) -> Handler:
-        """The handler the listeners run (one per service: it must be thread-safe)."""
+        """The handler the workers run (one per service: it must be thread-safe)."""
         raise NotImplementedError
 
     def _registrations(self) -> list[tuple[str, str]]:
@@ -131,7 +131,7 @@ class Service:
     # -- life cycle ---------------------------------------------------------
 
     def start(self) -> None:
-        """Bind, start the listeners and register; returns when requests can reach the service.
+        """Bind, start the workers and register; returns when requests can reach the service.
 
         Raises `ConfigurationError` if the socket cannot be bound, `SecurityError`
         if CURVE is configured but cannot be enforced (see
@@ -156,7 +156,7 @@ class Service:
         self._registered = []
         self._server_key = None if curve is None else curve.public_key
         self._address = runtime.add_server(server_id, self._label, backend, curve)
-        self._listeners = runtime.start_listeners(backend, self._handler(), self.executor_size)
+        self._workers = runtime.start_workers(backend, self._handler(), self.executor_size)
         try:
             for key, server in self._registrations():
                 registration = (key, server, self._address, self._server_key)
@@ -170,7 +170,7 @@ class Service:
             msg = f"cannot register {self._label}: {exc}"
             raise MessagingError(msg) from exc
         self._state = _State.RUNNING
-        transport.track(self, self._listeners)
+        transport.track(self, self._workers)
         self._log.info("service started", address=self._address, executor_size=self.executor_size)
 
     def stop(self) -> None:
@@ -236,7 +236,7 @@ class Service:
                 self._log.info("service stopped")
 
     def _release(self, runtime: Runtime | None) -> None:
-        self._stop_listeners()
+        self._stop_workers()
         if runtime is not None:
             runtime.remove_server(self._server_id)
 
@@ -248,9 +248,9 @@ class Service:
         """
         self.transport.runtime(serving=True).send_reply(self._server_id, client, body)
 
-    def _stop_listeners(self) -> None:
-        listeners, self._listeners = self._listeners, []
-        Runtime.stop_listeners(listeners)
+    def _stop_workers(self) -> None:
+        workers, self._workers = self._workers, []
+        Runtime.stop_workers(workers)
 
     def abort(self) -> None:
         """The transport is closing: stop at once, without waiting (any thread)."""
@@ -258,7 +258,7 @@ class Service:
             if not self._owned() or self._state in (_State.NEW, _State.STOPPED):
                 return
             self._state = _State.STOPPED
-            self._stop_listeners()
+            self._stop_workers()
             if self._drained is not None and not self._drained.done():
                 self._drained.set_result(None)
 

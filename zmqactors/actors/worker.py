@@ -1,11 +1,11 @@
-"""A listener: one thread of a server's executor, calling endpoints.
+"""A worker: one thread of a server's executor, calling endpoints.
 
 Each `RPCServer` (and `NotificationListener`) runs ``executor_size``
-listeners. A listener owns one inproc DEALER connected to the poller's
+workers. A worker owns one inproc DEALER connected to the poller's
 socket for its server; an empty message says
 "idle", and every request it receives is answered with the reply body (or an
 empty one for a cast), which also says "idle again". A slow endpoint blocks
-only its own listener, never the poller's I/O.
+only its own worker, never the poller's I/O.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ from zmqactors.net.sockets import inproc_socket
 if TYPE_CHECKING:
     from zmqactors.core.handler import Handler
 
-__all__ = ["Listener"]
+__all__ = ["Worker"]
 
 _IDLE = (b"", b"")
 
 
-class Listener(SocketActor):
+class Worker(SocketActor):
     """Runs requests its poller hands it through the server's `Handler`."""
 
-    actor_name = "listener"
+    actor_name = "worker"
 
     def __init__(self, backend_address: str, dispatcher: Handler) -> None:
         super().__init__()
@@ -58,7 +58,7 @@ class Listener(SocketActor):
             client, body = frames
             reply = self._dispatcher.handle(body, client)
         finally:
-            # Always answer, or the poller would count this listener busy
+            # Always answer, or the poller would count this worker busy
             # forever; last, so the poller wakes once this thread sleeps.
             self.defer(send_frames, sock, (client, reply) if reply else _IDLE)
 

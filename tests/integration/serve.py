@@ -23,6 +23,7 @@ class Endpoint:
         self.name = name
         self.casts: list[object] = []
         self._lock = threading.Lock()
+        self._released = threading.Event()
 
     def add(self, a: int, b: int) -> int:
         return a + b
@@ -45,6 +46,13 @@ class Endpoint:
     def sleep(self, seconds: float) -> float:
         time.sleep(seconds)
         return seconds
+
+    def hold(self, seconds: float) -> bool:
+        """Block until `release` (True) or ``seconds`` pass (False)."""
+        return self._released.wait(seconds)
+
+    def release(self) -> None:
+        self._released.set()
 
     def record(self, value: object) -> None:
         with self._lock:

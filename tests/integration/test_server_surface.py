@@ -1,8 +1,9 @@
-"""What a server exposes, against a real server process.
+"""What a server exposes and what it reveals, against a real server process.
 
-The attacks of issue #12 row 7: calling an inherited helper of ``object``, a
-callable instance attribute or a property by name (the getter must not run)
-all end in `NoSuchMethod`.
+The attacks of issue #12 rows 7 and 8: calling an inherited helper of
+``object``, a callable instance attribute or a property by name (the getter
+must not run) all end in `NoSuchMethod`; a failing call reveals its
+exception's type and message, and its traceback only with ``send_tracebacks``.
 """
 
 from __future__ import annotations
@@ -71,3 +72,27 @@ def test_only_methods_are_callable_and_no_getter_runs(spawn_server, transport, e
         for name in ("inherited", "ping", "what_ran"):
             with pytest.raises(za.NoSuchMethod):
                 client.call(name)
+
+
+def test_a_remote_error_carries_type_and_message_but_no_traceback(spawn_server, transport):
+    spawn_server(TOPIC, "s", script=SCRIPT)
+    client = za.RPCClient(transport, za.Target(TOPIC), timeout=10)
+    with pytest.raises(za.RemoteError) as info:
+        client.call("fail", message="bad thing")
+    assert info.value.exc_type == "builtins.ValueError"
+    assert info.value.value == "bad thing"
+    assert info.value.traceback == ""
+    assert str(SCRIPT.name) not in str(info.value)
+
+
+def test_send_tracebacks_sends_the_servers_traceback(
+    spawn_server, transport, matchmaker_url, with_query
+):
+    spawn_server(TOPIC, "s", script=SCRIPT, url=with_query(matchmaker_url, "send_tracebacks=true"))
+    client = za.RPCClient(transport, za.Target(TOPIC), timeout=10)
+    with pytest.raises(za.RemoteError) as info:
+        client.call("fail", message="bad thing")
+    assert info.value.value == "bad thing"
+    assert "Traceback (most recent call last)" in info.value.traceback
+    assert f'{SCRIPT.name}", line' in info.value.traceback
+    assert ", in fail\n" in info.value.traceback

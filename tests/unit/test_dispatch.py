@@ -6,6 +6,8 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import structlog
+import structlog.testing
 
 import zmqactors
 from zmqactors import wire
@@ -208,9 +210,24 @@ def test_request_context_is_exported():
 # -- endpoint errors -------------------------------------------------------------------
 
 
-def test_endpoint_exception_becomes_remote_error_reply(harness):
-    reply = error_of(harness.call("lookup_missing", args={"key": "k1"}), ErrorKind.REMOTE)
+def test_endpoint_exception_becomes_remote_error_reply_without_a_traceback(harness):
+    request = make_request("lookup_missing", args={"key": "k1"})
+    with structlog.testing.capture_logs() as logs:
+        reply = error_of(harness.run(request), ErrorKind.REMOTE)
     assert reply.exc_type == "builtins.KeyError"
+    assert reply.message == "'k1'"
+    assert reply.traceback == ""
+    # The server keeps the traceback: logged with the message id.
+    [logged] = [entry for entry in logs if entry["event"] == "call failed"]
+    assert logged["msg_id"] == request.msg_id.hex()
+    assert logged["method"] == "lookup_missing"
+    assert logged["exc_info"] is True
+    assert logged["log_level"] == "warning"
+
+
+def test_send_tracebacks_sends_the_traceback(calc):
+    harness = Harness([calc], send_tracebacks=True)
+    reply = error_of(harness.call("lookup_missing", args={"key": "k1"}), ErrorKind.REMOTE)
     assert reply.message == "'k1'"
     assert "Traceback" in reply.traceback
     assert ", in lookup_missing\n" in reply.traceback
@@ -223,7 +240,7 @@ def test_exception_type_is_qualified_with_its_module():
             msg = "went wrong"
             raise BoomError(msg)
 
-    reply = error_of(Harness([Raiser()]).call("go"), ErrorKind.REMOTE)
+    reply = error_of(Harness([Raiser()], send_tracebacks=True).call("go"), ErrorKind.REMOTE)
     assert reply.exc_type == f"{__name__}.BoomError"
     assert reply.message == "went wrong"
     assert ", in go\n" in reply.traceback

@@ -13,6 +13,10 @@ or not; it cannot even shadow a method), a property or other descriptor (no
 getter runs for a name a caller sends), a nested class, or anything of
 ``object``. With ``exposed="decorated"``, only the methods marked with
 `expose`.
+
+By default an endpoint's exception reaches the caller as its type and
+message; the traceback is logged here with the message id, and sent too
+only with ``send_tracebacks``.
 """
 
 from __future__ import annotations
@@ -179,6 +183,7 @@ class Dispatcher:
         dedup: DedupCache | None = None,
         *,
         exposed: Exposure = "methods",
+        send_tracebacks: bool = False,
     ) -> None:
         self._target = target
         self._endpoints = tuple(endpoints)
@@ -188,6 +193,7 @@ class Dispatcher:
         for endpoint in self._endpoints:
             for name, method in exposed_methods(endpoint, exposed).items():
                 self._methods.setdefault(name, []).append((endpoint, method))
+        self._send_tracebacks = send_tracebacks
         self._max_size = max_message_size
         self._stats = stats
         # Shared by the server's listener threads: a retried acknowledged
@@ -224,11 +230,13 @@ class Dispatcher:
             self._log.info("request refused", msg_id=request.msg_id.hex(), reason=failure.message)
             return self._error(request, failure.kind, failure.exc_type, failure.message, "")
         except Exception as exc:  # noqa: BLE001 - any endpoint error goes back to the caller
-            text = traceback.format_exc()
-            if not is_call:
-                self._log.warning(
-                    "cast failed", msg_id=request.msg_id.hex(), method=request.method, exc_info=True
-                )
+            self._log.warning(
+                "call failed" if is_call else "cast failed",
+                msg_id=request.msg_id.hex(),
+                method=request.method,
+                exc_info=True,
+            )
+            text = traceback.format_exc() if self._send_tracebacks and is_call else ""
             return self._error(request, wire.ErrorKind.REMOTE, _qualified_name(exc), str(exc), text)
 
     def _handle_acked(self, request: wire.Request) -> bytes | None:

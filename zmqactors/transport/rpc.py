@@ -332,7 +332,9 @@ class RPCServer(Service):
     endpoint's class or its bases (not ``object``), with names not starting
     with ``_``; never instance attributes or properties. ``exposed="methods"``
     (the default) serves all of them, ``exposed="decorated"`` only those
-    marked with `zmqactors.expose` (``ValueError`` if there is none).
+    marked with `zmqactors.expose` (``ValueError`` if there is none). An
+    endpoint's exception reaches the caller as type and message; its
+    traceback too only with the transport's ``send_tracebacks`` option.
 
     `start` returns once the server is bound and registered; `stop` takes no
     new requests (new calls get `NoRespondersError`) and unregisters; `wait`
@@ -381,6 +383,7 @@ class RPCServer(Service):
             settings.max_message_size,
             self.transport.stats,
             exposed=self.exposed,
+            send_tracebacks=settings.send_tracebacks,
         )
 
     def _registrations(self) -> list[tuple[str, str]]:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from zmqactors.core.dispatch import expose
     from zmqactors.errors import (
         ConfigurationError,
         MessagingError,
@@ -66,6 +67,8 @@ _LAZY = {
     "RPCServer": _TRANSPORT,
     "Transport": _TRANSPORT,
     "request_context": _TRANSPORT,
+    # Pure: decorating endpoint classes imports neither zmq nor pykka.
+    "expose": "zmqactors.core.dispatch",
 }
 
 __all__ = [
@@ -88,6 +91,7 @@ __all__ = [
     "TransportClosedError",
     "UnsupportedVersion",
     "__version__",
+    "expose",
     "request_context",
 ]
 

@@ -215,7 +215,8 @@ def _common_options() -> argparse.ArgumentParser:
         "--verbose",
         action="store_true",
         default=argparse.SUPPRESS,
-        help="show the server's traceback of a remote error",
+        help="show the server's traceback of a remote error (servers send it "
+        "only with their send_tracebacks option)",
     )
     return common
 

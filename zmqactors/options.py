@@ -190,6 +190,7 @@ class Settings:
     linger: float = 1.0
     curve_secret_key_file: str | None = None
     curve_public_keys_dir: str | None = None
+    send_tracebacks: bool = False
     matchmaker: MatchmakerSpec = dataclasses.field(default_factory=_default_matchmaker)
 
     def __post_init__(self) -> None:
@@ -199,6 +200,12 @@ class Settings:
             object.__setattr__(self, "host", _check_address("host", self.host))
         for name in _PATH_FIELDS:
             _check_path(name, getattr(self, name))
+        for name in _BOOL_FIELDS:
+            if not isinstance(getattr(self, name), bool):
+                msg = (
+                    f"option {GROUP_NAME}.{name} must be true or false, got {getattr(self, name)!r}"
+                )
+                raise ConfigurationError(msg)
         for name, bounds in OPTION_BOUNDS.items():
             value = getattr(self, name)
             checked = _check_number(name, value, bounds)
@@ -277,6 +284,20 @@ _DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
 
 # The CURVE options: paths, checked for shape here and for content when used.
 _PATH_FIELDS: Final = ("curve_secret_key_file", "curve_public_keys_dir")
+# The switches: true or false, in a URL also yes/no, on/off, 1/0.
+_BOOL_FIELDS: Final = ("send_tracebacks",)
+_BOOL_WORDS: Final[Mapping[str, bool]] = MappingProxyType(
+    {
+        "true": True,
+        "yes": True,
+        "on": True,
+        "1": True,
+        "false": False,
+        "no": False,
+        "off": False,
+        "0": False,
+    }
+)
 
 
 def _check_path(name: str, value: object) -> None:
@@ -425,6 +446,15 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
         "of the clients a server lets in; every other client is refused. Read "
         "when a server starts. Servers with curve_secret_key_file set refuse to "
         "start without it.",
+    ),
+    cfg.BoolOpt(
+        "send_tracebacks",
+        default=_DEFAULTS["send_tracebacks"],
+        help="Send the full traceback of an endpoint's exception (file paths, "
+        "source lines) to the caller in its RemoteError. Off: the caller gets the "
+        "exception's type and message only, and the server logs the traceback "
+        "with the message id. The oslo.messaging driver follows oslo's own "
+        "convention instead (the traceback is part of oslo's failure payload).",
     ),
 )
 
@@ -662,6 +692,12 @@ def _parse_query(query: str) -> dict[str, object]:
 
 
 def _convert(name: str, value: str) -> object:
+    if name in _BOOL_FIELDS:
+        switch = _BOOL_WORDS.get(value.lower())
+        if switch is None:
+            msg = f"parameter {name!r} must be true or false, got {value!r}"
+            raise _URLError(msg)
+        return switch
     bounds = OPTION_BOUNDS.get(name)
     if bounds is None:
         return value

@@ -23,6 +23,7 @@ class Endpoint:
         self.name = name
         self.casts: list[object] = []
         self._lock = threading.Lock()
+        self._released = threading.Event()
 
     def add(self, a: int, b: int) -> int:
         return a + b
@@ -46,6 +47,13 @@ class Endpoint:
         time.sleep(seconds)
         return seconds
 
+    def hold(self, seconds: float) -> bool:
+        """Block until `release` (True) or ``seconds`` pass (False)."""
+        return self._released.wait(seconds)
+
+    def release(self) -> None:
+        self._released.set()
+
     def record(self, value: object) -> None:
         with self._lock:
             self.casts.append(value)
@@ -66,6 +74,7 @@ def serve(make_endpoint: Callable[[str], object], *, show_pid: bool = False) -> 
     parser.add_argument("--topic", required=True)
     parser.add_argument("--server", required=True)
     parser.add_argument("--executor-size", type=int, default=None)
+    parser.add_argument("--exposed", default="methods")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     done = threading.Event()
@@ -73,7 +82,9 @@ def serve(make_endpoint: Callable[[str], object], *, show_pid: bool = False) -> 
     with za.Transport.from_url(args.url) as transport:
         target = za.Target(args.topic, server=args.server)
         endpoint = make_endpoint(args.server)
-        server = za.RPCServer(transport, target, [endpoint], executor_size=args.executor_size)
+        server = za.RPCServer(
+            transport, target, [endpoint], executor_size=args.executor_size, exposed=args.exposed
+        )
         with server:
             print(f"ready {server.address}{f' {os.getpid()}' if show_pid else ''}", flush=True)
             done.wait()

@@ -149,9 +149,10 @@ def test_call_prints_the_result_as_json(matchmaker_url, spawn_server):
 
 
 def test_call_failures_exit_1_for_remote_errors_and_3_for_no_responders(
-    matchmaker_url, spawn_server
+    matchmaker_url, spawn_server, with_query
 ):
-    spawn_server(TOPIC, "node-1")
+    # A server that sends tracebacks (--verbose shows them; off by default).
+    spawn_server(TOPIC, "node-1", url=with_query(matchmaker_url, "send_tracebacks=true"))
     url = ("--url", matchmaker_url)
     remote, verbose, no_method, other_server, nobody, cast_nobody = run_all(
         [*url, "call", TOPIC, "fail", "message=boom"],

@@ -50,13 +50,14 @@ def test_call_cast_direct_and_context(spawn_server, client):
         assert time.monotonic() < deadline, "casts not delivered within 10 s"
 
 
-def test_remote_exception_carries_type_message_and_traceback(spawn_server, client):
+def test_remote_exception_carries_type_and_message(spawn_server, client):
     spawn_server(TOPIC, "node-1")
     with pytest.raises(za.RemoteError) as info:
         client.call("fail", message="bad thing")
     assert info.value.exc_type == "builtins.ValueError"
     assert info.value.value == "bad thing"
-    assert "def fail" in info.value.traceback or "in fail" in info.value.traceback
+    # Kept on the server unless it sends them (test_server_surface.py).
+    assert info.value.traceback == ""
 
 
 def test_no_such_method(spawn_server, client):

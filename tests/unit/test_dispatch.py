@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import TYPE_CHECKING, Any
 
 import pytest
+import structlog
+import structlog.testing
 
 import zmqactors
 from zmqactors import wire
-from zmqactors.core.dispatch import Dispatcher, request_context
+from zmqactors.core.dispatch import Dispatcher, expose, exposed_methods, request_context
 from zmqactors.core.stats import Stats
 from zmqactors.wire import CallKind, ErrorKind, ErrorReply, Reply, Request
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 pytestmark = pytest.mark.unit
 
@@ -92,9 +98,14 @@ def body_of(request: Request) -> bytes:
 
 
 class Harness:
-    def __init__(self, endpoints: list[object], target: zmqactors.Target = SERVER_TARGET) -> None:
+    def __init__(
+        self,
+        endpoints: list[object],
+        target: zmqactors.Target = SERVER_TARGET,
+        **options: Any,
+    ) -> None:
         self.stats = Stats()
-        self.dispatcher = Dispatcher(target, endpoints, MAX, self.stats)
+        self.dispatcher = Dispatcher(target, endpoints, MAX, self.stats, **options)
 
     def run(self, request: Request) -> wire.Message | None:
         out = self.dispatcher.handle(body_of(request))
@@ -199,9 +210,24 @@ def test_request_context_is_exported():
 # -- endpoint errors -------------------------------------------------------------------
 
 
-def test_endpoint_exception_becomes_remote_error_reply(harness):
-    reply = error_of(harness.call("lookup_missing", args={"key": "k1"}), ErrorKind.REMOTE)
+def test_endpoint_exception_becomes_remote_error_reply_without_a_traceback(harness):
+    request = make_request("lookup_missing", args={"key": "k1"})
+    with structlog.testing.capture_logs() as logs:
+        reply = error_of(harness.run(request), ErrorKind.REMOTE)
     assert reply.exc_type == "builtins.KeyError"
+    assert reply.message == "'k1'"
+    assert reply.traceback == ""
+    # The server keeps the traceback: logged with the message id.
+    [logged] = [entry for entry in logs if entry["event"] == "call failed"]
+    assert logged["msg_id"] == request.msg_id.hex()
+    assert logged["method"] == "lookup_missing"
+    assert logged["exc_info"] is True
+    assert logged["log_level"] == "warning"
+
+
+def test_send_tracebacks_sends_the_traceback(calc):
+    harness = Harness([calc], send_tracebacks=True)
+    reply = error_of(harness.call("lookup_missing", args={"key": "k1"}), ErrorKind.REMOTE)
     assert reply.message == "'k1'"
     assert "Traceback" in reply.traceback
     assert ", in lookup_missing\n" in reply.traceback
@@ -214,7 +240,7 @@ def test_exception_type_is_qualified_with_its_module():
             msg = "went wrong"
             raise BoomError(msg)
 
-    reply = error_of(Harness([Raiser()]).call("go"), ErrorKind.REMOTE)
+    reply = error_of(Harness([Raiser()], send_tracebacks=True).call("go"), ErrorKind.REMOTE)
     assert reply.exc_type == f"{__name__}.BoomError"
     assert reply.message == "went wrong"
     assert ", in go\n" in reply.traceback
@@ -443,3 +469,161 @@ def test_oversized_body_is_dropped_and_counted(calc):
 def test_reply_sent_to_a_server_is_dropped_and_counted(harness, message):
     assert harness.dispatcher.handle(wire.encode(message)[1]) is None
     assert harness.stats.snapshot()["protocol_errors"] == 1
+
+
+# -- what a server exposes -------------------------------------------------------------------
+
+
+class Helper:
+    """A callable object: a class attribute that is callable but no method."""
+
+    def __call__(self) -> str:
+        return "helper ran"
+
+
+class Base:
+    def inherited(self) -> str:
+        return "base"
+
+    def hidden_below(self) -> str:
+        return "base"
+
+
+class Exposing(Base):
+    """An endpoint with every kind of attribute an attacker might name."""
+
+    helper = Helper()
+    partial = functools.partial(str, "partial ran")
+    hidden_below = None  # a subclass's non-method hides the base's method
+
+    def __init__(self) -> None:
+        self.getters_run: list[str] = []
+        self.attribute = lambda: "instance attribute ran"
+        # An instance attribute cannot shadow a method either.
+        self.ping = lambda: "shadow ran"
+
+    def ping(self) -> str:  # type: ignore[no-redef]
+        return "pong"
+
+    @property
+    def secret(self) -> Callable[[], str]:
+        self.getters_run.append("secret")
+        return lambda: "property ran"
+
+    @functools.cached_property
+    def cached(self) -> Callable[[], str]:
+        self.getters_run.append("cached")
+        return lambda: "cached property ran"
+
+    @staticmethod
+    def static() -> str:
+        return "static"
+
+    @classmethod
+    def klass(cls) -> str:
+        return cls.__name__
+
+    @functools.cache  # noqa: B019 - the endpoint lives as long as the server
+    def memo(self) -> str:
+        return "memo"
+
+    @expose
+    def chosen(self) -> str:
+        return "chosen"
+
+    @expose
+    @staticmethod
+    def chosen_static() -> str:
+        return "chosen static"
+
+
+def result_of(reply: wire.Message | None) -> object:
+    assert isinstance(reply, Reply), reply
+    return reply.result
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [
+        ("ping", "pong"),
+        ("inherited", "base"),
+        ("static", "static"),
+        ("klass", "Exposing"),
+        ("memo", "memo"),
+        ("chosen", "chosen"),
+        ("chosen_static", "chosen static"),
+    ],
+)
+def test_methods_of_the_class_and_its_bases_are_served(method, expected):
+    assert result_of(Harness([Exposing()]).call(method)) == expected
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "attribute",  # a callable instance attribute
+        "helper",  # a callable class attribute that is no function
+        "partial",
+        "hidden_below",
+        "secret",  # properties: the getter must not run
+        "cached",
+        "getters_run",
+        "__init_subclass__",  # object's helpers
+        "__reduce__",
+        "__reduce_ex__",
+        "__subclasshook__",
+        "__getattribute__",
+        "__setattr__",
+        "__class__",
+    ],
+)
+def test_what_is_no_method_is_not_served_and_no_getter_runs(method):
+    endpoint = Exposing()
+    harness = Harness([endpoint])
+    error_of(harness.call(method), ErrorKind.NO_SUCH_METHOD)
+    assert endpoint.getters_run == []
+
+
+def test_decorated_exposes_only_the_methods_marked_with_expose():
+    harness = Harness([Exposing()], exposed="decorated")
+    assert result_of(harness.call("chosen")) == "chosen"
+    assert result_of(harness.call("chosen_static")) == "chosen static"
+    for method in ("ping", "inherited", "static", "memo", "secret"):
+        error_of(harness.call(method), ErrorKind.NO_SUCH_METHOD)
+
+
+def test_exposed_methods_lists_exactly_the_methods():
+    endpoint = Exposing()
+    assert sorted(exposed_methods(endpoint, "methods")) == [
+        "chosen",
+        "chosen_static",
+        "inherited",
+        "klass",
+        "memo",
+        "ping",
+        "static",
+    ]
+    assert sorted(exposed_methods(endpoint, "decorated")) == ["chosen", "chosen_static"]
+    assert endpoint.getters_run == []
+
+
+def test_expose_refuses_what_can_never_be_called():
+    with pytest.raises(TypeError, match="expose"):
+        expose(property(lambda _: 1))
+    with pytest.raises(TypeError, match="expose"):
+        expose(Helper)
+    with pytest.raises(ValueError, match="'_hidden' starts with '_'"):
+
+        @expose
+        def _hidden() -> None: ...
+
+
+@pytest.mark.parametrize("exposed", ["all", "", None, True])
+def test_an_unknown_exposure_names_the_value(exposed):
+    with pytest.raises(ValueError, match=f"invalid exposed {exposed!r}"):
+        Harness([Exposing()], exposed=exposed)
+
+
+def test_expose_is_exported_lazily():
+    assert zmqactors.expose is expose
+    assert "expose" in zmqactors.__all__

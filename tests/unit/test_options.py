@@ -42,6 +42,7 @@ OPTION_NAMES = {
     "linger",
     "curve_secret_key_file",
     "curve_public_keys_dir",
+    "send_tracebacks",
 }
 SCALAR_NAMES = OPTION_NAMES - {"matchmaker_url"}
 
@@ -255,6 +256,8 @@ def test_every_scalar_option_is_a_query_parameter(name):
     if name in {"port_min", "port_max"}:
         url = "zmq://?port_min=1&port_max=1"
         expected: object = 1
+    elif name == "send_tracebacks":
+        url, expected = f"zmq://?{name}=true", True
     else:
         url = f"zmq://?{name}={value}"
         expected = value if bounds is None else bounds.kind(value)
@@ -515,6 +518,33 @@ def test_from_conf_url_query_overrides_options(conf):
     settings = Settings.from_conf(conf)
     assert (settings.timeout, settings.linger) == (9.0, 2.0)
     assert settings.matchmaker.kind == "memory"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("true", True), ("Yes", True), ("on", True), ("1", True), ("false", False), ("0", False)],
+)
+def test_send_tracebacks_is_off_by_default_and_a_switch_in_urls(value, expected):
+    assert Settings().send_tracebacks is False
+    assert parse_url("zmq://").send_tracebacks is False
+    assert parse_url(f"zmq://?send_tracebacks={value}").send_tracebacks is expected
+
+
+def test_send_tracebacks_refuses_what_is_not_a_switch():
+    with pytest.raises(
+        ConfigurationError, match="'send_tracebacks' must be true or false, got 'maybe'"
+    ):
+        parse_url("zmq://?send_tracebacks=maybe")
+    with pytest.raises(
+        ConfigurationError, match=r"zmq\.send_tracebacks must be true or false, got 1"
+    ):
+        Settings(send_tracebacks=1)  # type: ignore[arg-type]
+
+
+def test_from_conf_reads_send_tracebacks(conf):
+    assert Settings.from_conf(conf).send_tracebacks is False
+    conf.set_override("send_tracebacks", override=True, group="zmq")
+    assert Settings.from_conf(conf).send_tracebacks is True
 
 
 def test_from_conf_bad_url(conf):

@@ -213,6 +213,14 @@ def test_new_msg_ids_are_16_bytes_and_unique_across_threads():
     assert all(len(i) == wire.MSG_ID_SIZE == 16 for i in ids)
 
 
+def test_msg_ids_are_random_throughout_not_a_prefix_and_a_counter():
+    # A server sees every id sent to it: no part of one may predict the next.
+    ids = [wire.new_msg_id() for _ in range(2000)]
+    assert len({i[:8] for i in ids}) == len({i[8:] for i in ids}) == 2000
+    ones = sum(int.from_bytes(i, "big").bit_count() for i in ids)
+    assert 0.48 < ones / (128 * len(ids)) < 0.52
+
+
 def test_a_forked_child_draws_ids_the_parent_never_will():
     read, write = os.pipe()
     pid = os.fork()

@@ -7,6 +7,13 @@ itself when the reply arrives or the deadline passes, so the caller wakes with
 no further hop. A reply for an id it no longer holds (the call timed out) is
 dropped and counted as ``late_replies``.
 
+A reply is bound to its call: it is accepted only from the DEALER the call
+went out on, that is from the one connection to the address (and, with
+CURVE, the server key) the caller picked. A reply or heartbeat carrying a
+pending call's id that arrives on any other DEALER is dropped and counted
+(``misrouted_replies``), and the call still waits for its own server; ids
+are random (`wire.new_msg_id`), so another server cannot guess them either.
+
 Longer than 400 lines on purpose: sending, the backlog, the connection
 monitors and the deadlines all read and change one table of pending calls
 and one DEALER per address, in this actor's thread; the pure parts it uses
@@ -44,6 +51,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import enum
+import functools
 import heapq
 import time
 from typing import TYPE_CHECKING, Any, assert_never
@@ -106,10 +114,14 @@ class _Outcome(enum.Enum):
 class _Pending:
     """A call sent (or queued) and not yet answered: its message and what changes."""
 
-    __slots__ = ("alive_until", "call", "queued", "sent")
+    __slots__ = ("alive_until", "call", "dealer", "queued", "sent")
 
-    def __init__(self, call: SendCall, sent: float, *, queued: bool) -> None:
+    def __init__(
+        self, call: SendCall, dealer: zmq.Socket[bytes] | None, sent: float, *, queued: bool
+    ) -> None:
         self.call = call
+        # The only socket its reply may come from.
+        self.dealer = dealer
         self.queued = queued
         self.sent = sent
         self.alive_until = sent + call.monitor if call.monitor is not None else call.deadline
@@ -143,6 +155,8 @@ class ReplyWaiter(SocketActor):
         self._keys: security.KeyPair | None = None
         self._monitors: dict[str, zmq.Socket[bytes]] = {}
         self._connected: set[str] = set()
+        # Addresses whose misrouted replies were logged (once per connection).
+        self._misrouted_logged: set[str] = set()
         self._pending: dict[bytes, _Pending] = {}
         self._deadlines: list[tuple[float, bytes]] = []
 
@@ -202,7 +216,7 @@ class ReplyWaiter(SocketActor):
             self._dealers[address] = sock
             self._server_keys[address] = server_key
             self._monitors[address] = monitor
-            self.watch(sock, self._on_reply)
+            self.watch(sock, functools.partial(self._on_reply, address, sock))
             self.watch(monitor, lambda frames: self._on_event(address, frames))
         return sock
 
@@ -274,6 +288,7 @@ class ReplyWaiter(SocketActor):
 
     def _close_peer(self, address: str) -> None:
         self._connected.discard(address)
+        self._misrouted_logged.discard(address)
         self._server_keys.pop(address, None)
         sock = self._dealers.pop(address, None)
         monitor = self._monitors.pop(address, None)
@@ -369,14 +384,15 @@ class ReplyWaiter(SocketActor):
             )
             return
         now = time.monotonic()
-        pending = _Pending(message, now, queued=outcome is _Outcome.QUEUED)
+        dealer = self._dealers.get(message.address)
+        pending = _Pending(message, dealer, now, queued=outcome is _Outcome.QUEUED)
         self._pending[message.msg_id] = pending
         heapq.heappush(self._deadlines, (pending.due(), message.msg_id))
         if len(self._deadlines) > len(self._pending) + _HEAP_SLACK:
             self._deadlines = [(d, m) for d, m in self._deadlines if m in self._pending]
             heapq.heapify(self._deadlines)
 
-    def _on_reply(self, frames: list[bytes]) -> None:
+    def _on_reply(self, address: str, sock: zmq.Socket[bytes], frames: list[bytes]) -> None:
         try:
             reply = wire.decode(frames, self._settings.max_message_size)
         except ProtocolError as exc:
@@ -387,15 +403,19 @@ class ReplyWaiter(SocketActor):
             self._stats.incr("protocol_errors")
             self.log.warning("dropped a request sent to a client socket")
             return
-        if isinstance(reply, wire.Heartbeat):
-            alive = self._pending.get(reply.msg_id)
-            if alive is not None and alive.call.monitor is not None:
-                alive.alive_until = time.monotonic() + alive.call.monitor
-            return
-        pending = self._pending.pop(reply.msg_id, None)
+        pending = self._pending.get(reply.msg_id)
         if pending is None:
-            self._stats.incr("late_replies")
+            if not isinstance(reply, wire.Heartbeat):
+                self._stats.incr("late_replies")
             return
+        if pending.dealer is not sock:
+            self._misrouted(address, pending, reply)
+            return
+        if isinstance(reply, wire.Heartbeat):
+            if pending.call.monitor is not None:
+                pending.alive_until = time.monotonic() + pending.call.monitor
+            return
+        del self._pending[reply.msg_id]
         # Deferred: the caller wakes once this thread goes back to sleep (see defer).
         future = pending.call.future
         if isinstance(reply, wire.Reply):
@@ -404,6 +424,20 @@ class ReplyWaiter(SocketActor):
             self.defer(_set_result, future, None)
         else:
             self.defer(_set_error, future, wire.error_to_exception(reply))
+
+    def _misrouted(self, address: str, pending: _Pending, reply: wire.Message) -> None:
+        """Drop ``reply``, which came from ``address`` for a call sent elsewhere; count it."""
+        self._stats.incr("misrouted_replies")
+        if address not in self._misrouted_logged:
+            # Once per connection: a hostile server must not flood the log.
+            self._misrouted_logged.add(address)
+            self.log.warning(
+                "dropped a reply from a server the call was not sent to",
+                address=address,
+                call_address=pending.call.address,
+                msg_id=reply.msg_id.hex(),
+                kind=type(reply).__name__,
+            )
 
     def next_deadline(self) -> float | None:
         """The earliest deadline of a pending call."""

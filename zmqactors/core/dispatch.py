@@ -1,17 +1,32 @@
 """Turning a request into an endpoint call and its outcome into a reply body.
 
-Pure logic with no sockets: a listener actor calls `Dispatcher.handle` with a
-request body in its own thread and sends back what it returns. Only public
-(no leading underscore), callable attributes of the registered endpoint
-objects can be reached; nothing from the network is evaluated.
+Pure logic with no sockets: a worker actor calls `Dispatcher.handle` with a
+request body in its own thread and sends back what it returns. Nothing from
+the network is evaluated.
+
+What a caller can reach (`exposed_methods`) is fixed when the dispatcher is
+made: the *methods* of each endpoint, that is the functions (plain, static
+or class methods, or function wrappers such as ``functools.cache``) defined
+in the body of the endpoint's class or of its bases other than ``object``,
+whose names do not start with ``_``. Never an instance attribute (callable
+or not; it cannot even shadow a method), a property or other descriptor (no
+getter runs for a name a caller sends), a nested class, or anything of
+``object``. With ``exposed="decorated"``, only the methods marked with
+`expose`.
+
+By default an endpoint's exception reaches the caller as its type and
+message; the traceback is logged here with the message id, and sent too
+only with ``send_tracebacks``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 import traceback
-from typing import TYPE_CHECKING, Any
+import types
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, get_args
 
 import structlog
 
@@ -25,7 +40,22 @@ if TYPE_CHECKING:
 
     from zmqactors.core.stats import Stats
 
-__all__ = ["Dispatcher", "request_context", "request_context_set"]
+__all__ = [
+    "Dispatcher",
+    "Exposure",
+    "check_exposure",
+    "expose",
+    "exposed_methods",
+    "request_context",
+    "request_context_set",
+]
+
+Exposure = Literal["methods", "decorated"]
+"""Which methods of an endpoint a server exposes: every public one, or those marked `expose`."""
+_EXPOSURES: Final[tuple[str, ...]] = get_args(Exposure)
+# Set on a function by `expose`; copied by functools.wraps like any attribute.
+_MARK: Final = "__zmqactors_exposed__"
+_F = TypeVar("_F")
 
 _log = structlog.get_logger("zmqactors.dispatch")
 _EMPTY: Mapping[str, Any] = {}
@@ -49,6 +79,81 @@ def request_context_set(context: Mapping[str, Any]) -> Iterator[None]:
         _request_context.reset(token)
 
 
+def expose(method: _F) -> _F:
+    """Mark ``method`` as callable by clients of a server with ``exposed="decorated"``.
+
+    Use on a function in a class body (also over or under ``staticmethod``,
+    ``classmethod`` or a ``functools.wraps``-style decorator); a server with
+    the default ``exposed="methods"`` serves every public method anyway.
+    Raises ``TypeError`` for anything that is not a function and
+    ``ValueError`` for a name starting with ``_``, which is never callable.
+    """
+    function = method.__func__ if isinstance(method, staticmethod | classmethod) else method
+    name = getattr(function, "__name__", None)
+    if not callable(function) or isinstance(function, type) or not isinstance(name, str):
+        msg = f"expose() takes a method defined in a class body, got {method!r}"
+        raise TypeError(msg)
+    if name.startswith("_"):
+        msg = f"expose(): {name!r} starts with '_', and such names are never callable remotely"
+        raise ValueError(msg)
+    try:
+        setattr(function, _MARK, True)
+    except (AttributeError, TypeError):
+        msg = f"expose() cannot mark {method!r} (a built-in?): wrap it in a method"
+        raise TypeError(msg) from None
+    return method
+
+
+def check_exposure(exposed: object) -> Exposure:
+    """``exposed`` if it names an `Exposure`; ``ValueError`` naming the value otherwise."""
+    if exposed not in _EXPOSURES:
+        known = " or ".join(repr(name) for name in _EXPOSURES)
+        msg = f"invalid exposed {exposed!r}: {known} is required"
+        raise ValueError(msg)
+    return exposed  # type: ignore[return-value]
+
+
+def _method_function(value: object) -> object | None:
+    """The function behind a class attribute that is a method, else None (never runs a getter)."""
+    if isinstance(value, staticmethod | classmethod):
+        value = value.__func__
+    if isinstance(value, types.FunctionType):
+        return value
+    kind = type(value)
+    if (
+        isinstance(value, type)
+        or not hasattr(kind, "__get__")
+        or hasattr(kind, "__set__")
+        or hasattr(kind, "__delete__")
+    ):
+        return None
+    # A caching or logging wrapper (functools.cache, wraps) around a function.
+    return value if isinstance(inspect.unwrap(value), types.FunctionType) else None  # type: ignore[arg-type]
+
+
+def exposed_methods(endpoint: object, exposed: Exposure) -> dict[str, Callable[..., Any]]:
+    """The methods of ``endpoint`` a caller may call, by name, bound to it (see the module doc)."""
+    cls = type(endpoint)
+    methods: dict[str, Callable[..., Any]] = {}
+    decided: set[str] = set()
+    for klass in cls.__mro__:
+        if klass is object:
+            continue
+        for name, value in vars(klass).items():
+            if name in decided:
+                continue  # a subclass's attribute of that name decides, method or not
+            decided.add(name)
+            if name.startswith("_"):
+                continue
+            function = _method_function(value)
+            if function is None:
+                continue
+            if exposed == "decorated" and getattr(function, _MARK, False) is not True:
+                continue
+            methods[name] = value.__get__(endpoint, cls)
+    return methods
+
+
 def _escape(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
@@ -67,7 +172,7 @@ class _Failure(Exception):  # noqa: N818 - internal control flow, carries an Err
 
 
 class Dispatcher:
-    """Finds and calls the endpoint method a request names. Any listener thread."""
+    """Finds and calls the endpoint method a request names. Any worker thread."""
 
     def __init__(
         self,
@@ -76,15 +181,25 @@ class Dispatcher:
         max_message_size: int,
         stats: Stats,
         dedup: DedupCache | None = None,
+        *,
+        exposed: Exposure = "methods",
+        send_tracebacks: bool = False,
     ) -> None:
         self._target = target
         self._endpoints = tuple(endpoints)
+        # Fixed now: name -> (endpoint, bound method), in endpoint order.
+        self._methods: dict[str, list[tuple[object, Callable[..., Any]]]] = {}
+        exposed = check_exposure(exposed)
+        for endpoint in self._endpoints:
+            for name, method in exposed_methods(endpoint, exposed).items():
+                self._methods.setdefault(name, []).append((endpoint, method))
+        self._send_tracebacks = send_tracebacks
         self._max_size = max_message_size
         self._stats = stats
-        # Shared by the server's listener threads: a retried acknowledged
-        # cast must not run on a second listener while the first runs it.
+        # Shared by the server's worker threads: a retried acknowledged
+        # cast must not run on a second worker while the first runs it.
         self._dedup = DedupCache() if dedup is None else dedup
-        self._log = _log.bind(actor="listener", target=str(target))
+        self._log = _log.bind(actor="worker", target=str(target))
 
     def handle(self, body: bytes, client: bytes = b"") -> bytes | None:  # noqa: ARG002 - replies go back inline
         """Run the request in ``body``; return the reply body, or None when none is due.
@@ -115,11 +230,13 @@ class Dispatcher:
             self._log.info("request refused", msg_id=request.msg_id.hex(), reason=failure.message)
             return self._error(request, failure.kind, failure.exc_type, failure.message, "")
         except Exception as exc:  # noqa: BLE001 - any endpoint error goes back to the caller
-            text = traceback.format_exc()
-            if not is_call:
-                self._log.warning(
-                    "cast failed", msg_id=request.msg_id.hex(), method=request.method, exc_info=True
-                )
+            self._log.warning(
+                "call failed" if is_call else "cast failed",
+                msg_id=request.msg_id.hex(),
+                method=request.method,
+                exc_info=True,
+            )
+            text = traceback.format_exc() if self._send_tracebacks and is_call else ""
             return self._error(request, wire.ErrorKind.REMOTE, _qualified_name(exc), str(exc), text)
 
     def _handle_acked(self, request: wire.Request) -> bytes | None:
@@ -217,16 +334,13 @@ class Dispatcher:
                 f"{name!r} is not a public method name",
             )
         found_in_namespace = False
-        for endpoint in self._endpoints:
+        for endpoint, method in self._methods.get(name, ()):
             ep_target = getattr(endpoint, "target", None)
             if getattr(ep_target, "namespace", None) != request.namespace:
                 continue
-            method = getattr(endpoint, name, None)
-            if method is None or not callable(method) or isinstance(method, type):
-                continue
             found_in_namespace = True
             if version_compatible(getattr(ep_target, "version", None), request.version):
-                return method  # type: ignore[no-any-return]
+                return method
         if found_in_namespace:
             raise _Failure(
                 wire.ErrorKind.UNSUPPORTED_VERSION,

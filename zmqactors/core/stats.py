@@ -16,6 +16,8 @@ class Stats:
     """Named counters, incremented from any actor thread, read as a snapshot.
 
     Counted: ``late_replies`` (a reply after its call timed out or ended),
+    ``misrouted_replies`` (a reply or heartbeat for a pending call that came
+    from another connection than the one the call was sent on),
     ``protocol_errors`` (frames that did not decode), ``send_failures``
     (a message ZeroMQ refused to queue: a notification or oslo driver message
     at a full send queue), ``send_queue_full`` (times a send queue was found

@@ -20,7 +20,10 @@ What oslo's interface asks and how it is met:
   raises ``MessageUndeliverable`` at once instead (RabbitMQ's mandatory flag).
   ``call_monitor_timeout`` fails the call early when the server sends neither
   reply nor heartbeat for that long. A remote exception is re-raised as its
-  own type when its module is allowed, else as oslo's ``RemoteError``.
+  own type when its module is allowed, else as oslo's ``RemoteError``. Its
+  traceback travels with it, as with every oslo.messaging driver
+  (``serialize_remote_exception`` puts it in the failure payload): the
+  ``send_tracebacks`` option is zmqactors' own and does not apply here.
 - ``send(wait_for_reply=False)``: a cast, to one server, or to every server of
   the topic with ``fanout``. With no server registered it is dropped and
   counted (``casts_unrouted``), as a RabbitMQ exchange drops a message no queue

@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from zmqactors import wire
-from zmqactors.core.dispatch import Dispatcher
+from zmqactors.core.dispatch import Dispatcher, Exposure, check_exposure, exposed_methods
 from zmqactors.core.waiter import Waiter
 from zmqactors.errors import MessagingTimeout, NoRespondersError, TransportClosedError
 from zmqactors.topics import Target, matchmaker_key
@@ -328,6 +328,14 @@ class RPCServer(Service):
     ``version`` say what it serves. The server's name is ``target.server``,
     else the transport's ``host`` option, else this machine's host name.
 
+    Only methods are callable: functions defined in the body of an
+    endpoint's class or its bases (not ``object``), with names not starting
+    with ``_``; never instance attributes or properties. ``exposed="methods"``
+    (the default) serves all of them, ``exposed="decorated"`` only those
+    marked with `zmqactors.expose` (``ValueError`` if there is none). An
+    endpoint's exception reaches the caller as type and message; its
+    traceback too only with the transport's ``send_tracebacks`` option.
+
     `start` returns once the server is bound and registered; `stop` takes no
     new requests (new calls get `NoRespondersError`) and unregisters; `wait`
     lets the requests already taken finish, then releases everything. Also a
@@ -341,6 +349,7 @@ class RPCServer(Service):
         endpoints: Sequence[object],
         *,
         executor_size: int | None = None,
+        exposed: Exposure = "methods",
     ) -> None:
         if not isinstance(target, Target):
             msg = f"target must be a zmqactors Target, got {type(target).__name__}"
@@ -349,6 +358,15 @@ class RPCServer(Service):
             msg = f"a server target cannot be a fanout target ({target})"
             raise ValueError(msg)
         self.endpoints = check_endpoints(endpoints, "RPCServer")
+        self.exposed = check_exposure(exposed)
+        if exposed == "decorated" and not any(
+            exposed_methods(endpoint, exposed) for endpoint in self.endpoints
+        ):
+            msg = (
+                'exposed="decorated" but no endpoint has a method marked with '
+                "@zmqactors.expose: clients could call nothing"
+            )
+            raise ValueError(msg)
         server = target.server or transport.settings.host or socket.gethostname()
         self.target = target.evolve(server=server)
         super().__init__(
@@ -360,7 +378,12 @@ class RPCServer(Service):
     def _handler(self) -> Dispatcher:
         settings = self.transport.settings
         return Dispatcher(
-            self.target, self.endpoints, settings.max_message_size, self.transport.stats
+            self.target,
+            self.endpoints,
+            settings.max_message_size,
+            self.transport.stats,
+            exposed=self.exposed,
+            send_tracebacks=settings.send_tracebacks,
         )
 
     def _registrations(self) -> list[tuple[str, str]]:

@@ -125,8 +125,10 @@ dist: venv ## build sdist and wheel, check them, smoke-test the wheel in a fresh
 soak: venv ## 60 s of load with the ledger: counts, latency, RSS/fd trends
 	"$(VPY)" tests/reliability/ledger.py --threads 64 --duration 60 --servers 3
 
-bench: venv ## run the benchmarks (python -m zmqactors.bench)
-	"$(VPY)" -m zmqactors.bench
+# The benchmarks live in benchmarks/, outside the installed package: run from
+# the checkout. Options go in BENCH_ARGS, e.g. make bench BENCH_ARGS="--host ::1".
+bench: venv ## zmqactors beside raw pyzmq (python -m benchmarks [--quick] [--host ::1] ...)
+	"$(VPY)" -m benchmarks $(BENCH_ARGS)
 
 bench-oslo: venv ## oslo.messaging's simulator: zmqactors vs a local RabbitMQ (started, stopped)
 	"$(VPY)" benchmarks/bench_oslo.py

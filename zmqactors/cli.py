@@ -1,4 +1,4 @@
-"""The ``zmqactors`` command line: call, cast, notify, listen, targets, bench.
+"""The ``zmqactors`` command line: call, cast, notify, listen, targets, keygen.
 
 ::
 
@@ -8,11 +8,12 @@
     zmqactors listen TOPIC [--pool P] [--count N] [--timeout T]
     zmqactors targets [--json]
     zmqactors keygen DIR [--name NAME]
-    zmqactors bench [...]
 
-Every subcommand but ``bench`` takes the transport options before or after
-its name: ``--url URL`` (default: ``$ZMQACTORS_URL``, else the config file's
-``matchmaker_url``, else ``zmq://``) and ``--config-file PATH`` (an
+``zmqactors bench`` only says where the benchmark went: ``make bench`` in a
+source checkout (``benchmarks/``). The messaging subcommands take the
+transport options before or after their name: ``--url URL`` (default:
+``$ZMQACTORS_URL``, else the config file's ``matchmaker_url``, else
+``zmq://``) and ``--config-file PATH`` (an
 oslo.config file with a ``[zmq]`` group; the URL's query parameters override
 it). A ``KEY=VALUE`` argument's value is JSON when it parses as JSON (``a=1``
 is the integer 1, ``ok=true`` a bool) and a string otherwise (``s=hello``);
@@ -73,6 +74,12 @@ EXIT_TIMEOUT = 3
 EXIT_INTERRUPTED = 130
 
 URL_ENV = "ZMQACTORS_URL"
+
+# The benchmark is a tool of the source tree, not of the installed package.
+BENCH_MOVED = (
+    "the benchmark is not installed with zmqactors; in a source checkout run "
+    "'make bench' (or 'python -m benchmarks', same options, e.g. --quick, --host ::1)"
+)
 
 # How often `listen` looks at its stop conditions. Signal handlers only set a
 # flag: setting a threading.Event from a handler can deadlock on the Event's
@@ -230,7 +237,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     parser = argparse.ArgumentParser(
         prog="zmqactors",
         description="Actor-model messaging over ZeroMQ: call, cast, notify, listen, "
-        "list targets, benchmark.",
+        "list targets, write CURVE keys.",
         epilog="Exit codes: 0 ok, 1 remote or messaging error, 2 usage, "
         "3 timeout or no responders. 'zmqactors COMMAND --help' describes each command.",
         parents=[common],
@@ -348,7 +355,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     )
 
     commands.add_parser(
-        "bench", help="run the benchmark (see 'zmqactors bench --help')", add_help=False
+        "bench", help="moved: 'make bench' in a source checkout runs the benchmark", add_help=False
     )
     subparsers = {
         name: sub for name, sub in commands.choices.items() if isinstance(sub, type(parser))
@@ -713,9 +720,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, subparsers = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command == "bench":
-        from zmqactors import bench  # noqa: PLC0415 - only this command needs it
-
-        return bench.main(rest)
+        _error(f"zmqactors bench: error: {BENCH_MOVED}")
+        return EXIT_USAGE
     if args.command is None:
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")

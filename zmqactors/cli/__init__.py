@@ -11,18 +11,20 @@
 
 ``zmqactors bench`` only says where the benchmark went: ``make bench`` in a
 source checkout (``benchmarks/``). The messaging subcommands take the
-transport options before or after their name: ``--url URL`` (default:
-``$ZMQACTORS_URL``, else the config file's ``matchmaker_url``, else
-``zmq://``) and ``--config-file PATH`` (an oslo.config file with a ``[zmq]``
+transport options before or after their name: ``--url URL``, or ``--url-file
+PATH`` (a file only you can read: a password in the URL stays out of ``ps``),
+else ``$ZMQACTORS_URL``, else the config file's ``matchmaker_url``, else
+``zmq://``; and ``--config-file PATH`` (an oslo.config file with a ``[zmq]``
 group; the URL's query parameters override it). A ``KEY=VALUE`` argument's
 value is JSON when it parses as JSON (``a=1`` is the integer 1, ``ok=true`` a
 bool) and a string otherwise (``s=hello``); quote a JSON string to force a
 string (``x='"1"'``).
 
 Results go to stdout as JSON, one document per line; messages go to stderr.
-Exit codes: 0 ok, 1 remote error (or another messaging error), 2 usage (bad
-arguments, URL, option or name), 3 timeout or no responders, 130 Ctrl-C
-during a call. A user mistake never
+What came from the network is printed with its control characters escaped
+(`zmqactors.cli._output`). Exit codes: 0 ok, 1 remote error (or another
+messaging error), 2 usage (bad arguments, URL, URL file, option or name), 3
+timeout or no responders, 130 Ctrl-C during a call. A user mistake never
 prints a Python traceback.
 
 One module per command group (`rpc`, `notify`, `targets`, `keygen`); what
@@ -56,7 +58,7 @@ from zmqactors.cli._options import (
     parse_value,
     settings_from,
 )
-from zmqactors.cli._output import error, to_json
+from zmqactors.cli._output import error, escape, to_json
 from zmqactors.cli.targets import describe, format_table
 from zmqactors.errors import (
     ConfigurationError,
@@ -146,9 +148,10 @@ def _run(runner: _Runner, args: argparse.Namespace, prog: str) -> int:  # noqa: 
         error(f"{prog}: error: {exc}")
         return EXIT_USAGE
     except RemoteError as exc:
-        error(f"RemoteError: {exc.exc_type}: {exc.value}")
+        # Type and message come from the server: one line each, escaped.
+        error(f"RemoteError: {escape(exc.exc_type)}: {escape(exc.value)}")
         if getattr(args, "verbose", False) and exc.traceback:
-            error(exc.traceback.rstrip("\n"))
+            error(exc.traceback.rstrip("\n"), newlines=True)
         return EXIT_ERROR
     except (MessagingTimeout, NoRespondersError) as exc:
         error(f"{type(exc).__name__}: {exc}")

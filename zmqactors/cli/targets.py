@@ -1,4 +1,8 @@
-"""``zmqactors targets``: what the matchmaker knows, as a table or as JSON lines."""
+"""``zmqactors targets``: what the matchmaker knows, as a table or as JSON lines.
+
+Every cell comes from the matchmaker, which anyone who can write to it fills:
+the table and the JSON lines show control characters escaped (`_output`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from zmqactors.cli._options import EXIT_OK, CommandError, settings_from
-from zmqactors.cli._output import error, print_json, print_text
+from zmqactors.cli._output import error, escape, print_json, print_text
 from zmqactors.matchmaker import create_matchmaker
 
 if TYPE_CHECKING:
@@ -51,13 +55,13 @@ def describe(key: str, route: Route, now: float) -> dict[str, Any]:
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """The rows of `describe` as an aligned text table with a header."""
+    """The rows of `describe` as an aligned text table with a header; cells escaped."""
     header = ("KIND", "EXCHANGE", "TOPIC", "SERVER", "POOL", "ADDRESS", "EXPIRES")
     lines: list[tuple[str, ...]] = [header]
     for row in rows:
         pool = "-" if row["kind"] != "notification" else row["pool"] or "(default)"
         cells = (row["kind"], row["exchange"], row["topic"], row["server"], pool, row["address"])
-        lines.append((*cells, f"in {row['expires_in']:.0f}s"))
+        lines.append((*(escape(cell) for cell in cells), f"in {row['expires_in']:.0f}s"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -10,11 +11,10 @@ from typing import TYPE_CHECKING, Any
 from benchmarks.common import (
     CALL_TIMEOUT,
     CALLER_THREADS,
-    NS,
     PIPELINE_DEPTH,
     START_TIMEOUT,
     BenchError,
-    latency_figures,
+    round_trips,
 )
 
 if TYPE_CHECKING:
@@ -25,19 +25,7 @@ if TYPE_CHECKING:
 
 def za_sync_calls(client: za.RPCClient, payload: str, duration: float) -> dict[str, float]:
     """Sync ``call`` from one thread for ``duration`` s: rate/s, p50/p99 µs."""
-    clock = time.perf_counter_ns
-    latencies: list[int] = []
-    record = latencies.append
-    call = client.call
-    start = now = clock()
-    end = start + int(duration * NS)
-    while now < end:
-        call("echo", data=payload)
-        done = clock()
-        record(done - now)
-        now = done
-    p50, p99 = latency_figures(latencies)
-    return {"rate": len(latencies) * NS / (now - start), "p50_us": p50, "p99_us": p99}
+    return round_trips(functools.partial(client.call, "echo", data=payload), duration)
 
 
 def za_threaded_calls(

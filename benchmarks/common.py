@@ -14,37 +14,29 @@ from typing import TYPE_CHECKING, Final, Literal
 import structlog
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 
-PAYLOAD_SIZE: Final = 100
-PIPELINE_DEPTH: Final = 100
-CALLER_THREADS: Final = 32
-TOPIC: Final = "zmqactors-bench"
-CURVE_TOPIC: Final = "zmqactors-bench-curve"
+# Sizes of one run: argument bytes, calls outstanding, caller threads; fanouts
+# go to FANOUT_SERVERS sink processes, notifications to one of them, then to a
+# pool of POOL_LISTENERS.
+PAYLOAD_SIZE, PIPELINE_DEPTH, CALLER_THREADS = 100, 100, 32
+FANOUT_SERVERS, POOL_LISTENERS = 3, 2
+# Casts (and notifications) sent between two flow-control checkpoints (see the
+# package docstring); fanouts are slower and send a message per server, so fewer.
+CAST_BATCH, FANOUT_BATCH = 1000, 250
 # CURVE may cost zmqactors at most this share of its call throughput.
 CURVE_COST_TARGET: Final = 0.25
-SERVER: Final = "bench-server"
-DEFAULT_HOST: Final = "127.0.0.1"
-# Seconds: a call's deadline; how long any socket or future wait may block.
-CALL_TIMEOUT: Final = 10.0
-# Seconds to wait for a child process to be ready or to report its last figures.
-START_TIMEOUT: Final = 60.0
-STOP_TIMEOUT: Final = 15.0
-# Casts (and notifications) sent between two flow-control checkpoints (see the
-# module docstring); fanouts are slower and send a message per server, so fewer.
-CAST_BATCH: Final = 1000
-FANOUT_BATCH: Final = 250
-NS: Final = 1e9
-# Fanouts go to this many sink processes; notifications to one of them, then a pool of two.
-FANOUT_SERVERS: Final = 3
-POOL_LISTENERS: Final = 2
+# The names of a run's targets, server, pool, publisher and event.
+TOPIC, CURVE_TOPIC = "zmqactors-bench", "zmqactors-bench-curve"
 SINK_TOPIC: Final = "zmqactors-bench-fanout"
-NOTIFY_ONE_TOPIC: Final = "zmqactors-bench-notify-one"
-NOTIFY_POOL_TOPIC: Final = "zmqactors-bench-notify-pool"
-POOL: Final = "bench-pool"
-PUBLISHER: Final = "bench-publisher"
-EVENT_TYPE: Final = "bench.event"
+NOTIFY_ONE_TOPIC, NOTIFY_POOL_TOPIC = "zmqactors-bench-notify-one", "zmqactors-bench-notify-pool"
+SERVER, POOL, PUBLISHER, EVENT_TYPE = "bench-server", "bench-pool", "bench-publisher", "bench.event"
+DEFAULT_HOST: Final = "127.0.0.1"
+# Seconds: a call's deadline (how long any socket or future wait may block);
+# how long a child process may take to be ready, and to report its last figures.
+CALL_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT = 10.0, 60.0, 15.0
+NS: Final = 1e9
 # A clock shared by every process on the machine, so that receivers in several
 # processes can be put on one time line (CLOCK_MONOTONIC on Linux).
 shared_clock: Final = time.monotonic
@@ -122,10 +114,24 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     return sorted_values[index]
 
 
-def latency_figures(latencies_ns: list[int]) -> tuple[float, float]:
-    """p50 and p99 in microseconds of round-trip times in nanoseconds."""
-    ordered = sorted(latencies_ns)
-    return percentile(ordered, 0.50) / 1000, percentile(ordered, 0.99) / 1000
+def round_trips(round_trip: Callable[[], object], duration: float) -> dict[str, float]:
+    """Run ``round_trip`` one after the other for ``duration`` s: rate/s, p50/p99 µs."""
+    clock = time.perf_counter_ns
+    latencies: list[int] = []
+    record = latencies.append
+    start = now = clock()
+    end = start + int(duration * NS)
+    while now < end:
+        round_trip()
+        done = clock()
+        record(done - now)
+        now = done
+    ordered = sorted(latencies)
+    return {
+        "rate": len(latencies) * NS / (now - start),
+        "p50_us": percentile(ordered, 0.50) / 1000,
+        "p99_us": percentile(ordered, 0.99) / 1000,
+    }
 
 
 def delivery_window(reports: Sequence[Mapping[str, float]]) -> dict[str, float]:

@@ -15,17 +15,16 @@ from zmq.auth.thread import ThreadAuthenticator
 from benchmarks.common import (
     CALL_TIMEOUT,
     FANOUT_SERVERS,
-    NS,
     PIPELINE_DEPTH,
     POOL_LISTENERS,
     STOP_TIMEOUT,
     BenchConfig,
     BenchError,
     delivery_window,
-    latency_figures,
     make_payload,
     peak_rss_mib,
     per_s,
+    round_trips,
     shared_clock,
 )
 from benchmarks.processes import run_child, send_result, wait_for_stop
@@ -174,19 +173,12 @@ def _raw_control(sock: zmq.Socket[bytes], command: bytes) -> dict[str, Any]:
 
 def raw_sync_echo(sock: zmq.Socket[bytes], payload: bytes, duration: float) -> dict[str, float]:
     """Echo round trips with one outstanding for ``duration`` s: rate/s, p50/p99 µs."""
-    clock = time.perf_counter_ns
-    latencies: list[int] = []
-    record = latencies.append
-    start = now = clock()
-    end = start + int(duration * NS)
-    while now < end:
+
+    def echo() -> None:
         sock.send(payload)
         sock.recv()
-        done = clock()
-        record(done - now)
-        now = done
-    p50, p99 = latency_figures(latencies)
-    return {"rate": len(latencies) * NS / (now - start), "p50_us": p50, "p99_us": p99}
+
+    return round_trips(echo, duration)
 
 
 def raw_pipelined_echo(

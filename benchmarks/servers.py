@@ -22,6 +22,7 @@ from benchmarks.common import (
 from benchmarks.processes import run_child, send_result, wait_for_stop
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from multiprocessing.connection import Connection
 
 
@@ -107,6 +108,23 @@ class NotificationSink:
         self._counter.sink(payload)
 
 
+def _serve(
+    conn: Connection, services: Sequence[za.RPCServer | za.NotificationListener], limit: float
+) -> None:
+    """Start ``services``, report ready, serve until told to stop (``limit`` s at most), stop.
+
+    The ``ready`` message carries the first service's address.
+    """
+    for service in services:
+        service.start()
+    send_result(conn, "ready", {"address": services[0].address})
+    wait_for_stop(conn, limit)
+    for service in services:
+        service.stop()
+    for service in services:
+        service.wait(timeout=STOP_TIMEOUT)
+
+
 def za_server_main(conn: Connection, url: str, limit: float, curve_url: str) -> None:
     """Server process for zmqactors: an `RPCServer` of `BenchEndpoint` on ``url``'s matchmaker.
 
@@ -128,14 +146,7 @@ def za_server_main(conn: Connection, url: str, limit: float, curve_url: str) -> 
                     curve_transport, za.Target(topic=CURVE_TOPIC, server=SERVER), [endpoint]
                 ),
             ]
-            for server in servers:
-                server.start()
-            send_result(conn, "ready", {"address": servers[0].address})
-            wait_for_stop(conn, limit)
-            for server in servers:
-                server.stop()
-            for server in servers:
-                server.wait(timeout=STOP_TIMEOUT)
+            _serve(conn, servers, limit)
         send_result(conn, "result", {"rss_mib": peak_rss_mib()})
 
     run_child(conn, body)
@@ -170,14 +181,7 @@ def za_sink_main(conn: Connection, url: str, index: int, limit: float) -> None:
                         pool=POOL,
                     )
                 )
-            for service in services:
-                service.start()
-            send_result(conn, "ready", {"address": services[0].address})
-            wait_for_stop(conn, limit)
-            for service in services:
-                service.stop()
-            for service in services:
-                service.wait(timeout=STOP_TIMEOUT)
+            _serve(conn, services, limit)
         send_result(conn, "result", {"rss_mib": peak_rss_mib()})
 
     run_child(conn, body)

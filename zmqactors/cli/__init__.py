@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -52,6 +51,7 @@ from zmqactors.cli._options import (
     EXIT_USAGE,
     URL_ENV,
     CommandError,
+    Runner,
     UsageError,
     common_options,
     parse_pairs,
@@ -94,11 +94,9 @@ BENCH_MOVED = (
     "'make bench' (or 'python -m benchmarks', same options, e.g. --quick, --host ::1)"
 )
 
-_Runner = Callable[[argparse.Namespace], int]
-
 
 def build_parser() -> tuple[
-    argparse.ArgumentParser, dict[str, argparse.ArgumentParser], dict[str, _Runner]
+    argparse.ArgumentParser, dict[str, argparse.ArgumentParser], dict[str, Runner]
 ]:
     """The top-level parser, each subcommand's parser by name, and each one's runner."""
     common = common_options()
@@ -116,7 +114,7 @@ def build_parser() -> tuple[
     def add(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
         return commands.add_parser(name, parents=[common], help=help_text, description=description)
 
-    runners: dict[str, _Runner] = {
+    runners: dict[str, Runner] = {
         **rpc.add_commands(add),
         **notify.add_commands(add),
         **targets.add_commands(add),
@@ -140,7 +138,7 @@ def _configure_logging() -> None:
     )
 
 
-def _run(runner: _Runner, args: argparse.Namespace, prog: str) -> int:  # noqa: PLR0911 - one return per exit code
+def _run(runner: Runner, args: argparse.Namespace, prog: str) -> int:  # noqa: PLR0911 - one return per exit code
     """Run a command and turn every expected failure into a message and an exit code."""
     try:
         return runner(args)

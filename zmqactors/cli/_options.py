@@ -14,6 +14,7 @@ import errno
 import json
 import os
 import stat
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from oslo_config import cfg
@@ -30,6 +31,11 @@ EXIT_TIMEOUT = 3
 EXIT_INTERRUPTED = 130
 
 URL_ENV = "ZMQACTORS_URL"
+
+# What runs a command: its arguments in, its exit code out.
+Runner = Callable[[argparse.Namespace], int]
+# How a command module adds its subcommand: add(name, help, description).
+AddParser = Callable[[str, str, str], argparse.ArgumentParser]
 # A transport URL is a line; a file much larger than that is not one.
 _MAX_URL_FILE = 64 * 1024
 

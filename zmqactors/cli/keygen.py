@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable
 
+    from zmqactors.cli._options import Runner
+
 
 def keygen(args: argparse.Namespace) -> int:
     """``keygen``: write a key pair and say where. Raises `ConfigurationError` for a bad DIR."""
@@ -23,9 +25,7 @@ def keygen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_commands(
-    add_parser: Callable[..., argparse.ArgumentParser],
-) -> dict[str, Callable[[argparse.Namespace], int]]:
+def add_commands(add_parser: Callable[..., argparse.ArgumentParser]) -> dict[str, Runner]:
     """Add ``keygen`` with the subparsers' ``add_parser`` (no transport options); its runner."""
     keygen_parser = add_parser(
         "keygen",

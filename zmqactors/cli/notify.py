@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Iterator
 
+    from zmqactors.cli._options import AddParser, Runner
+
 # How often `listen` looks at its stop conditions. Signal handlers only set a
 # flag: setting a threading.Event from a handler can deadlock on the Event's
 # own lock if the signal lands while the main thread holds it.
@@ -170,9 +172,7 @@ def listen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_commands(
-    add: Callable[[str, str, str], argparse.ArgumentParser],
-) -> dict[str, Callable[[argparse.Namespace], int]]:
+def add_commands(add: AddParser) -> dict[str, Runner]:
     """Add ``notify`` and ``listen`` with ``add(name, help, description)``; return runners."""
     notify_parser = add(
         "notify",

@@ -19,7 +19,8 @@ from zmqactors.transport import RPCClient, Transport
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable
+
+    from zmqactors.cli._options import AddParser, Runner
 
 PAIRS_HELP = (
     "arguments as KEY=VALUE; VALUE is JSON if it parses (a=1, ok=true, l='[1,2]'), "
@@ -82,9 +83,7 @@ def cast(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_commands(
-    add: Callable[[str, str, str], argparse.ArgumentParser],
-) -> dict[str, Callable[[argparse.Namespace], int]]:
+def add_commands(add: AddParser) -> dict[str, Runner]:
     """Add ``call`` and ``cast`` with ``add(name, help, description)``; return their runners."""
     call_parser = add(
         "call",

@@ -15,8 +15,9 @@ from zmqactors.matchmaker import create_matchmaker
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
+    from zmqactors.cli._options import AddParser, Runner
     from zmqactors.matchmaker import Route
 
 
@@ -101,9 +102,7 @@ def targets(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_commands(
-    add: Callable[[str, str, str], argparse.ArgumentParser],
-) -> dict[str, Callable[[argparse.Namespace], int]]:
+def add_commands(add: AddParser) -> dict[str, Runner]:
     """Add ``targets`` with ``add(name, help, description)``; return its runner."""
     parser = add(
         "targets",

@@ -177,7 +177,7 @@ def test_call_failures_exit_1_for_remote_errors_and_3_for_no_responders(
     # The server's traceback, not one of the command line.
     assert "RemoteError: builtins.ValueError: boom" in verbose.stderr
     assert "raise ValueError(message)" in verbose.stderr
-    assert "zmqactors/cli.py" not in verbose.stderr
+    assert "zmqactors/cli/" not in verbose.stderr
     assert no_method.returncode == 1
     assert "NoSuchMethod" in no_method.stderr
     for result in (other_server, nobody, cast_nobody):

@@ -288,8 +288,8 @@ def test_help_of_every_subcommand_exits_0(main_in_process, command):
     code, out, _ = main_in_process(command, "--help")
     assert code == 0
     assert f"usage: zmqactors {command}" in out
-    assert "--url" in out
-    assert "--config-file" in out
+    for option in ("--url", "--url-file", "--config-file"):
+        assert option in out
 
 
 def test_help_lists_every_subcommand(main_in_process):
@@ -524,6 +524,21 @@ def test_the_url_comes_from_a_private_file_or_the_environment(
     assert (cast.returncode, cast.stderr) == (0, ""), cast
     assert targets.returncode == 0, targets
     assert json.loads(targets.stdout)["server"] == "node-1"
+
+
+def test_listen_and_notify_take_the_url_from_a_file_and_the_environment(
+    matchmaker_url, start_cli, tmp_path
+):
+    url_file = str(private_file(tmp_path / "url", matchmaker_url))
+    listener, stdout, stderr = start_cli(
+        "listen", "events", "--count", "1", "--timeout", "20", "--url-file", url_file
+    )
+    stderr.until(lambda lines: any(line.startswith("listening on events") for line in lines))
+    sent = run("notify", "events", "disk.full", "free=0", env={"ZMQACTORS_URL": matchmaker_url})
+    assert (sent.returncode, sent.stdout) == (0, "1\n"), sent
+    (line,) = stdout.until(lambda lines: len(lines) >= 1)
+    assert json.loads(line)["payload"] == {"free": 0}
+    assert listener.wait(timeout=10) == 0
 
 
 SECRET_URL = "zmq+redis://:s3cret@127.0.0.1:1/0"  # noqa: S105 - a test value

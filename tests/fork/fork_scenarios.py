@@ -204,11 +204,20 @@ def signal_close(url: str) -> None:
     threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1)).start()
     call_until_closed("main")
     worker.join(TIMEOUT)
+    _report_when_alone(transport, server, outcomes=outcomes)
+
+
+def _report_when_alone(transport: za.Transport, server: za.RPCServer, **outcome: Any) -> None:
+    """Print ``outcome``, the transport's and server's state and the threads left, as JSON.
+
+    Waits (up to TIMEOUT) for every other thread to end first: the test reads
+    which ones did not.
+    """
     deadline = time.monotonic() + TIMEOUT
     while threading.active_count() > 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     report = {
-        "outcomes": outcomes,
+        **outcome,
         "closed": transport.closed,
         "server": server.state,
         "threads": sorted(t.name for t in threading.enumerate()),
@@ -263,17 +272,8 @@ def signal_close_inside(url: str, where: str) -> None:
         server.wait(timeout=TIMEOUT)
     except za.TransportClosedError:
         outcome = "closed"
-    deadline = time.monotonic() + TIMEOUT
-    while threading.active_count() > 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    _report_when_alone(transport, server, outcome=outcome)
     faulthandler.cancel_dump_traceback_later()
-    report = {
-        "outcome": outcome,
-        "closed": transport.closed,
-        "server": server.state,
-        "threads": sorted(t.name for t in threading.enumerate()),
-    }
-    print(json.dumps(report), flush=True)
 
 
 SCRIPTS = {

@@ -22,18 +22,17 @@ def summary_of(output: str) -> dict[str, str]:
     return dict(field.split("=", 1) for field in line.removeprefix("summary: ").split())
 
 
-def test_prefork_server_spreads_calls_over_its_workers(matchmaker_url, kit):
-    done = kit.run_python(
-        str(kit.EXAMPLES / "prefork_server.py"),
-        "--url",
-        matchmaker_url,
-        "--workers",
-        "3",
-        "--calls",
-        "30",
-        timeout=60.0,
-    )
+def run_example(kit, script: str, *args: str, timeout: float = 60.0):
+    """Run ``examples/SCRIPT ARGS...`` to completion; it must exit 0."""
+    done = kit.run_python(str(kit.EXAMPLES / script), *args, timeout=timeout)
     assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def test_prefork_server_spreads_calls_over_its_workers(matchmaker_url, kit):
+    done = run_example(
+        kit, "prefork_server.py", "--url", matchmaker_url, "--workers", "3", "--calls", "30"
+    )
     serving = re.findall(r"^worker (\d+) serving at tcp://\S+$", done.stdout, re.MULTILINE)
     answered = dict(re.findall(r"^worker (\d+) answered (\d+) calls$", done.stdout, re.MULTILINE))
     exited = re.findall(r"^worker (\d+) exited with 0$", done.stdout, re.MULTILINE)
@@ -75,16 +74,9 @@ def test_threaded_daemon_stops_cleanly_on_sigterm(matchmaker_url, kit):
 
 
 def test_threaded_daemon_stops_by_itself_after_its_time(matchmaker_url, kit):
-    done = kit.run_python(
-        str(kit.EXAMPLES / "threaded_daemon.py"),
-        "--url",
-        matchmaker_url,
-        "--seconds",
-        "1",
-        "--workers",
-        "4",
+    done = run_example(
+        kit, "threaded_daemon.py", "--url", matchmaker_url, "--seconds", "1", "--workers", "4"
     )
-    assert done.returncode == 0, done.stdout + done.stderr
     summary = summary_of(done.stdout)
     assert summary["stopped-by"] == "timer"
     assert summary["errors"] == "0"

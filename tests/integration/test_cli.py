@@ -6,6 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -19,6 +20,7 @@ import pytest
 import structlog
 
 import zmqactors.cli
+from zmqactors.matchmaker.file import FileMatchmaker
 
 pytestmark = pytest.mark.integration
 
@@ -38,10 +40,17 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "zmqactors.cli", *args]
 
 
-def run(*args: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess[str]:
-    """Run ``zmqactors ARGS...`` to completion."""
+def run(
+    *args: str, timeout: float = RUN_TIMEOUT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``zmqactors ARGS...`` to completion (``env``: more environment variables)."""
     return subprocess.run(
-        cli(*args), capture_output=True, text=True, timeout=timeout, check=False, env=_env()
+        cli(*args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**_env(), **(env or {})},
     )
 
 
@@ -169,7 +178,7 @@ def test_call_failures_exit_1_for_remote_errors_and_3_for_no_responders(
     # The server's traceback, not one of the command line.
     assert "RemoteError: builtins.ValueError: boom" in verbose.stderr
     assert "raise ValueError(message)" in verbose.stderr
-    assert "zmqactors/cli.py" not in verbose.stderr
+    assert "zmqactors/cli/" not in verbose.stderr
     assert no_method.returncode == 1
     assert "NoSuchMethod" in no_method.stderr
     for result in (other_server, nobody, cast_nobody):
@@ -280,8 +289,8 @@ def test_help_of_every_subcommand_exits_0(main_in_process, command):
     code, out, _ = main_in_process(command, "--help")
     assert code == 0
     assert f"usage: zmqactors {command}" in out
-    assert "--url" in out
-    assert "--config-file" in out
+    for option in ("--url", "--url-file", "--config-file"):
+        assert option in out
 
 
 def test_help_lists_every_subcommand(main_in_process):
@@ -302,8 +311,10 @@ def test_the_console_script_runs_the_same_command_line():
     )
     assert listen.returncode == 0, listen
     assert "usage: zmqactors listen" in listen.stdout
-    assert bench.returncode == 0, bench
-    assert "--duration" in bench.stdout
+    # The benchmark left the installed package: the command says where it went.
+    assert bench.returncode == 2, bench
+    assert "make bench" in bench.stderr
+    assert "Traceback" not in bench.stderr
 
 
 # -- cast -----------------------------------------------------------------------------
@@ -432,3 +443,156 @@ def test_targets_of_an_empty_matchmaker(matchmaker_url):
     assert (table.returncode, table.stdout) == (0, "")
     assert "nothing is registered" in table.stderr
     assert (lines.returncode, lines.stdout) == (0, "")
+
+
+# -- what came from the network, printed safely ----------------------------------------
+
+# Clear the screen, retitle the window, a C1 CSI (red), a right-to-left override.
+HOSTILE = "\x1b[2J\x1b]0;owned\x07\x9b31m\u202e"
+HOSTILE_ESCAPED = "\\x1b[2J\\x1b]0;owned\\x07\\x9b31m\\u202e"
+# What a terminal would act on: C0 (newline aside), DEL, C1, the bidi override.
+RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]")
+
+
+def assert_printable(text: str) -> None:
+    assert RAW_CONTROL.search(text) is None, repr(text)
+
+
+def test_what_a_server_sends_back_is_printed_escaped(matchmaker_url, spawn_server):
+    spawn_server(TOPIC, "node-1")
+    url = ("--url", matchmaker_url)
+    echoed, failed, verbose = run_all(
+        [*url, "call", TOPIC, "echo", f"value={HOSTILE}"],
+        [*url, "call", TOPIC, "fail", f"message={HOSTILE}"],
+        [*url, "--verbose", "call", TOPIC, "fail", f"message={HOSTILE}"],
+    )
+    assert echoed.returncode == 0, echoed
+    assert_printable(echoed.stdout)
+    # JSON escapes: the result parses back to exactly what the server sent.
+    assert json.loads(echoed.stdout) == HOSTILE
+    assert failed.returncode == 1, failed
+    assert failed.stderr == f"RemoteError: builtins.ValueError: {HOSTILE_ESCAPED}\n"
+    assert verbose.returncode == 1, verbose
+    assert_printable(verbose.stderr)
+    assert HOSTILE_ESCAPED in verbose.stderr
+
+
+def test_targets_escapes_what_the_matchmaker_holds(matchmaker_url, tmp_path):
+    # Anyone who can write to the matchmaker chooses these strings.
+    planted = FileMatchmaker(tmp_path / "mm")
+    planted.register(f"default/{TOPIC}", f"evil{HOSTILE}", f"tcp://127.0.0.1:9{HOSTILE}", 30)
+    table, lines = run_all(
+        ["--url", matchmaker_url, "targets"], ["--url", matchmaker_url, "targets", "--json"]
+    )
+    assert table.returncode == 0, table
+    assert_printable(table.stdout)
+    (row,) = table.stdout.splitlines()[1:]
+    cells = row.split()
+    assert (cells[3], cells[5]) == (f"evil{HOSTILE_ESCAPED}", f"tcp://127.0.0.1:9{HOSTILE_ESCAPED}")
+    assert lines.returncode == 0, lines
+    assert_printable(lines.stdout)
+    entry = json.loads(lines.stdout)
+    assert (entry["server"], entry["address"]) == (f"evil{HOSTILE}", f"tcp://127.0.0.1:9{HOSTILE}")
+
+
+# -- the transport URL from a file or the environment ------------------------------------
+
+
+def private_file(path: Path, text: str, mode: int = 0o600) -> Path:
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def test_the_url_comes_from_a_private_file_or_the_environment(
+    matchmaker_url, spawn_server, tmp_path
+):
+    spawn_server(TOPIC, "node-1")
+    url_file = str(private_file(tmp_path / "url", f"{matchmaker_url}\n"))
+    # Nothing listens there: a command that used it would fail.
+    elsewhere = f"zmq+file://{tmp_path}/elsewhere"
+    from_env = run("call", TOPIC, "add", "a=1", "b=2", env={"ZMQACTORS_URL": matchmaker_url})
+    from_file, cast, targets = (
+        run(*args, env={"ZMQACTORS_URL": elsewhere})
+        for args in (
+            ("call", TOPIC, "add", "a=1", "b=2", "--url-file", url_file),
+            ("--url-file", url_file, "cast", TOPIC, "record", "value=1"),
+            ("targets", "--json", "--url-file", url_file),
+        )
+    )
+    for result in (from_env, from_file):
+        assert (result.returncode, result.stdout, result.stderr) == (0, "3\n", ""), result
+    assert (cast.returncode, cast.stderr) == (0, ""), cast
+    assert targets.returncode == 0, targets
+    assert json.loads(targets.stdout)["server"] == "node-1"
+
+
+def test_listen_and_notify_take_the_url_from_a_file_and_the_environment(
+    matchmaker_url, start_cli, tmp_path
+):
+    url_file = str(private_file(tmp_path / "url", matchmaker_url))
+    listener, stdout, stderr = start_cli(
+        "listen", "events", "--count", "1", "--timeout", "20", "--url-file", url_file
+    )
+    stderr.until(lambda lines: any(line.startswith("listening on events") for line in lines))
+    sent = run("notify", "events", "disk.full", "free=0", env={"ZMQACTORS_URL": matchmaker_url})
+    assert (sent.returncode, sent.stdout) == (0, "1\n"), sent
+    (line,) = stdout.until(lambda lines: len(lines) >= 1)
+    assert json.loads(line)["payload"] == {"free": 0}
+    assert listener.wait(timeout=10) == 0
+
+
+SECRET_URL = "zmq+redis://:s3cret@127.0.0.1:1/0"  # noqa: S105 - a test value
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda d: private_file(d / "url", SECRET_URL, 0o644), "has mode 0644"),
+        (lambda d: private_file(d / "url", SECRET_URL, 0o620), "has mode 0620"),
+        (lambda d: d / "missing", "cannot be read: No such file or directory"),
+        (lambda d: d, "is not a regular file"),
+        (lambda d: private_file(d / "url", "  \n"), "is empty"),
+        (lambda d: private_file(d / "url", f"{SECRET_URL}\nzmq://\n"), "holds more than one line"),
+    ],
+    ids=["world-readable", "group-writable", "missing", "directory", "empty", "two-lines"],
+)
+def test_a_url_file_that_is_not_private_or_not_a_url_is_refused(
+    main_in_process, tmp_path, make, expected
+):
+    path = str(make(tmp_path))
+    code, out, err = main_in_process("targets", "--url-file", path)
+    assert (code, out) == (2, "")
+    assert f"zmqactors targets: error: --url-file '{path}' {expected}" in err
+    assert "Traceback" not in err
+    assert "s3cret" not in err
+
+
+def test_a_symlinked_url_file_is_refused(main_in_process, tmp_path):
+    target = private_file(tmp_path / "url", SECRET_URL)
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    code, out, err = main_in_process("--url-file", str(link), "targets")
+    assert (code, out) == (2, "")
+    assert f"--url-file '{link}' is a symbolic link: refused" in err
+    assert "s3cret" not in err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+def test_a_url_file_of_another_user_is_refused(main_in_process, tmp_path):
+    path = private_file(tmp_path / "url", SECRET_URL)
+    os.chown(path, 65534, 65534)
+    code, _, err = main_in_process("--url-file", str(path), "targets")
+    assert code == 2
+    assert f"--url-file '{path}' is owned by uid 65534, not by you (uid 0) or root" in err
+
+
+def test_a_bad_url_file_exits_2_without_a_traceback(tmp_path):
+    path = private_file(tmp_path / "url", SECRET_URL, 0o644)
+    both, loose = run_all(
+        ["--url", "zmq://", "--url-file", str(path), "targets"],
+        ["call", TOPIC, "add", "--url-file", str(path)],
+    )
+    assert_usage_error(both, "--url and --url-file exclude each other")
+    assert_usage_error(loose, f"--url-file '{path}' has mode 0644")
+    assert "s3cret" not in both.stderr + loose.stderr

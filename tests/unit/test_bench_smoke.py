@@ -1,4 +1,5 @@
-"""Smoke test of the benchmark program (zmqactors.bench): it runs and reports every figure."""
+"""Smoke test of the benchmark program (benchmarks/, run from the checkout): it runs and reports
+every figure."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from zmqactors import bench
+from benchmarks import common, report, run
+from benchmarks.curve import curve_costs, format_curve_costs
 
 pytestmark = pytest.mark.bench
 
@@ -42,7 +44,7 @@ def test_quick_run_prints_every_figure_as_json():
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
     result = subprocess.run(
-        [sys.executable, "-m", "zmqactors.bench", "--quick", "--repeat", "1", "--json"],
+        [sys.executable, "-m", "benchmarks", "--quick", "--repeat", "1", "--json"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -64,7 +66,7 @@ def test_quick_run_prints_every_figure_as_json():
         "client",
         "curve_client",
         "server",
-        *(bench.sink_name(i) for i in range(bench.FANOUT_SERVERS)),
+        *(common.sink_name(i) for i in range(common.FANOUT_SERVERS)),
     }
     assert report["samples"]["za_fanout_total_rate"][0] > report["samples"]["za_fanout_rate"][0]
     # CURVE on and off were measured in the same run, for both sides.
@@ -87,26 +89,26 @@ def test_delivery_window_spans_every_receiver():
         {"count": 2.0, "first": 9.5, "last": 11.0},
         {"count": 0.0, "first": 0.0, "last": 0.0},
     ]
-    assert bench.delivery_window(reports) == {"total": 5.0, "smallest": 0.0, "window": 2.5}
-    assert bench.delivery_window(reports[:2])["smallest"] == 2.0
-    assert bench.delivery_window([])["window"] == 0.0
+    assert common.delivery_window(reports) == {"total": 5.0, "smallest": 0.0, "window": 2.5}
+    assert common.delivery_window(reports[:2])["smallest"] == 2.0
+    assert common.delivery_window([])["window"] == 0.0
 
 
 def test_sinks_listen_as_one_listener_then_a_pool():
-    topics = [bench.sink_notify_topics(i) for i in range(bench.FANOUT_SERVERS)]
-    one = [i for i, t in enumerate(topics) if bench._NOTIFY_ONE_TOPIC in t]
-    pool = [i for i, t in enumerate(topics) if bench._NOTIFY_POOL_TOPIC in t]
+    topics = [common.sink_notify_topics(i) for i in range(common.FANOUT_SERVERS)]
+    one = [i for i, t in enumerate(topics) if common.NOTIFY_ONE_TOPIC in t]
+    pool = [i for i, t in enumerate(topics) if common.NOTIFY_POOL_TOPIC in t]
     assert len(one) == 1
-    assert len(pool) == bench.POOL_LISTENERS
+    assert len(pool) == common.POOL_LISTENERS
 
 
 def test_percentile_is_nearest_rank():
     values = [float(v) for v in range(1, 101)]
-    assert bench.percentile(values, 0.5) == 50.0
-    assert bench.percentile(values, 0.99) == 99.0
-    assert bench.percentile(values, 1.0) == 100.0
-    assert bench.percentile([7.0], 0.99) == 7.0
-    assert math.isnan(bench.percentile([], 0.5))
+    assert common.percentile(values, 0.5) == 50.0
+    assert common.percentile(values, 0.99) == 99.0
+    assert common.percentile(values, 1.0) == 100.0
+    assert common.percentile([7.0], 0.99) == 7.0
+    assert math.isnan(common.percentile([], 0.5))
 
 
 def test_curve_costs_compare_each_side_with_itself():
@@ -126,7 +128,7 @@ def test_curve_costs_compare_each_side_with_itself():
             "za_curve_async_rate": [2400.0],
         }
     }
-    costs = bench.curve_costs(raw, zmq_side)
+    costs = curve_costs(raw, zmq_side)
     assert costs == pytest.approx(
         {
             "zmqactors_sync": 0.1,
@@ -135,14 +137,14 @@ def test_curve_costs_compare_each_side_with_itself():
             "raw_pipelined": 0.5,
         }
     )
-    text = bench.format_curve_costs(costs)
+    text = format_curve_costs(costs)
     assert "sync 10.0%, pipelined 20.0% (target < 25%: yes)" in text
     assert "raw pyzmq: sync 20.0%, pipelined 50.0%" in text
 
 
 def test_table_shows_ratio_and_target():
-    figure = bench.Figure("sync_calls_per_s", "sync calls/s", "1/s", 3000.0, 6000.0, "echo", 0.5)
-    table = bench.format_table([figure])
+    figure = report.Figure("sync_calls_per_s", "sync calls/s", "1/s", 3000.0, 6000.0, "echo", 0.5)
+    table = report.format_figures([figure])
     assert "0.50x" in table
     assert ">= 0.5x" in table
     assert "yes" in table
@@ -150,6 +152,6 @@ def test_table_shows_ratio_and_target():
 
 def test_bad_arguments_exit_with_usage_error(capsys):
     with pytest.raises(SystemExit) as exc_info:
-        bench.main(["--repeat", "0"])
+        run.main(["--repeat", "0"])
     assert exc_info.value.code == 2
     assert "--repeat" in capsys.readouterr().err

@@ -64,11 +64,11 @@ def test_same_context_twice():
     assert not first.closed
 
 
-def test_same_context_from_many_threads():
-    main = get_context()
-    results: list[object] = []
+def contexts_from_threads(count: int) -> list[zmq.Context[Any]]:
+    """What `get_context` returned to each of ``count`` threads calling it at once."""
+    results: list[zmq.Context[Any]] = []
     lock = threading.Lock()
-    barrier = threading.Barrier(8)
+    barrier = threading.Barrier(count)
 
     def grab() -> None:
         barrier.wait(TIMEOUT)
@@ -76,12 +76,18 @@ def test_same_context_from_many_threads():
         with lock:
             results.append(ctx)
 
-    threads = [threading.Thread(target=grab) for _ in range(8)]
+    threads = [threading.Thread(target=grab) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(TIMEOUT)
         assert not thread.is_alive()
+    return results
+
+
+def test_same_context_from_many_threads():
+    main = get_context()
+    results = contexts_from_threads(8)
     assert len(results) == 8
     assert all(ctx is main for ctx in results)
 
@@ -90,21 +96,7 @@ def test_first_creation_races_to_one_context(monkeypatch):
     # Start from "no context yet" so the threads race to create it.
     monkeypatch.setattr(context_module, "_context", None)
     monkeypatch.setattr(context_module, "_context_pid", 0)
-    results: list[zmq.Context[Any]] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(16)
-
-    def grab() -> None:
-        barrier.wait(TIMEOUT)
-        ctx = get_context()
-        with lock:
-            results.append(ctx)
-
-    threads = [threading.Thread(target=grab) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(TIMEOUT)
+    results = contexts_from_threads(16)
     try:
         assert len(results) == 16
         assert len({id(ctx) for ctx in results}) == 1

@@ -151,7 +151,7 @@ def _failure_text(error: Exception) -> str:
         return _envelope.encode_failure(sys.exc_info())
 
 
-class _Served:
+class _ServedTargets:
     """The (exchange, topic) pairs (and server) a listener serves; it refuses the rest."""
 
     def __init__(self, pairs: frozenset[tuple[str, str]], server: str | None) -> None:
@@ -174,7 +174,7 @@ class _Handler:
     in the thread stopping the listener (the batch is under a lock).
     """
 
-    def __init__(self, listener: OsloListener, served: _Served, *, rpc: bool) -> None:
+    def __init__(self, listener: OsloListener, served: _ServedTargets, *, rpc: bool) -> None:
         self._listener = listener
         self._served = served
         self._rpc = rpc
@@ -321,7 +321,9 @@ class OsloListener(base.Listener):  # type: ignore[misc] # oslo ships no type hi
         self.max_message_size = transport.settings.max_message_size
         self._lock = threading.Lock()
         self._requeued: collections.OrderedDict[bytes, bytes] = collections.OrderedDict()
-        self._handler_obj = _Handler(self, _Served(served, label.server if rpc else None), rpc=rpc)
+        self._handler_obj = _Handler(
+            self, _ServedTargets(served, label.server if rpc else None), rpc=rpc
+        )
         self._service = _Service(transport, label, registrations, lambda: self._handler_obj)
         self._log = _log.bind(target=str(label))
 

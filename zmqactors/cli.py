@@ -53,7 +53,7 @@ from zmqactors.errors import (
     NoRespondersError,
     RemoteError,
 )
-from zmqactors.matchmaker import create_matchmaker
+from zmqactors.matchmaker import matchmaker_for
 from zmqactors.net import security
 from zmqactors.options import DEFAULT_URL, Settings, parse_url
 from zmqactors.topics import Target
@@ -610,10 +610,11 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def _targets(args: argparse.Namespace) -> int:
     """``targets``: list the matchmaker's entries. Raises `_CommandError` if it cannot."""
-    spec = settings_from(args).matchmaker
+    settings = settings_from(args)
+    spec = settings.matchmaker
     if spec.kind == "memory":
         _error(f"note: {spec.url} lives inside one process; this one has nothing registered")
-    backend = create_matchmaker(spec.kind, spec.location, spec.password)
+    backend = matchmaker_for(settings)
     try:
         entries = getattr(backend, "entries", None)
         if entries is None:

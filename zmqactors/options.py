@@ -29,6 +29,9 @@ __all__ = [
     "DEFAULT_URL",
     "GROUP_NAME",
     "OPTION_BOUNDS",
+    "REDIS_FILE_OPTIONS",
+    "REDIS_PASSWORD_ENV",
+    "SENTINEL_PASSWORD_ENV",
     "Bounds",
     "MatchmakerKind",
     "MatchmakerSpec",
@@ -41,6 +44,17 @@ __all__ = [
 
 GROUP_NAME: Final = "zmq"
 DEFAULT_URL: Final = "zmq://"
+# The environment variables a Redis or Sentinel password may come from.
+REDIS_PASSWORD_ENV: Final = "ZMQACTORS_REDIS_PASSWORD"  # noqa: S105 - a name
+SENTINEL_PASSWORD_ENV: Final = "ZMQACTORS_SENTINEL_PASSWORD"  # noqa: S105 - a name
+# The Redis options that name files: the checked password files and TLS files.
+REDIS_FILE_OPTIONS: Final = (
+    "redis_password_file",
+    "ssl_ca_certs",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "sentinel_password_file",
+)
 
 _MAX_PORT: Final = 65535
 
@@ -115,6 +129,12 @@ class Settings:
     executor_size: int = 16
     matchmaker_ttl: float = 30.0
     lookup_cache_ttl: float = 5.0
+    redis_password_file: str | None = None
+    ssl_ca_certs: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    sentinel_username: str | None = None
+    sentinel_password_file: str | None = None
     max_message_size: int = 4 * 1024 * 1024
     high_water_mark: int = 10000
     linger: float = 1.0
@@ -129,6 +149,7 @@ class Settings:
             object.__setattr__(self, "host", _check_address("host", self.host))
         for name in _PATH_FIELDS:
             _check_path(name, getattr(self, name))
+        _check_user_name("sentinel_username", self.sentinel_username)
         for name, bounds in OPTION_BOUNDS.items():
             value = getattr(self, name)
             checked = _check_number(name, value, bounds)
@@ -205,8 +226,12 @@ _DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
 )
 
 
-# The CURVE options: paths, checked for shape here and for content when used.
-_PATH_FIELDS: Final = ("curve_secret_key_file", "curve_public_keys_dir")
+# The paths among the options, checked for shape here and for content when used.
+_PATH_FIELDS: Final = (
+    "curve_secret_key_file",
+    "curve_public_keys_dir",
+    *REDIS_FILE_OPTIONS,
+)
 
 
 def _check_path(name: str, value: object) -> None:
@@ -217,6 +242,17 @@ def _check_path(name: str, value: object) -> None:
         raise ConfigurationError(msg)
     if not value or "\x00" in value:
         msg = f"option {GROUP_NAME}.{name} must be a non-empty path without NUL, got {value!r}"
+        raise ConfigurationError(msg)
+
+
+def _check_user_name(name: str, value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not value or not value.isprintable():
+        msg = (
+            f"option {GROUP_NAME}.{name} must be a non-empty user name "
+            f"without control characters, got {value!r}"
+        )
         raise ConfigurationError(msg)
 
 
@@ -314,8 +350,10 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
         secret=True,
         help="Transport URL choosing the matchmaker: zmq:// (files in the user's "
         "runtime directory), zmq+memory://[NAME] (this process only), "
-        "zmq+file:///DIR, zmq+redis://[:PASSWORD@]HOST[:PORT][/DB] or "
-        "zmq+sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER. Query "
+        "zmq+file:///DIR, zmq+redis://[USER[:PASSWORD]@]HOST[:PORT][/DB] "
+        "(zmq+rediss:// over TLS) or "
+        "zmq+sentinel://[USER[:PASSWORD]@]HOST:PORT[,HOST:PORT...]/MASTER "
+        "(zmq+sentinels:// over TLS). Query "
         "parameters override the other options of this group, e.g. zmq://?timeout=2.",
     ),
     _numeric_opt(
@@ -327,6 +365,50 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
         "lookup_cache_ttl",
         "Seconds a successful matchmaker lookup is cached (0 disables the "
         "cache); empty results are never cached.",
+    ),
+    cfg.StrOpt(
+        "redis_password_file",
+        default=_DEFAULTS["redis_password_file"],
+        help="Redis matchmaker: a file holding the password of the Redis server "
+        "(of the master, with Sentinel) on one line, so that it appears in no URL "
+        "or command line. It must be a regular file (not a symbolic link) of this "
+        "user or root with no access for group or others (chmod 600). Without it "
+        "and without a password in the URL, the environment variable "
+        f"{REDIS_PASSWORD_ENV} is used if set.",
+    ),
+    cfg.StrOpt(
+        "ssl_ca_certs",
+        default=_DEFAULTS["ssl_ca_certs"],
+        help="Redis matchmaker over TLS (zmq+rediss://, zmq+sentinels://): the PEM "
+        "file of the certificate authorities the server's certificate must chain "
+        "to, and whose name must match the host in the URL. Unset: the system's "
+        "trusted authorities.",
+    ),
+    cfg.StrOpt(
+        "ssl_certfile",
+        default=_DEFAULTS["ssl_certfile"],
+        help="Redis matchmaker over TLS: this client's certificate (PEM), for a "
+        "server that requires client certificates (tls-auth-clients yes).",
+    ),
+    cfg.StrOpt(
+        "ssl_keyfile",
+        default=_DEFAULTS["ssl_keyfile"],
+        help="Redis matchmaker over TLS: the private key (PEM) of ssl_certfile.",
+    ),
+    cfg.StrOpt(
+        "sentinel_username",
+        default=_DEFAULTS["sentinel_username"],
+        help="Sentinel matchmaker: the ACL user to authenticate to the sentinels "
+        "themselves as (the user in the URL is the master's). Unset: the "
+        "sentinels' default user.",
+    ),
+    cfg.StrOpt(
+        "sentinel_password_file",
+        default=_DEFAULTS["sentinel_password_file"],
+        help="Sentinel matchmaker: a file holding the sentinels' own password on "
+        "one line, checked like redis_password_file. Without it, the environment "
+        f"variable {SENTINEL_PASSWORD_ENV} is used if set; without either, the "
+        "sentinels are contacted without a password.",
     ),
     _numeric_opt(
         "max_message_size",

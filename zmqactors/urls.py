@@ -7,9 +7,15 @@ Pure parsing, below `zmqactors.options` (which turns the result into
 ``zmq://``                                      files under `default_file_directory`
 ``zmq+memory://`` or ``zmq+memory://NAME``      this process only
 ``zmq+file:///ABSOLUTE/DIR``                    files under that directory
-``zmq+redis://[:PASSWORD@]HOST[:PORT][/DB]``    Redis (port 6379, db 0)
-``zmq+sentinel://[:PASSWORD@]H1:P1,H2:P2/NAME`` Redis Sentinel (port 26379)
+``zmq+redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]`` Redis (port 6379, db 0)
+``zmq+rediss://...``                            the same over TLS
+``zmq+sentinel://[USER[:PASSWORD]@]H1:P1,H2:P2/NAME`` Redis Sentinel (port 26379)
+``zmq+sentinels://...``                         the same, sentinels and master over TLS
 =============================================== ==============================
+
+``USER`` and ``PASSWORD`` are the Redis master's (an ACL user; ``:PASSWORD``
+alone is the ``default`` user's). A password may also come from an option
+(``redis_password_file``) or the environment: see `zmqactors.options`.
 
 Query parameters override options, e.g. ``zmq://?timeout=2&executor_size=4``.
 Special characters in a password, a name or a path are percent-encoded.
@@ -69,16 +75,20 @@ class MatchmakerSpec:
     default one), for ``file`` an absolute directory, for ``redis``
     ``"host:port/db"``, for ``sentinel`` ``"h1:p1,h2:p2/master"``. ``url`` is
     the URL as given with any password replaced by ``***``, safe to log.
-    ``password`` (redis and sentinel only) is kept out of ``repr()``.
+    ``password`` (redis and sentinel only) is kept out of ``repr()``;
+    ``username`` is the ACL user (``None``: the ``default`` user) and ``tls``
+    whether to speak TLS (``zmq+rediss``, ``zmq+sentinels``).
 
     Raises `ConfigurationError` for an unknown kind, a relative file directory
-    or a password given to a backend that takes none.
+    or a password, user name or TLS given to a backend that takes none.
     """
 
     kind: MatchmakerKind
     location: str
     url: str
     password: str | None = dataclasses.field(default=None, repr=False)
+    username: str | None = None
+    tls: bool = False
 
     def __post_init__(self) -> None:
         """Validate the fields; see the class docstring for what is refused."""
@@ -91,9 +101,14 @@ class MatchmakerSpec:
         if self.kind == "file" and not Path(self.location).is_absolute():
             msg = f"the file matchmaker needs an absolute directory, got {self.location!r}"
             raise ConfigurationError(msg)
-        if self.password is not None and self.kind not in {"redis", "sentinel"}:
-            msg = f"the {self.kind} matchmaker takes no password"
-            raise ConfigurationError(msg)
+        if self.kind not in {"redis", "sentinel"}:
+            for name in ("password", "username"):
+                if getattr(self, name) is not None:
+                    msg = f"the {self.kind} matchmaker takes no {name}"
+                    raise ConfigurationError(msg)
+            if self.tls:
+                msg = f"the {self.kind} matchmaker takes no TLS"
+                raise ConfigurationError(msg)
 
 
 class _URLError(ConfigurationError):
@@ -101,7 +116,17 @@ class _URLError(ConfigurationError):
 
 
 _SCHEME: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
-_KNOWN_SCHEMES: Final = ("zmq", "zmq+file", "zmq+memory", "zmq+redis", "zmq+sentinel")
+_KNOWN_SCHEMES: Final = (
+    "zmq",
+    "zmq+file",
+    "zmq+memory",
+    "zmq+redis",
+    "zmq+rediss",
+    "zmq+sentinel",
+    "zmq+sentinels",
+)
+_REDIS_SCHEMES: Final = frozenset(_KNOWN_SCHEMES[3:])
+_TLS_SCHEMES: Final = frozenset({"zmq+rediss", "zmq+sentinels"})
 _HOST_PORT: Final = re.compile(
     r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9._-]+))(?::(?P<port>[0-9]{1,5}))?"
 )
@@ -167,23 +192,30 @@ def _parse(
         msg = "a fragment ('#...') is not allowed"
         raise _URLError(msg)
     userinfo, at, hostinfo = parts.netloc.rpartition("@")
-    password = _parse_password(scheme, userinfo) if at else None
+    username, password = _parse_userinfo(scheme, userinfo) if at else (None, None)
     spec = _parse_location(scheme, hostinfo, parts.path, safe_url, password)
+    if username is not None or scheme in _TLS_SCHEMES:
+        spec = dataclasses.replace(spec, username=username, tls=scheme in _TLS_SCHEMES)
     return spec, _parse_query(parts.query, parameters)
 
 
-def _parse_password(scheme: str, userinfo: str) -> str:
-    if scheme not in {"zmq+redis", "zmq+sentinel"}:
+def _parse_userinfo(scheme: str, userinfo: str) -> tuple[str | None, str | None]:
+    """``USER``, ``USER:PASSWORD`` or ``:PASSWORD`` as (user name, password), decoded."""
+    if scheme not in _REDIS_SCHEMES:
         msg = f"{scheme}:// takes no user name or password"
         raise _URLError(msg)
     user, colon, password = userinfo.partition(":")
-    if user or not colon:
-        msg = "user names are not supported: give only a password, as ':PASSWORD@'"
-        raise _URLError(msg)
-    if not password:
+    if colon and not password:
         msg = "the password after ':' is empty"
         raise _URLError(msg)
-    return urllib.parse.unquote(password)
+    if not colon and not user:
+        msg = "the user name before '@' is empty"
+        raise _URLError(msg)
+    username = urllib.parse.unquote(user) if user else None
+    if username is not None and not username.isprintable():
+        msg = "the user name holds control characters"
+        raise _URLError(msg)
+    return username, urllib.parse.unquote(password) if colon else None
 
 
 def _parse_location(
@@ -205,7 +237,7 @@ def _parse_location(
             return MatchmakerSpec("memory", urllib.parse.unquote(hostinfo), safe_url)
         case "zmq+file":
             return MatchmakerSpec("file", _parse_directory(hostinfo, path), safe_url)
-        case "zmq+redis":
+        case "zmq+redis" | "zmq+rediss":
             if not hostinfo:
                 msg = "missing host: use zmq+redis://HOST[:PORT][/DB]"
                 raise _URLError(msg)

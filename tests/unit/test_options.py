@@ -37,6 +37,12 @@ OPTION_NAMES = {
     "linger",
     "curve_secret_key_file",
     "curve_public_keys_dir",
+    "redis_password_file",
+    "ssl_ca_certs",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "sentinel_username",
+    "sentinel_password_file",
 }
 SCALAR_NAMES = OPTION_NAMES - {"matchmaker_url"}
 

@@ -51,6 +51,48 @@ def _error(url: object) -> str:
 def test_scheme_parses_to_spec(url, kind, location, password):
     spec = parse_url(url).matchmaker
     assert (spec.kind, spec.location, spec.password) == (kind, location, password)
+    assert (spec.username, spec.tls) == (None, False)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("zmq+rediss://h", ("redis", "h:6379/0", None, None, True)),
+        ("zmq+rediss://alice@h:6380/1", ("redis", "h:6380/1", "alice", None, True)),
+        ("zmq+rediss://alice:pw@h", ("redis", "h:6379/0", "alice", "pw", True)),
+        ("zmq+redis://alice:p%40w@h", ("redis", "h:6379/0", "alice", "p@w", False)),
+        ("zmq+rediss://a%2Fb@h", ("redis", "h:6379/0", "a/b", None, True)),
+        ("zmq+sentinels://alice@s1,s2/m", ("sentinel", "s1:26379,s2:26379/m", "alice", None, True)),
+        ("zmq+sentinel://alice:pw@s1/m", ("sentinel", "s1:26379/m", "alice", "pw", False)),
+    ],
+)
+def test_tls_and_acl_user_parse_to_spec(url, expected):
+    spec = parse_url(url).matchmaker
+    assert (spec.kind, spec.location, spec.username, spec.password, spec.tls) == expected
+    assert ":pw@" not in spec.url
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("zmq+rediss://alice:@h", "password after ':' is empty"),
+        ("zmq+rediss://@h", "user name before '@' is empty"),
+        ("zmq+rediss://a%0Ab@h", "control characters"),
+        ("zmq+file://alice@/tmp/x", "takes no user name"),
+    ],
+)
+def test_bad_user_information_is_refused(url, fragment):
+    assert fragment in _error(url)
+
+
+@pytest.mark.parametrize(
+    ("kind", "changes"),
+    [("file", {"username": "alice"}), ("memory", {"tls": True}), ("memory", {"password": "pw"})],
+)
+def test_spec_refuses_credentials_for_local_backends(tmp_path, kind, changes):
+    location = str(tmp_path) if kind == "file" else "x"
+    with pytest.raises(ConfigurationError, match="takes no"):
+        MatchmakerSpec(kind, location, "zmq://", **changes)
 
 
 def test_zmq_scheme_is_the_default_file_backend(tmp_path):
@@ -94,8 +136,9 @@ def test_password_is_redacted_in_url(url, safe):
         "zmq+redis://:hunter2@h/notadb",
         "zmq+redis://:hunter2@h?timeot=1",
         "zmq+redis://:hunter2@[::1",
-        "zmq+redis://user:hunter2@h",
-        "zmq+redis://hunter2@h",
+        "zmq+redis://user:hunter2@h/x",
+        "zmq+redis://hunter2@h/x",
+        "zmq+rediss://user:hunter2@h?timeot=1",
         "zmq+memory://:hunter2@x",
         "zmq+sentinel://:hunter2@a:99999/m",
     ],

@@ -357,18 +357,41 @@ def wait_for(predicate: Callable[[], bool], what: str, log: str = "") -> None:
         pytest.fail(f"{exc}\n{log}")
 
 
-def start_sentinel(directory: Path, master: RedisProcess, *, replicas: int = 0) -> RedisProcess:
-    """Start a sentinel monitoring ``master``; return once it names it and knows its replicas."""
-    conf = "\n".join(
-        [
-            f"sentinel monitor {MASTER_NAME} {master.host} {master.port} 1",
-            # No failover unless a test asks for one: a slow CI machine must
-            # not make the sentinel think the master is down.
-            f"sentinel down-after-milliseconds {MASTER_NAME} 60000",
-            "",
+def start_sentinel(
+    directory: Path,
+    master: RedisProcess,
+    *,
+    replicas: int = 0,
+    acl_user: tuple[str, str] | None = None,
+) -> RedisProcess:
+    """Start a sentinel monitoring ``master``; return once it names it and knows its replicas.
+
+    With a TLS ``master`` the sentinel speaks TLS only too (to the master and
+    to its clients), and logs in to the master as the master's ACL user;
+    ``acl_user`` is then the sentinel's own user (``default`` disabled).
+    """
+    lines = [
+        f"sentinel monitor {MASTER_NAME} {master.host} {master.port} 1",
+        # No failover unless a test asks for one: a slow CI machine must
+        # not make the sentinel think the master is down.
+        f"sentinel down-after-milliseconds {MASTER_NAME} 60000",
+    ]
+    if master.acl_user is not None:
+        lines += [
+            f"sentinel auth-user {MASTER_NAME} {master.acl_user[0]}",
+            f'sentinel auth-pass {MASTER_NAME} "{master.acl_user[1]}"',
         ]
+    if master.tls is not None:
+        lines.append("tls-replication yes")
+    conf = "\n".join([*lines, ""])
+    sentinel = RedisProcess(
+        directory,
+        free_port(master.host),
+        sentinel_conf=conf,
+        host=master.host,
+        tls=master.tls,
+        acl_user=acl_user,
     )
-    sentinel = RedisProcess(directory, free_port(master.host), sentinel_conf=conf, host=master.host)
     sentinel.start()
     client = sentinel.client()
     try:

@@ -20,12 +20,13 @@ import pytest
 import redis
 
 import zmqactors as za
+from tests.integration.conftest import MASTER_NAME, start_sentinel
 from zmqactors.matchmaker import matchmaker_for
 from zmqactors.matchmaker.redis import PREFIX
-from zmqactors.options import REDIS_PASSWORD_ENV, parse_url
+from zmqactors.options import REDIS_PASSWORD_ENV, SENTINEL_PASSWORD_ENV, parse_url
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from tests.integration.conftest import RedisProcess, TLSFiles
@@ -230,3 +231,77 @@ def test_plain_text_server_where_tls_is_expected_is_refused(
     # The impostor never received the password, nor any command of ours.
     for name in ("cmdstat_auth", "cmdstat_hello", "cmdstat_evalsha", "cmdstat_eval"):
         assert after.get(name) == before.get(name), name
+
+
+# --- Sentinel: TLS to the sentinels and the master, each with its own user -----------
+
+SENTINEL_USER = "watcher"
+SENTINEL_PASSWORD = "sentinel pass"  # noqa: S105 - a test password
+
+
+@pytest.fixture
+def tls_sentinel(tls_redis: RedisProcess, tmp_path: Path) -> Iterator[RedisProcess]:
+    sentinel = start_sentinel(
+        tmp_path / "sentinel", tls_redis, acl_user=(SENTINEL_USER, SENTINEL_PASSWORD)
+    )
+    yield sentinel
+    sentinel.stop()
+
+
+def sentinel_url(
+    sentinel: RedisProcess, pki: TLSFiles, password_file: Path, **params: object
+) -> str:
+    query = "&".join(
+        f"{name}={value}"
+        for name, value in {
+            "ssl_ca_certs": pki.ca,
+            "redis_password_file": password_file,
+            "sentinel_username": SENTINEL_USER,
+            **params,
+        }.items()
+    )
+    return f"zmq+sentinels://{USER}@{sentinel.host_port}/{MASTER_NAME}?{query}"
+
+
+def test_calls_go_through_tls_sentinels_with_their_own_user(
+    tls_sentinel: RedisProcess,
+    pki: TLSFiles,
+    password_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(SENTINEL_PASSWORD_ENV, SENTINEL_PASSWORD)
+    url = sentinel_url(tls_sentinel, pki, password_file)
+    with za.Transport.from_url(url) as transport:
+        server = za.RPCServer(transport, za.Target("tls", server="s1"), [Endpoint()])
+        server.start()
+        try:
+            client = za.RPCClient(transport, za.Target("tls"), timeout=5)
+            assert client.call("ping") == "pong"
+        finally:
+            server.stop()
+            server.wait(timeout=10)
+
+
+def test_wrong_sentinel_password_fails_fast(
+    tls_sentinel: RedisProcess, pki: TLSFiles, password_file: Path, tmp_path: Path
+) -> None:
+    wrong = tmp_path / "sentinel.password"
+    wrong.write_text("wrong\n")
+    wrong.chmod(0o600)
+    url = sentinel_url(tls_sentinel, pki, password_file, sentinel_password_file=wrong)
+    message = fails_fast(url, (redis.ConnectionError, redis.AuthenticationError))
+    assert "SentinelMatchmaker(sentinels://" in message
+    assert SENTINEL_PASSWORD not in message
+
+
+def test_sentinel_with_a_certificate_from_another_ca_is_refused(
+    tls_sentinel: RedisProcess,
+    make_pki: Callable[..., TLSFiles],
+    password_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(SENTINEL_PASSWORD_ENV, SENTINEL_PASSWORD)
+    # The client pins another CA: the real sentinel's certificate looks like an impostor's.
+    url = sentinel_url(tls_sentinel, make_pki(), password_file)
+    message = fails_fast(url, LINK_ERRORS)
+    assert "SentinelMatchmaker(sentinels://" in message

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from zmqactors.errors import ConfigurationError, SecurityError
 
-__all__ = ["private_directory", "read_secret_file"]
+__all__ = ["check_owner_and_mode", "private_directory", "read_secret_file"]
 
 # A password file holds one line; anything much larger is not one.
 _MAX_SECRET = 4096
@@ -81,15 +81,40 @@ def _check_private_file(path: str, what: str, info: os.stat_result) -> None:
     if not stat.S_ISREG(info.st_mode):
         msg = f"{what} '{path}' is not a regular file"
         raise SecurityError(msg)
+    check_owner_and_mode(
+        path,
+        what,
+        info,
+        forbidden=0o077,
+        meaning="readable or writable by group or others",
+        fix=f"chmod 600 {path}",
+    )
+
+
+def check_owner_and_mode(
+    path: str | os.PathLike[str],
+    what: str,
+    info: os.stat_result,
+    *,
+    forbidden: int,
+    meaning: str,
+    fix: str,
+) -> None:
+    """Refuse a file or directory someone else could have written or read; any thread.
+
+    Raises `SecurityError` naming ``what`` and ``path`` when ``info`` shows an
+    owner other than this user or root, or any of the ``forbidden`` mode
+    bits (which mean ``meaning``; ``fix`` says what to run).
+    """
     if info.st_uid not in {os.geteuid(), 0}:
         msg = (
-            f"{what} '{path}' is owned by uid {info.st_uid}, "
+            f"{what} '{os.fspath(path)}' is owned by uid {info.st_uid}, "
             f"not by this user (uid {os.geteuid()}) or root"
         )
         raise SecurityError(msg)
-    if info.st_mode & 0o077:
+    if info.st_mode & forbidden:
         msg = (
-            f"{what} '{path}' is readable or writable by group or others "
-            f"(mode {stat.S_IMODE(info.st_mode):04o}): run 'chmod 600 {path}'"
+            f"{what} '{os.fspath(path)}' is {meaning} "
+            f"(mode {stat.S_IMODE(info.st_mode):04o}): run '{fix}'"
         )
         raise SecurityError(msg)

@@ -74,6 +74,19 @@ def tls_url(server: RedisProcess, pki: TLSFiles, **params: object) -> str:
 LINK_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 
 
+def assert_calls_work(url: str) -> None:
+    """A server registers through ``url``'s matchmaker and a client's call reaches it."""
+    with za.Transport.from_url(url) as transport:
+        server = za.RPCServer(transport, za.Target("tls", server="s1"), [Endpoint()])
+        server.start()
+        try:
+            client = za.RPCClient(transport, za.Target("tls"), timeout=5)
+            assert client.call("ping") == "pong"
+        finally:
+            server.stop()
+            server.wait(timeout=10)
+
+
 def fails_fast(url: str, error: type[Exception] | tuple[type[Exception], ...]) -> str:
     """Look a key up through ``url``'s matchmaker; return the error's message."""
     backend = matchmaker_for(parse_url(url))
@@ -94,15 +107,7 @@ def test_calls_go_through_a_tls_redis_with_an_acl_user(
 ) -> None:
     url = tls_url(tls_redis, pki, redis_password_file=password_file)
     assert PASSWORD not in url
-    with za.Transport.from_url(url) as transport:
-        server = za.RPCServer(transport, za.Target("tls", server="s1"), [Endpoint()])
-        server.start()
-        try:
-            client = za.RPCClient(transport, za.Target("tls"), timeout=5)
-            assert client.call("ping") == "pong"
-        finally:
-            server.stop()
-            server.wait(timeout=10)
+    assert_calls_work(url)
     admin = tls_redis.client()
     try:
         # The route went through the TLS link (and the server left it on stopping).
@@ -271,15 +276,7 @@ def test_calls_go_through_tls_sentinels_with_their_own_user(
 ) -> None:
     monkeypatch.setenv(SENTINEL_PASSWORD_ENV, SENTINEL_PASSWORD)
     url = sentinel_url(tls_sentinel, pki, password_file)
-    with za.Transport.from_url(url) as transport:
-        server = za.RPCServer(transport, za.Target("tls", server="s1"), [Endpoint()])
-        server.start()
-        try:
-            client = za.RPCClient(transport, za.Target("tls"), timeout=5)
-            assert client.call("ping") == "pong"
-        finally:
-            server.stop()
-            server.wait(timeout=10)
+    assert_calls_work(url)
 
 
 def test_wrong_sentinel_password_fails_fast(

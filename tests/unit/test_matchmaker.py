@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import wait_until
+from tests.helpers import give_away, wait_until
 from zmqactors.errors import ConfigurationError, SecurityError
 from zmqactors.matchmaker import (
     FileMatchmaker,
@@ -655,10 +655,8 @@ def test_file_directory_writable_by_others_is_refused(tmp_path: Path, mode: int)
 def test_file_directory_owned_by_another_user_is_refused(tmp_path: Path) -> None:
     directory = tmp_path / "theirs"
     directory.mkdir(mode=0o700)
-    other = os.geteuid() + 4242
-    try:
-        os.chown(directory, other, -1)
-    except PermissionError:
+    other = give_away(directory)
+    if other is None:
         pytest.skip("only root can give a directory away")
     with pytest.raises(SecurityError, match=rf"'{directory}'.*owned by uid {other}"):
         FileMatchmaker(directory)

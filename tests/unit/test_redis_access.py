@@ -7,11 +7,11 @@ refused, naming the file and never showing the secret.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.helpers import give_away
 from zmqactors._paths import read_secret_file
 from zmqactors.errors import ConfigurationError, SecurityError
 from zmqactors.matchmaker import RedisAccess
@@ -63,10 +63,8 @@ def test_password_file_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
 
 def test_password_file_of_another_user_is_refused(tmp_path: Path) -> None:
     path = secret_file(tmp_path)
-    other = os.geteuid() + 4242
-    try:
-        os.chown(path, other, -1)
-    except PermissionError:
+    other = give_away(path)
+    if other is None:
         pytest.skip("only root can give a file away")
     with pytest.raises(SecurityError, match=rf"'{path}'.*owned by uid {other}"):
         read_secret_file(str(path), "Redis password file")

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 import msgspec
 import structlog
 
-from zmqactors._paths import private_directory
+from zmqactors._paths import check_owner_and_mode, private_directory
 from zmqactors.errors import ConfigurationError, SecurityError
 from zmqactors.matchmaker.base import Route
 
@@ -316,18 +316,14 @@ def _check_strict(path: Path) -> None:
     if stat.S_ISLNK(info.st_mode):
         msg = f"file matchmaker directory '{path}' is a symbolic link: give the real path"
         raise SecurityError(msg)
-    if info.st_uid not in {os.geteuid(), 0}:
-        msg = (
-            f"file matchmaker directory '{path}' is owned by uid {info.st_uid}, "
-            f"not by this user (uid {os.geteuid()}) or root"
-        )
-        raise SecurityError(msg)
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        msg = (
-            f"file matchmaker directory '{path}' is writable by group or others "
-            f"(mode {stat.S_IMODE(info.st_mode):o}): chmod go-w it"
-        )
-        raise SecurityError(msg)
+    check_owner_and_mode(
+        path,
+        "file matchmaker directory",
+        info,
+        forbidden=stat.S_IWGRP | stat.S_IWOTH,
+        meaning="writable by group or others",
+        fix=f"chmod go-w {path}",
+    )
 
 
 def _open_dir(path: Path) -> int:

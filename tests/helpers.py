@@ -1,4 +1,4 @@
-"""What the test packages share: polling with a deadline, free ports.
+"""What the test packages share: polling with a deadline, free ports, foreign owners.
 
 Imported as ``tests.helpers`` (``pythonpath = .`` in setup.cfg); kept free of
 zmqactors imports so forked children and helper scripts can use it too.
@@ -6,6 +6,7 @@ zmqactors imports so forked children and helper scripts can use it too.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from typing import TYPE_CHECKING
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["free_port", "wait_until"]
+__all__ = ["free_port", "give_away", "wait_until"]
 
 
 def wait_until(
@@ -50,3 +51,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def give_away(path: str | os.PathLike[str]) -> int | None:
+    """Make ``path`` belong to another (unused) uid, as another user's file would.
+
+    Returns that uid, or None when this process may not (only root can give
+    a file away): the caller then skips its test.
+    """
+    other = os.geteuid() + 4242
+    try:
+        os.chown(path, other, -1)
+    except PermissionError:
+        return None
+    return other

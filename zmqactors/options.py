@@ -3,40 +3,23 @@
 The options live in group ``[zmq]``; `list_opts` is the ``oslo.config.opts``
 entry point (``zmqactors = zmqactors.options:list_opts``). The library never
 reads the global ``cfg.CONF``: `Settings.from_conf` reads a given ``ConfigOpts``
-once into a frozen `Settings`, and `parse_url` builds one from a transport URL.
-
-Transport URLs choose the matchmaker backend:
-
-=============================================== ==============================
-``zmq://``                                      files under `default_file_directory`
-``zmq+memory://`` or ``zmq+memory://NAME``      this process only
-``zmq+file:///ABSOLUTE/DIR``                    files under that directory
-``zmq+redis://[:PASSWORD@]HOST[:PORT][/DB]``    Redis (port 6379, db 0)
-``zmq+sentinel://[:PASSWORD@]H1:P1,H2:P2/NAME`` Redis Sentinel (port 26379)
-=============================================== ==============================
-
-Query parameters override options, e.g. ``zmq://?timeout=2&executor_size=4``.
-Special characters in a password, a name or a path are percent-encoded.
+once into a frozen `Settings`, and `parse_url` builds one from a transport URL
+(the URL syntax itself is `zmqactors.urls`).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import ipaddress
 import math
-import os
-import re
-import tempfile
-import urllib.parse
-from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, get_args
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from oslo_config import cfg
 
-from zmqactors import _addresses
+from zmqactors import _addresses, urls
 from zmqactors.errors import ConfigurationError
+from zmqactors.urls import MatchmakerKind, MatchmakerSpec, default_file_directory
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -46,6 +29,9 @@ __all__ = [
     "DEFAULT_URL",
     "GROUP_NAME",
     "OPTION_BOUNDS",
+    "REDIS_FILE_OPTIONS",
+    "REDIS_PASSWORD_ENV",
+    "SENTINEL_PASSWORD_ENV",
     "Bounds",
     "MatchmakerKind",
     "MatchmakerSpec",
@@ -58,12 +44,18 @@ __all__ = [
 
 GROUP_NAME: Final = "zmq"
 DEFAULT_URL: Final = "zmq://"
+# The environment variables a Redis or Sentinel password may come from.
+REDIS_PASSWORD_ENV: Final = "ZMQACTORS_REDIS_PASSWORD"  # noqa: S105 - a name
+SENTINEL_PASSWORD_ENV: Final = "ZMQACTORS_SENTINEL_PASSWORD"  # noqa: S105 - a name
+# The Redis options that name files: the checked password files and TLS files.
+REDIS_FILE_OPTIONS: Final = (
+    "redis_password_file",
+    "ssl_ca_certs",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "sentinel_password_file",
+)
 
-MatchmakerKind = Literal["memory", "file", "redis", "sentinel"]
-_MATCHMAKER_KINDS: Final[tuple[str, ...]] = get_args(MatchmakerKind)
-
-_REDIS_PORT: Final = 6379
-_SENTINEL_PORT: Final = 26379
 _MAX_PORT: Final = 65535
 
 
@@ -103,54 +95,6 @@ OPTION_BOUNDS: Final[Mapping[str, Bounds]] = MappingProxyType(
 )
 
 
-def default_file_directory() -> str:
-    """Return the file matchmaker's directory for ``zmq://``.
-
-    ``$XDG_RUNTIME_DIR/zmqactors`` when ``XDG_RUNTIME_DIR`` is an absolute path,
-    else ``<temporary directory>/zmqactors-<uid>``. Nothing is created here.
-    """
-    runtime_dir = os.environ.get("XDG_RUNTIME_DIR", "")
-    # The XDG base directory spec says a relative value must be ignored.
-    if Path(runtime_dir).is_absolute():
-        return str(Path(runtime_dir) / "zmqactors")
-    return str(Path(tempfile.gettempdir()) / f"zmqactors-{os.getuid()}")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class MatchmakerSpec:
-    """Which matchmaker backend to use and where it is; frozen and validated.
-
-    ``location`` depends on ``kind``: for ``memory`` a name (``""`` is the
-    default one), for ``file`` an absolute directory, for ``redis``
-    ``"host:port/db"``, for ``sentinel`` ``"h1:p1,h2:p2/master"``. ``url`` is
-    the URL as given with any password replaced by ``***``, safe to log.
-    ``password`` (redis and sentinel only) is kept out of ``repr()``.
-
-    Raises `ConfigurationError` for an unknown kind, a relative file directory
-    or a password given to a backend that takes none.
-    """
-
-    kind: MatchmakerKind
-    location: str
-    url: str
-    password: str | None = dataclasses.field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        """Validate the fields; see the class docstring for what is refused."""
-        if self.kind not in _MATCHMAKER_KINDS:
-            msg = f"unknown matchmaker kind {self.kind!r} (known: {', '.join(_MATCHMAKER_KINDS)})"
-            raise ConfigurationError(msg)
-        if not isinstance(self.location, str) or not isinstance(self.url, str):
-            msg = "matchmaker location and url must be strings"
-            raise ConfigurationError(msg)
-        if self.kind == "file" and not Path(self.location).is_absolute():
-            msg = f"the file matchmaker needs an absolute directory, got {self.location!r}"
-            raise ConfigurationError(msg)
-        if self.password is not None and self.kind not in {"redis", "sentinel"}:
-            msg = f"the {self.kind} matchmaker takes no password"
-            raise ConfigurationError(msg)
-
-
 def _default_matchmaker() -> MatchmakerSpec:
     return MatchmakerSpec("file", default_file_directory(), DEFAULT_URL)
 
@@ -185,6 +129,12 @@ class Settings:
     executor_size: int = 16
     matchmaker_ttl: float = 30.0
     lookup_cache_ttl: float = 5.0
+    redis_password_file: str | None = None
+    ssl_ca_certs: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    sentinel_username: str | None = None
+    sentinel_password_file: str | None = None
     max_message_size: int = 4 * 1024 * 1024
     high_water_mark: int = 10000
     linger: float = 1.0
@@ -200,6 +150,7 @@ class Settings:
             object.__setattr__(self, "host", _check_address("host", self.host))
         for name in _PATH_FIELDS:
             _check_path(name, getattr(self, name))
+        _check_user_name("sentinel_username", self.sentinel_username)
         for name in _BOOL_FIELDS:
             if not isinstance(getattr(self, name), bool):
                 msg = (
@@ -282,22 +233,14 @@ _DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
 )
 
 
-# The CURVE options: paths, checked for shape here and for content when used.
-_PATH_FIELDS: Final = ("curve_secret_key_file", "curve_public_keys_dir")
-# The switches: true or false, in a URL also yes/no, on/off, 1/0.
-_BOOL_FIELDS: Final = ("send_tracebacks",)
-_BOOL_WORDS: Final[Mapping[str, bool]] = MappingProxyType(
-    {
-        "true": True,
-        "yes": True,
-        "on": True,
-        "1": True,
-        "false": False,
-        "no": False,
-        "off": False,
-        "0": False,
-    }
+# The paths among the options, checked for shape here and for content when used.
+_PATH_FIELDS: Final = (
+    "curve_secret_key_file",
+    "curve_public_keys_dir",
+    *REDIS_FILE_OPTIONS,
 )
+# The switches: true or false (in a URL also yes/no, on/off, 1/0).
+_BOOL_FIELDS: Final = ("send_tracebacks",)
 
 
 def _check_path(name: str, value: object) -> None:
@@ -308,6 +251,17 @@ def _check_path(name: str, value: object) -> None:
         raise ConfigurationError(msg)
     if not value or "\x00" in value:
         msg = f"option {GROUP_NAME}.{name} must be a non-empty path without NUL, got {value!r}"
+        raise ConfigurationError(msg)
+
+
+def _check_user_name(name: str, value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not value or not value.isprintable():
+        msg = (
+            f"option {GROUP_NAME}.{name} must be a non-empty user name "
+            f"without control characters, got {value!r}"
+        )
         raise ConfigurationError(msg)
 
 
@@ -405,8 +359,10 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
         secret=True,
         help="Transport URL choosing the matchmaker: zmq:// (files in the user's "
         "runtime directory), zmq+memory://[NAME] (this process only), "
-        "zmq+file:///DIR, zmq+redis://[:PASSWORD@]HOST[:PORT][/DB] or "
-        "zmq+sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER. Query "
+        "zmq+file:///DIR, zmq+redis://[USER[:PASSWORD]@]HOST[:PORT][/DB] "
+        "(zmq+rediss:// over TLS) or "
+        "zmq+sentinel://[USER[:PASSWORD]@]HOST:PORT[,HOST:PORT...]/MASTER "
+        "(zmq+sentinels:// over TLS). Query "
         "parameters override the other options of this group, e.g. zmq://?timeout=2.",
     ),
     _numeric_opt(
@@ -418,6 +374,50 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
         "lookup_cache_ttl",
         "Seconds a successful matchmaker lookup is cached (0 disables the "
         "cache); empty results are never cached.",
+    ),
+    cfg.StrOpt(
+        "redis_password_file",
+        default=_DEFAULTS["redis_password_file"],
+        help="Redis matchmaker: a file holding the password of the Redis server "
+        "(of the master, with Sentinel) on one line, so that it appears in no URL "
+        "or command line. It must be a regular file (not a symbolic link) of this "
+        "user or root with no access for group or others (chmod 600). Without it "
+        "and without a password in the URL, the environment variable "
+        f"{REDIS_PASSWORD_ENV} is used if set.",
+    ),
+    cfg.StrOpt(
+        "ssl_ca_certs",
+        default=_DEFAULTS["ssl_ca_certs"],
+        help="Redis matchmaker over TLS (zmq+rediss://, zmq+sentinels://): the PEM "
+        "file of the certificate authorities the server's certificate must chain "
+        "to, and whose name must match the host in the URL. Unset: the system's "
+        "trusted authorities.",
+    ),
+    cfg.StrOpt(
+        "ssl_certfile",
+        default=_DEFAULTS["ssl_certfile"],
+        help="Redis matchmaker over TLS: this client's certificate (PEM), for a "
+        "server that requires client certificates (tls-auth-clients yes).",
+    ),
+    cfg.StrOpt(
+        "ssl_keyfile",
+        default=_DEFAULTS["ssl_keyfile"],
+        help="Redis matchmaker over TLS: the private key (PEM) of ssl_certfile.",
+    ),
+    cfg.StrOpt(
+        "sentinel_username",
+        default=_DEFAULTS["sentinel_username"],
+        help="Sentinel matchmaker: the ACL user to authenticate to the sentinels "
+        "themselves as (the user in the URL is the master's). Unset: the "
+        "sentinels' default user.",
+    ),
+    cfg.StrOpt(
+        "sentinel_password_file",
+        default=_DEFAULTS["sentinel_password_file"],
+        help="Sentinel matchmaker: a file holding the sentinels' own password on "
+        "one line, checked like redis_password_file. Without it, the environment "
+        f"variable {SENTINEL_PASSWORD_ENV} is used if set; without either, the "
+        "sentinels are contacted without a password.",
     ),
     _numeric_opt(
         "max_message_size",
@@ -484,48 +484,24 @@ def register_opts(conf: cfg.ConfigOpts, group: str = GROUP_NAME) -> None:
         raise ConfigurationError(msg) from exc
 
 
-# ---------------------------------------------------------------------------
-# Transport URLs
-
-
-class _URLError(Exception):
-    """A problem with a URL, before the URL itself is added to the message."""
-
-
-_SCHEME: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
-_KNOWN_SCHEMES: Final = ("zmq", "zmq+file", "zmq+memory", "zmq+redis", "zmq+sentinel")
-_HOST_PORT: Final = re.compile(
-    r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9._-]+))(?::(?P<port>[0-9]{1,5}))?"
+# Each query parameter and the type its value is converted to.
+_PARAMETER_TYPES: Final[Mapping[str, type]] = MappingProxyType(
+    {
+        name: OPTION_BOUNDS[name].kind
+        if name in OPTION_BOUNDS
+        else bool
+        if name in _BOOL_FIELDS
+        else str
+        for name in _SCALAR_FIELDS
+    }
 )
-_DIGITS: Final = re.compile(r"[0-9]+")
-_INTEGER: Final = re.compile(r"[+-]?[0-9]+")
-# Plain decimal notation only: float() would also take "nan", "inf" and "1_0".
-_FLOAT: Final = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
-def _redact(url: str) -> str:
-    """Return ``url`` with the password of its user information replaced by ``***``."""
-    # Done by hand rather than with urlsplit, which rejects some malformed
-    # URLs, and a malformed URL still has to be redacted for its error message.
-    match = _SCHEME.match(url)
-    if match is None:
-        return url
-    start = match.end()
-    end = min((i for i in (url.find(c, start) for c in "/?#") if i >= 0), default=len(url))
-    userinfo, at, hostinfo = url[start:end].rpartition("@")
-    if not at:
-        return url
-    user, colon, _ = userinfo.partition(":")
-    # Without a colon the "user name" is most likely a misplaced password.
-    hidden = f"{user}:***" if colon else "***"
-    return f"{url[:start]}{hidden}@{hostinfo}{url[end:]}"
 
 
 def parse_url(url: str, base: Settings | None = None) -> Settings:
     """Return ``base`` (default: ``Settings()``) with the matchmaker and options of ``url``.
 
-    The URL's scheme and location choose the matchmaker (see the module
-    docstring); its query parameters, named like the options, override them.
+    The URL's scheme and location choose the matchmaker (see `zmqactors.urls`);
+    its query parameters, named like the options, override them.
     Raises `ConfigurationError` naming the URL, with any password redacted,
     and the problem: not a string, a missing or unknown scheme, a bad
     location, an unknown, repeated or malformed parameter, or a value out of
@@ -535,178 +511,12 @@ def parse_url(url: str, base: Settings | None = None) -> Settings:
         # Neither shown nor repr()ed: a bytes URL may carry a password.
         msg = f"invalid transport URL: expected a str, got {type(url).__name__}"
         raise ConfigurationError(msg)
-    safe_url = _redact(url)
+    safe_url = urls.redact(url)
     settings = Settings() if base is None else base
     try:
-        spec, overrides = _parse(url, safe_url)
+        spec, overrides = urls.split_url(url, _PARAMETER_TYPES)
         return settings.evolve(matchmaker=spec, **overrides)
-    except (_URLError, ConfigurationError) as exc:
+    except ConfigurationError as exc:
         msg = f"invalid transport URL {safe_url!r}: {exc}"
         # Not chained: an inner message might quote the unredacted URL.
         raise ConfigurationError(msg) from None
-
-
-def _parse(url: str, safe_url: str) -> tuple[MatchmakerSpec, dict[str, object]]:
-    if not all(" " < char < "\x7f" for char in url):
-        # urlsplit would silently drop tabs and newlines, and NFKC-normalise
-        # other characters; refuse rather than connect somewhere unintended.
-        msg = "only printable ASCII without spaces is allowed (percent-encode the rest)"
-        raise _URLError(msg)
-    match = _SCHEME.match(url)
-    if match is None:
-        msg = "missing scheme: a transport URL starts with 'zmq://' or 'zmq+BACKEND://'"
-        raise _URLError(msg)
-    scheme = match.group(1).lower()
-    if scheme not in _KNOWN_SCHEMES:
-        msg = f"unknown scheme {scheme!r} (known: {', '.join(_KNOWN_SCHEMES)})"
-        raise _URLError(msg)
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        # Its message may quote the host part, password included.
-        msg = "malformed host part (check the '[' and ']' around an IPv6 address)"
-        raise _URLError(msg) from None
-    if parts.fragment:
-        msg = "a fragment ('#...') is not allowed"
-        raise _URLError(msg)
-    userinfo, at, hostinfo = parts.netloc.rpartition("@")
-    password = _parse_password(scheme, userinfo) if at else None
-    spec = _parse_location(scheme, hostinfo, parts.path, safe_url, password)
-    return spec, _parse_query(parts.query)
-
-
-def _parse_password(scheme: str, userinfo: str) -> str:
-    if scheme not in {"zmq+redis", "zmq+sentinel"}:
-        msg = f"{scheme}:// takes no user name or password"
-        raise _URLError(msg)
-    user, colon, password = userinfo.partition(":")
-    if user or not colon:
-        msg = "user names are not supported: give only a password, as ':PASSWORD@'"
-        raise _URLError(msg)
-    if not password:
-        msg = "the password after ':' is empty"
-        raise _URLError(msg)
-    return urllib.parse.unquote(password)
-
-
-def _parse_location(
-    scheme: str, hostinfo: str, path: str, safe_url: str, password: str | None
-) -> MatchmakerSpec:
-    match scheme:
-        case "zmq":
-            if hostinfo or path:
-                msg = (
-                    f"zmq:// takes no host or path, got {hostinfo + path!r} "
-                    "(for a directory use zmq+file:///DIR)"
-                )
-                raise _URLError(msg)
-            return MatchmakerSpec("file", default_file_directory(), safe_url)
-        case "zmq+memory":
-            if path:
-                msg = f"zmq+memory://NAME takes no path, got {path!r}"
-                raise _URLError(msg)
-            return MatchmakerSpec("memory", urllib.parse.unquote(hostinfo), safe_url)
-        case "zmq+file":
-            return MatchmakerSpec("file", _parse_directory(hostinfo, path), safe_url)
-        case "zmq+redis":
-            if not hostinfo:
-                msg = "missing host: use zmq+redis://HOST[:PORT][/DB]"
-                raise _URLError(msg)
-            host_port = _parse_host_port(hostinfo, _REDIS_PORT)
-            return MatchmakerSpec(
-                "redis", f"{host_port}/{_parse_database(path)}", safe_url, password
-            )
-        case _:
-            master = urllib.parse.unquote(path.removeprefix("/"))
-            if not master or "/" in master:
-                msg = f"expected one master name after the hosts, got path {path!r}"
-                raise _URLError(msg)
-            hosts = ",".join(_parse_host_port(item, _SENTINEL_PORT) for item in hostinfo.split(","))
-            return MatchmakerSpec("sentinel", f"{hosts}/{master}", safe_url, password)
-
-
-def _parse_directory(hostinfo: str, path: str) -> str:
-    if hostinfo:
-        msg = f"zmq+file:// takes no host, got {hostinfo!r}: use zmq+file:///ABSOLUTE/DIR"
-        raise _URLError(msg)
-    directory = urllib.parse.unquote(path)
-    if not directory:
-        msg = "missing directory: use zmq+file:///ABSOLUTE/DIR"
-        raise _URLError(msg)
-    if "\x00" in directory:
-        msg = "the directory contains a NUL character"
-        raise _URLError(msg)
-    return directory
-
-
-def _parse_host_port(text: str, default_port: int) -> str:
-    """Return ``text`` as ``host:port`` (``[ipv6]:port``), with the default port filled in."""
-    match = _HOST_PORT.fullmatch(text)
-    if match is None:
-        msg = f"expected HOST or HOST:PORT, got {text!r}"
-        if text.count(":") > 1 or "[" in text or "]" in text:
-            msg += " (an IPv6 address goes in brackets: [::1]:6379)"
-        raise _URLError(msg)
-    port = default_port if match["port"] is None else int(match["port"])
-    if not 1 <= port <= _MAX_PORT:
-        msg = f"port must be between 1 and {_MAX_PORT}, got {port}"
-        raise _URLError(msg)
-    if match["ipv6"] is None:
-        return _addresses.host_port(match["host"], port)
-    try:
-        ipaddress.IPv6Address(match["ipv6"])
-    except ValueError:
-        msg = f"not an IPv6 address in brackets: {text!r}"
-        raise _URLError(msg) from None
-    return _addresses.host_port(match["ipv6"], port)
-
-
-def _parse_database(path: str) -> int:
-    database = path.removeprefix("/")
-    if not database:
-        return 0
-    if _DIGITS.fullmatch(database) is None:
-        msg = f"the Redis database must be a non-negative integer, got {database!r}"
-        raise _URLError(msg)
-    return int(database)
-
-
-def _parse_query(query: str) -> dict[str, object]:
-    overrides: dict[str, object] = {}
-    if not query:
-        return overrides
-    for field in query.split("&"):
-        raw_name, equals, raw_value = field.partition("=")
-        name = urllib.parse.unquote(raw_name)
-        if not equals or not name:
-            msg = f"query parameter {field!r} is not NAME=VALUE"
-            raise _URLError(msg)
-        if name not in _SCALAR_FIELDS:
-            msg = f"unknown parameter {name!r} (known: {', '.join(sorted(_SCALAR_FIELDS))})"
-            raise _URLError(msg)
-        if name in overrides:
-            msg = f"parameter {name!r} is given more than once"
-            raise _URLError(msg)
-        overrides[name] = _convert(name, urllib.parse.unquote(raw_value))
-    return overrides
-
-
-def _convert(name: str, value: str) -> object:
-    if name in _BOOL_FIELDS:
-        switch = _BOOL_WORDS.get(value.lower())
-        if switch is None:
-            msg = f"parameter {name!r} must be true or false, got {value!r}"
-            raise _URLError(msg)
-        return switch
-    bounds = OPTION_BOUNDS.get(name)
-    if bounds is None:
-        return value
-    if bounds.kind is int:
-        if _INTEGER.fullmatch(value) is None:
-            msg = f"parameter {name!r} must be an integer, got {value!r}"
-            raise _URLError(msg)
-        return int(value)
-    if _FLOAT.fullmatch(value) is None:
-        msg = f"parameter {name!r} must be a number, got {value!r}"
-        raise _URLError(msg)
-    return float(value)

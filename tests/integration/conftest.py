@@ -3,7 +3,9 @@
 They listen on 127.0.0.1, or on another address (``::1``) when asked.
 
 Each process runs in its own temporary directory with persistence off, is
-ready once it answers PING, and is killed after the test. Without a
+ready once it answers PING, and is killed after the test. A server may speak
+TLS only (``port 0``, ``tls-port``), with certificates made by the test
+(`make_tls_files`), and have an ACL user with the ``default`` user disabled. Without a
 ``redis-server`` on PATH the tests that need one skip, except under CI
 (``CI=true``), where they fail: ``make test`` installs the Debian package.
 """
@@ -11,6 +13,9 @@ ready once it answers PING, and is killed after the test. Without a
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import ipaddress
+import itertools
 import os
 import secrets
 import shutil
@@ -21,11 +26,15 @@ from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 import redis
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.helpers import free_port, wait_until
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from pathlib import Path
 
 START_TIMEOUT = 10.0
@@ -51,6 +60,89 @@ def redis_server_binary() -> str:
     return path
 
 
+@dataclasses.dataclass(frozen=True)
+class TLSFiles:
+    """PEM files of one test PKI: its CA, a server's and a client's certificate and key."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+
+
+def _certificate(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
+    *,
+    names: Sequence[str] = (),
+) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    issuer_name, issuer_key = issuer if issuer is not None else (name, key)
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
+    )
+    if names:
+        alternatives: list[x509.GeneralName] = []
+        for item in names:
+            try:
+                alternatives.append(x509.IPAddress(ipaddress.ip_address(item)))
+            except ValueError:
+                alternatives.append(x509.DNSName(item))
+        builder = builder.add_extension(x509.SubjectAlternativeName(alternatives), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def make_tls_files(
+    directory: Path, *, server_names: Sequence[str] = ("127.0.0.1", "::1", "localhost")
+) -> TLSFiles:
+    """Make a new CA in ``directory`` and a server and a client certificate it signed.
+
+    The server's certificate is valid for ``server_names`` (IP addresses or
+    host names). Each call makes an unrelated CA: one made for another test
+    plays an attacker's.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _certificate(f"zmqactors test CA {secrets.token_hex(4)}", ca_key, None)
+    files = TLSFiles(
+        *(
+            directory / f"{name}.pem"
+            for name in ("ca", "server", "server-key", "client", "client-key")
+        )
+    )
+    files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    for cert_path, key_path, subject, names in (
+        (files.server_cert, files.server_key, "redis", server_names),
+        (files.client_cert, files.client_key, "zmqactors client", ()),
+    ):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _certificate(subject, key, (ca.subject, ca_key), names=names)
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_key(key_path, key)
+    return files
+
+
 class RedisProcess:
     """One redis-server (or sentinel) process; `start` again after `kill` reuses the port."""
 
@@ -62,13 +154,20 @@ class RedisProcess:
         sentinel_conf: str | None = None,
         host: str = "127.0.0.1",
         prefix: tuple[str, ...] = (),
+        tls: TLSFiles | None = None,
+        acl_user: tuple[str, str] | None = None,
     ) -> None:
         self.directory = directory
         self.host = host
+        # With TLS the server listens on `port` with TLS only (plain port 0).
+        self.tls = tls
+        # (name, password) of the one ACL user; the default user is then disabled.
+        self.acl_user = acl_user
+        self.username = None if acl_user is None else acl_user[0]
         # Runs the process elsewhere, e.g. ("ip", "netns", "exec", NS).
         self.prefix = prefix
         self.port = port
-        self.password: str | None = None
+        self.password: str | None = None if acl_user is None else acl_user[1]
         self._sentinel_conf = sentinel_conf
         self._extra: tuple[str, ...] = ()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -76,9 +175,10 @@ class RedisProcess:
 
     @property
     def url(self) -> str:
-        """``zmq+redis://`` URL of database 0 (with the password, if any)."""
-        auth = f":{self.password}@" if self.password else ""
-        return f"zmq+redis://{auth}{self.host_port}/0"
+        """``zmq+redis://`` (``zmq+rediss://``) URL of database 0 with the user and password."""
+        auth = f"{self.username or ''}:{self.password}@" if self.password else ""
+        scheme = "zmq+rediss" if self.tls else "zmq+redis"
+        return f"{scheme}://{auth}{self.host_port}/0"
 
     @property
     def host_port(self) -> str:
@@ -93,12 +193,25 @@ class RedisProcess:
 
     def client(self) -> redis.Redis:
         """A plain redis-py client of this server with short timeouts."""
+        tls: dict[str, object] = {}
+        if self.tls is not None:
+            # With the client certificate: ready also under `--tls-auth-clients yes`;
+            # the CA is checked, not the name (a test may give the server another's).
+            tls = {
+                "ssl": True,
+                "ssl_check_hostname": False,
+                "ssl_ca_certs": str(self.tls.ca),
+                "ssl_certfile": str(self.tls.client_cert),
+                "ssl_keyfile": str(self.tls.client_key),
+            }
         return redis.Redis(
             host=self.host,
             port=self.port,
+            username=self.username,
             password=self.password,
             socket_timeout=1.0,
             socket_connect_timeout=1.0,
+            **tls,
         )
 
     def start(self, *extra: str) -> RedisProcess:
@@ -116,9 +229,8 @@ class RedisProcess:
             args += [str(conf), "--sentinel"]
         else:
             args += ["--save", "", "--appendonly", "no"]
+        args += self._listen_args()
         args += [
-            "--port",
-            str(self.port),
             "--bind",
             self.host,
             "--dir",
@@ -132,6 +244,21 @@ class RedisProcess:
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         self._wait_ready()
         return self
+
+    def _listen_args(self) -> list[str]:
+        args = ["--port", str(self.port)]
+        if self.tls is not None:
+            args = ["--port", "0", "--tls-port", str(self.port)]
+            args += ["--tls-cert-file", str(self.tls.server_cert)]
+            args += ["--tls-key-file", str(self.tls.server_key)]
+            args += ["--tls-ca-cert-file", str(self.tls.ca)]
+            # Client certificates are checked when sent; `--tls-auth-clients yes` requires them.
+            args += ["--tls-auth-clients", "optional"]
+        if self.acl_user is not None:
+            name, password = self.acl_user
+            args += ["--user", name, "on", f">{password}", "~*", "&*", "+@all"]
+            args += ["--user", "default", "off"]
+        return args
 
     def _wait_ready(self) -> None:
         assert self.proc is not None
@@ -230,18 +357,41 @@ def wait_for(predicate: Callable[[], bool], what: str, log: str = "") -> None:
         pytest.fail(f"{exc}\n{log}")
 
 
-def start_sentinel(directory: Path, master: RedisProcess, *, replicas: int = 0) -> RedisProcess:
-    """Start a sentinel monitoring ``master``; return once it names it and knows its replicas."""
-    conf = "\n".join(
-        [
-            f"sentinel monitor {MASTER_NAME} {master.host} {master.port} 1",
-            # No failover unless a test asks for one: a slow CI machine must
-            # not make the sentinel think the master is down.
-            f"sentinel down-after-milliseconds {MASTER_NAME} 60000",
-            "",
+def start_sentinel(
+    directory: Path,
+    master: RedisProcess,
+    *,
+    replicas: int = 0,
+    acl_user: tuple[str, str] | None = None,
+) -> RedisProcess:
+    """Start a sentinel monitoring ``master``; return once it names it and knows its replicas.
+
+    With a TLS ``master`` the sentinel speaks TLS only too (to the master and
+    to its clients), and logs in to the master as the master's ACL user;
+    ``acl_user`` is then the sentinel's own user (``default`` disabled).
+    """
+    lines = [
+        f"sentinel monitor {MASTER_NAME} {master.host} {master.port} 1",
+        # No failover unless a test asks for one: a slow CI machine must
+        # not make the sentinel think the master is down.
+        f"sentinel down-after-milliseconds {MASTER_NAME} 60000",
+    ]
+    if master.acl_user is not None:
+        lines += [
+            f"sentinel auth-user {MASTER_NAME} {master.acl_user[0]}",
+            f'sentinel auth-pass {MASTER_NAME} "{master.acl_user[1]}"',
         ]
+    if master.tls is not None:
+        lines.append("tls-replication yes")
+    conf = "\n".join([*lines, ""])
+    sentinel = RedisProcess(
+        directory,
+        free_port(master.host),
+        sentinel_conf=conf,
+        host=master.host,
+        tls=master.tls,
+        acl_user=acl_user,
     )
-    sentinel = RedisProcess(directory, free_port(master.host), sentinel_conf=conf, host=master.host)
     sentinel.start()
     client = sentinel.client()
     try:
@@ -274,21 +424,41 @@ def start_redis(tmp_path: Path) -> Iterator[Callable[..., RedisProcess]]:
 
     ``host`` (default 127.0.0.1) is the address it listens on; ``prefix``
     and ``port`` run it elsewhere (``ip netns exec NS``), where no free port
-    can be asked for from here.
+    can be asked for from here. ``tls`` makes it speak TLS only, with those
+    files; ``acl_user`` (name, password) adds that user and disables ``default``.
     """
     started: list[RedisProcess] = []
 
     def start(
-        *extra: str, host: str = "127.0.0.1", prefix: tuple[str, ...] = (), port: int = 0
+        *extra: str,
+        host: str = "127.0.0.1",
+        prefix: tuple[str, ...] = (),
+        port: int = 0,
+        tls: TLSFiles | None = None,
+        acl_user: tuple[str, str] | None = None,
     ) -> RedisProcess:
         directory = tmp_path / f"redis-{len(started)}"
-        process = RedisProcess(directory, port or free_port(host), host=host, prefix=prefix)
+        process = RedisProcess(
+            directory,
+            port or free_port(host),
+            host=host,
+            prefix=prefix,
+            tls=tls,
+            acl_user=acl_user,
+        )
         started.append(process)
         return process.start(*extra)
 
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture
+def make_pki(tmp_path: Path) -> Callable[..., TLSFiles]:
+    """Make test PKIs with `make_tls_files` under this test's directory; each call a new CA."""
+    made = itertools.count()
+    return lambda **names: make_tls_files(tmp_path / f"pki-{next(made)}", **names)
 
 
 @pytest.fixture

@@ -231,11 +231,11 @@ def test_factory_refuses_a_bad_location(kind: str, location: str) -> None:
 
 def test_factory_parses_what_parse_url_writes() -> None:
     redis_mm = create_matchmaker("redis", parse_url("zmq+redis://[::1]:7000/3").matchmaker.location)
-    assert repr(redis_mm) == "RedisMatchmaker([::1]:7000/3)"
+    assert repr(redis_mm) == "RedisMatchmaker(redis://[::1]:7000/3)"
     spec = parse_url("zmq+sentinel://h1,[::1]:26380/my.master").matchmaker
     sentinel_mm = create_matchmaker(spec.kind, spec.location)
     assert isinstance(sentinel_mm, SentinelMatchmaker)
-    assert repr(sentinel_mm) == "SentinelMatchmaker(h1:26379,[::1]:26380/my.master)"
+    assert repr(sentinel_mm) == "SentinelMatchmaker(sentinel://h1:26379,[::1]:26380/my.master)"
     for mm in (redis_mm, sentinel_mm):
         mm.close()
 

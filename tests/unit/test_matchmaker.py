@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import wait_until
-from zmqactors.errors import ConfigurationError
+from tests.helpers import give_away, wait_until
+from zmqactors.errors import ConfigurationError, SecurityError
 from zmqactors.matchmaker import (
     FileMatchmaker,
     Matchmaker,
@@ -529,3 +529,157 @@ def test_entries_lists_every_live_route(kind, tmp_path):
         ("default/b", "s2", "tcp://h:2"),
         ("notify/default/a", "id:pool", "tcp://h:3"),
     ]
+
+
+# --- file backend: strict files (issue #12, row 4) -------------------------------
+
+
+class BadRoutes:
+    """Counts what a FileMatchmaker reports through on_bad_route."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+def plant(mm: FileMatchmaker, server: str, address: str, expires: float) -> Path:
+    """Write a well-formed route file by hand, as an attacker with write access would."""
+    # The matchmaker's own naming and format, so only the expiry gives the route away.
+    mm.register(KEY, server, address, LONG_TTL)
+    (key_dir,) = key_dirs(mm.directory)
+    for path in key_dir.iterdir():
+        content = json.loads(path.read_bytes())
+        if (content["server"], content["address"]) == (server, address):
+            path.write_text(json.dumps({**content, "expires": expires}))
+            return path
+    raise AssertionError(server)
+
+
+def test_file_route_expiring_beyond_the_ttl_is_ignored_and_counted(tmp_path: Path) -> None:
+    bad = BadRoutes()
+    mm = FileMatchmaker(tmp_path / "mm", max_ttl=LONG_TTL, on_bad_route=bad)
+    plant(mm, "attacker", "tcp://127.0.0.1:6666", 1e300)
+    mm.register(KEY, "honest", "tcp://127.0.0.1:1", LONG_TTL)
+
+    assert addresses(mm.lookup(KEY)) == [("honest", "tcp://127.0.0.1:1")]
+    assert bad.count == 1
+    assert [key for key, _ in mm.entries()] == [KEY]
+    # Within the TTL a hand-written route is an ordinary one.
+    plant(mm, "attacker", "tcp://127.0.0.1:6666", time.time() + LONG_TTL / 2)
+    assert ("attacker", "tcp://127.0.0.1:6666") in addresses(mm.lookup(KEY))
+
+
+def test_file_default_max_ttl_is_bounded(tmp_path: Path) -> None:
+    mm = FileMatchmaker(tmp_path / "mm")
+    plant(mm, "attacker", "tcp://127.0.0.1:6666", 1e300)
+    assert mm.lookup(KEY) == ()
+
+
+def test_file_factory_takes_the_transport_ttl(tmp_path: Path) -> None:
+    bad = BadRoutes()
+    mm = create_matchmaker("file", str(tmp_path / "mm"), max_ttl=5.0, on_bad_route=bad)
+    assert isinstance(mm, FileMatchmaker)
+    plant(mm, "later", "tcp://127.0.0.1:2", time.time() + 30)
+    assert mm.lookup(KEY) == ()
+    assert bad.count == 1
+
+
+def test_file_symlinked_key_directory_is_neither_read_nor_cleaned(tmp_path: Path) -> None:
+    bad = BadRoutes()
+    mm = FileMatchmaker(tmp_path / "mm", on_bad_route=bad)
+    victim = tmp_path / "victim"
+    donor = FileMatchmaker(tmp_path / "donor")
+    donor.register(KEY, "elsewhere", "tcp://127.0.0.1:3", LONG_TTL)
+    (donor_dir,) = key_dirs(donor.directory)
+    donor_dir.rename(victim)
+    (route_file,) = victim.iterdir()
+    # Old enough that a reader would delete them were they in its own directory.
+    route_file.write_text(json.dumps({**json.loads(route_file.read_bytes()), "expires": 1.0}))
+    precious = victim / ".tmp.1.1.precious"
+    precious.write_bytes(b"keep me")
+    old = time.time() - 3600
+    os.utime(precious, (old, old))
+    link = mm.directory / donor_dir.name
+    link.symlink_to(victim, target_is_directory=True)
+
+    assert mm.lookup(KEY) == ()
+    assert mm.entries() == ()
+    assert bad.count >= 1
+    assert route_file.exists()
+    assert precious.exists()
+    # A registration refuses to write through the link, and leaves the target alone.
+    with pytest.raises(OSError, match=r"link|directory"):
+        mm.register(KEY, "node-1", "tcp://127.0.0.1:1", LONG_TTL)
+    mm.unregister(KEY, "elsewhere", "tcp://127.0.0.1:3")
+    assert sorted(path.name for path in victim.iterdir()) == sorted(
+        [route_file.name, precious.name]
+    )
+
+
+def test_file_symlinked_route_file_is_neither_read_nor_deleted_through(tmp_path: Path) -> None:
+    bad = BadRoutes()
+    mm = FileMatchmaker(tmp_path / "mm", on_bad_route=bad)
+    route_path = plant(mm, "node-1", "tcp://127.0.0.1:1", time.time() + LONG_TTL / 2)
+    target = tmp_path / "target.route"
+    route_path.rename(target)
+    route_path.symlink_to(target)
+
+    assert mm.lookup(KEY) == ()
+    assert bad.count == 1
+    mm.unregister(KEY, "node-1", "tcp://127.0.0.1:1")
+    assert not route_path.is_symlink()
+    assert target.exists()
+    # A registration replaces the link with a file of its own; the target keeps its content.
+    content = target.read_bytes()
+    route_path.symlink_to(target)
+    mm.register(KEY, "node-1", "tcp://127.0.0.1:1", LONG_TTL)
+    assert not route_path.is_symlink()
+    assert target.read_bytes() == content
+    assert addresses(mm.lookup(KEY)) == [("node-1", "tcp://127.0.0.1:1")]
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o707, 0o777, 0o720])
+def test_file_directory_writable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
+    directory = tmp_path / "shared"
+    directory.mkdir()
+    directory.chmod(mode)
+    with pytest.raises(SecurityError, match=rf"'{directory}'.*writable by group or others"):
+        FileMatchmaker(directory)
+    # Readable by others is fine: only writers can plant routes.
+    directory.chmod(0o755)
+    FileMatchmaker(directory)
+
+
+def test_file_directory_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    directory = tmp_path / "theirs"
+    directory.mkdir(mode=0o700)
+    other = give_away(directory)
+    if other is None:
+        pytest.skip("only root can give a directory away")
+    with pytest.raises(SecurityError, match=rf"'{directory}'.*owned by uid {other}"):
+        FileMatchmaker(directory)
+
+
+def test_file_directory_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    with pytest.raises(SecurityError, match=rf"'{link}'.*symbolic link"):
+        FileMatchmaker(link)
+    FileMatchmaker(real)
+
+
+def test_file_bad_max_ttl_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"max_ttl.*nan"):
+        FileMatchmaker(tmp_path, max_ttl=math.nan)
+
+
+def test_file_fifo_in_place_of_a_route_does_not_block(tmp_path: Path) -> None:
+    mm = FileMatchmaker(tmp_path / "mm")
+    route_path = plant(mm, "node-1", "tcp://127.0.0.1:1", time.time() + LONG_TTL / 2)
+    route_path.unlink()
+    os.mkfifo(route_path)
+    assert mm.lookup(KEY) == ()

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from zmqactors.cli._options import EXIT_OK, CommandError, settings_from
 from zmqactors.cli._output import error, escape, print_json, print_text
-from zmqactors.matchmaker import create_matchmaker
+from zmqactors.matchmaker import matchmaker_for
 
 if TYPE_CHECKING:
     import argparse
@@ -72,10 +72,11 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def targets(args: argparse.Namespace) -> int:
     """``targets``: list the matchmaker's entries. Raises `CommandError` if it cannot."""
-    spec = settings_from(args).matchmaker
+    settings = settings_from(args)
+    spec = settings.matchmaker
     if spec.kind == "memory":
         error(f"note: {spec.url} lives inside one process; this one has nothing registered")
-    backend = create_matchmaker(spec.kind, spec.location, spec.password)
+    backend = matchmaker_for(settings)
     try:
         entries = getattr(backend, "entries", None)
         if entries is None:

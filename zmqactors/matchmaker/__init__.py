@@ -10,17 +10,27 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from zmqactors.errors import ConfigurationError
+from zmqactors.matchmaker.access import RedisAccess, redis_access
 from zmqactors.matchmaker.base import Matchmaker, Route
-from zmqactors.matchmaker.file import FileMatchmaker
+from zmqactors.matchmaker.file import DEFAULT_MAX_TTL, FileMatchmaker
 from zmqactors.matchmaker.memory import MemoryMatchmaker
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from zmqactors.options import Settings
 
 __all__ = [
     "FileMatchmaker",
     "Matchmaker",
     "MemoryMatchmaker",
+    "RedisAccess",
     "Route",
     "create_matchmaker",
+    "matchmaker_for",
 ]
 
 _KINDS = ("file", "memory", "redis", "sentinel")
@@ -30,6 +40,10 @@ def create_matchmaker(
     kind: str,
     location: str,
     password: str | None = None,
+    *,
+    max_ttl: float = DEFAULT_MAX_TTL,
+    on_bad_route: Callable[[], object] | None = None,
+    access: RedisAccess | None = None,
 ) -> Matchmaker:
     """Build the matchmaker of ``kind`` at ``location``; any thread.
 
@@ -37,25 +51,50 @@ def create_matchmaker(
     ``"file"``, ``HOST:PORT/DB`` for ``"redis"`` and ``H1:P1,H2:P2/MASTER`` for
     ``"sentinel"`` (as `zmqactors.options.parse_url` writes them). ``password``
     is for the network backends; the local ones ignore it, so one configuration
-    can switch between backends. Nothing connects here: a network backend
-    connects on its first command.
+    can switch between backends. ``max_ttl`` and ``on_bad_route`` are the file
+    backend's (see `FileMatchmaker`); ``access`` (user names, passwords, TLS)
+    the network backends', replacing ``password`` when given. Nothing connects here: a network
+    backend connects on its first command.
 
     Raises `ConfigurationError` naming the value for an unknown kind, a bad
-    location, or a redis kind when redis-py is not installed.
+    location, or a redis kind when redis-py is not installed; `SecurityError`
+    for a file directory others could write.
     """
     match kind:
         case "memory":
             return MemoryMatchmaker(location)
         case "file":
-            return FileMatchmaker(location)
+            return FileMatchmaker(location, max_ttl=max_ttl, on_bad_route=on_bad_route)
         case "redis" | "sentinel":
-            return _redis_backend(kind, location, password)
+            return _redis_backend(kind, location, access or RedisAccess(password=password))
         case _:
             msg = f"unknown matchmaker kind {kind!r}; expected one of {', '.join(_KINDS)}"
             raise ConfigurationError(msg)
 
 
-def _redis_backend(kind: str, location: str, password: str | None) -> Matchmaker:
+def matchmaker_for(
+    settings: Settings, *, on_bad_route: Callable[[], object] | None = None
+) -> Matchmaker:
+    """Build the matchmaker ``settings`` name, with the options it takes; any thread.
+
+    The file backend ignores routes beyond ``settings.matchmaker_ttl`` and
+    reports them to ``on_bad_route``; the Redis ones get their credentials and
+    TLS files through `redis_access` (which reads any password file here).
+    Raises as `create_matchmaker` and `redis_access` do.
+    """
+    spec = settings.matchmaker
+    access = redis_access(settings) if spec.kind in {"redis", "sentinel"} else None
+    return create_matchmaker(
+        spec.kind,
+        spec.location,
+        spec.password,
+        max_ttl=settings.matchmaker_ttl,
+        on_bad_route=on_bad_route,
+        access=access,
+    )
+
+
+def _redis_backend(kind: str, location: str, access: RedisAccess) -> Matchmaker:
     try:
         # Lazy: redis-py is an optional dependency (the "redis" extra).
         from zmqactors.matchmaker import redis  # noqa: PLC0415
@@ -68,5 +107,5 @@ def _redis_backend(kind: str, location: str, password: str | None) -> Matchmaker
         )
         raise ConfigurationError(msg) from exc
     if kind == "redis":
-        return redis.RedisMatchmaker.from_location(location, password)
-    return redis.SentinelMatchmaker.from_location(location, password)
+        return redis.RedisMatchmaker.from_location(location, access=access)
+    return redis.SentinelMatchmaker.from_location(location, access=access)

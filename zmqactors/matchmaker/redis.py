@@ -38,6 +38,7 @@ fast instead of stalling the matchmaker actor.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -50,10 +51,11 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from zmqactors.errors import ConfigurationError
+from zmqactors.matchmaker.access import RedisAccess
 from zmqactors.matchmaker.base import Route
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 __all__ = ["RedisMatchmaker", "SentinelMatchmaker"]
 
@@ -132,9 +134,11 @@ class _RedisRoutes:
         ``RedisError`` subclasses if Redis is unreachable or refuses.
         """
         _check_ttl(ttl)
-        self._register(
-            keys=[_redis_key(key)], args=[_member(server, address, server_key), repr(ttl * 1000)]
-        )
+        with self._named():
+            self._register(
+                keys=[_redis_key(key)],
+                args=[_member(server, address, server_key), repr(ttl * 1000)],
+            )
 
     def unregister(
         self, key: str, server: str, address: str, server_key: str | None = None
@@ -145,7 +149,8 @@ class _RedisRoutes:
 
         Raises redis-py's ``RedisError`` subclasses if Redis is unreachable or refuses.
         """
-        self._client.zrem(_redis_key(key), _member(server, address, server_key))
+        with self._named():
+            self._client.zrem(_redis_key(key), _member(server, address, server_key))
 
     def lookup(self, key: str) -> tuple[Route, ...]:
         """Return the unexpired routes of ``key`` sorted by (server, address); any thread.
@@ -154,7 +159,8 @@ class _RedisRoutes:
         ``RedisError`` subclasses if Redis is unreachable or refuses (a
         ``ResponseError`` if the key holds something other than a sorted set).
         """
-        return self._read(_redis_key(key))
+        with self._named():
+            return self._read(_redis_key(key))
 
     def entries(self) -> tuple[tuple[str, Route], ...]:
         """Return every live (key, route) in this database, sorted; any thread.
@@ -165,14 +171,15 @@ class _RedisRoutes:
         redis-py's ``RedisError`` subclasses if Redis is unreachable.
         """
         found: list[tuple[str, Route]] = []
-        for name in self._client.scan_iter(match=f"{PREFIX}*", count=_SCAN_COUNT):
-            raw = bytes(name)
-            try:
-                key = raw[len(PREFIX) :].decode()
-                routes = self._read(raw)
-            except (UnicodeDecodeError, redis.ResponseError):
-                continue
-            found.extend((key, route) for route in routes)
+        with self._named():
+            for name in self._client.scan_iter(match=f"{PREFIX}*", count=_SCAN_COUNT):
+                raw = bytes(name)
+                try:
+                    key = raw[len(PREFIX) :].decode()
+                    routes = self._read(raw)
+                except (UnicodeDecodeError, redis.ResponseError):
+                    continue
+                found.extend((key, route) for route in routes)
         found.sort(key=lambda entry: (entry[0], entry[1].server, entry[1].address))
         return tuple(found)
 
@@ -185,6 +192,22 @@ class _RedisRoutes:
         # which depends on the redis-py version for Sentinel clients.
         self._client.close()
         self._client.connection_pool.disconnect()
+
+    @contextlib.contextmanager
+    def _named(self) -> Iterator[None]:
+        """Re-raise redis-py's errors, same class, with this matchmaker's name in front.
+
+        So that a failure (a refused password, a TLS handshake that fails)
+        says which matchmaker failed; the name never holds the password.
+        """
+        try:
+            yield
+        except redis.RedisError as exc:
+            try:
+                named = type(exc)(f"{self!r}: {exc}")
+            except Exception:  # noqa: BLE001 - an error class with another signature
+                raise exc from None
+            raise named from None
 
     def _read(self, name: str | bytes) -> tuple[Route, ...]:
         reply = self._lookup(keys=[name])
@@ -208,7 +231,7 @@ class _RedisRoutes:
 
 
 class RedisMatchmaker(_RedisRoutes):
-    """Routes in one Redis server (``zmq+redis://[:PASSWORD@]HOST[:PORT][/DB]``)."""
+    """Routes in one Redis server (``zmq+redis[s]://[USER[:PASSWORD]@]HOST[:PORT][/DB]``)."""
 
     def __init__(
         self,
@@ -217,11 +240,13 @@ class RedisMatchmaker(_RedisRoutes):
         db: int = 0,
         password: str | None = None,
         *,
+        access: RedisAccess | None = None,
         socket_timeout: float = SOCKET_TIMEOUT,
         connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         """Prepare a client of ``host:port`` database ``db``; any thread; connects lazily.
 
+        ``access`` (user, password, TLS) replaces ``password`` when given.
         Raises `ConfigurationError` for an empty host, a port out of range or
         a negative database number.
         """
@@ -231,18 +256,22 @@ class RedisMatchmaker(_RedisRoutes):
         if db < 0:
             msg = f"the Redis database must be a non-negative integer, got {db}"
             raise ConfigurationError(msg)
+        if access is None:
+            access = RedisAccess(password=password)
         client = redis.Redis(
             host=host,
             port=port,
             db=db,
-            password=password,
+            **access.client_options(),
             **_connection_options(socket_timeout, connect_timeout),
         )
         shown = f"[{host}]" if ":" in host else host
-        super().__init__(client, f"{shown}:{port}/{db}")
+        super().__init__(client, f"{access.scheme}{shown}:{port}/{db}")
 
     @classmethod
-    def from_location(cls, location: str, password: str | None = None) -> RedisMatchmaker:
+    def from_location(
+        cls, location: str, password: str | None = None, access: RedisAccess | None = None
+    ) -> RedisMatchmaker:
         """Build one from a location ``HOST:PORT/DB`` (``[IPV6]:PORT/DB``), as `parse_url` makes.
 
         Raises `ConfigurationError` naming the location if it is malformed.
@@ -252,7 +281,7 @@ class RedisMatchmaker(_RedisRoutes):
             msg = f"bad redis matchmaker location {location!r}: expected HOST:PORT/DB"
             raise ConfigurationError(msg)
         host, port = _split_host_port(host_port, DEFAULT_PORT)
-        return cls(host, port, int(db), password)
+        return cls(host, port, int(db), password, access=access)
 
 
 class SentinelMatchmaker(_RedisRoutes):
@@ -266,8 +295,9 @@ class SentinelMatchmaker(_RedisRoutes):
     moved, close the idle connections to the old one: registrations land on the
     new master from the first heartbeat after the failover. Lookups keep using
     open connections (the old master's routes are at most a heartbeat old).
-    The password is the master's (and its replicas'); the sentinels are
-    contacted without one.
+    The user and password are the master's (and its replicas'); the
+    sentinels get their own (``sentinel_username``, ``sentinel_password``
+    of ``access``), and TLS when the master has it.
     """
 
     def __init__(
@@ -276,6 +306,7 @@ class SentinelMatchmaker(_RedisRoutes):
         master: str,
         password: str | None = None,
         *,
+        access: RedisAccess | None = None,
         socket_timeout: float = SOCKET_TIMEOUT,
         connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
@@ -292,23 +323,28 @@ class SentinelMatchmaker(_RedisRoutes):
             _check_port(port)
         if not master:
             raise ConfigurationError("the sentinel matchmaker needs a master name")
+        if access is None:
+            access = RedisAccess(password=password)
         options = _connection_options(socket_timeout, connect_timeout)
         self._sentinel = redis.sentinel.Sentinel(
             list(sentinels),
-            # Without it the sentinels' clients would keep redis-py's default
-            # retries with backoff: seconds per down sentinel.
-            sentinel_kwargs=dict(options),
-            password=password,
+            # Without the options the sentinels' clients would keep redis-py's
+            # default retries with backoff: seconds per down sentinel.
+            sentinel_kwargs={**options, **access.sentinel_options()},
+            **access.client_options(),
             **options,
         )
         client: redis.Redis = self._sentinel.master_for(master)
         # master_for() always builds a SentinelConnectionPool.
         self._pool = cast("redis.sentinel.SentinelConnectionPool", client.connection_pool)
         hosts = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in sentinels)
-        super().__init__(client, f"{hosts}/{master}")
+        scheme = access.scheme.replace("redis", "sentinel", 1)
+        super().__init__(client, f"{scheme}{hosts}/{master}")
 
     @classmethod
-    def from_location(cls, location: str, password: str | None = None) -> SentinelMatchmaker:
+    def from_location(
+        cls, location: str, password: str | None = None, access: RedisAccess | None = None
+    ) -> SentinelMatchmaker:
         """Build one from a location ``H1:P1,H2:P2/MASTER``, as `parse_url` makes.
 
         Raises `ConfigurationError` naming the location if it is malformed.
@@ -319,7 +355,7 @@ class SentinelMatchmaker(_RedisRoutes):
             msg = f"bad sentinel matchmaker location {location!r}: expected H1:P1,H2:P2/MASTER"
             raise ConfigurationError(msg)
         sentinels = [_split_host_port(item, DEFAULT_SENTINEL_PORT) for item in hosts.split(",")]
-        return cls(sentinels, master, password)
+        return cls(sentinels, master, password, access=access)
 
     def register(
         self, key: str, server: str, address: str, ttl: float, server_key: str | None = None

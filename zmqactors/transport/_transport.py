@@ -15,7 +15,7 @@ import structlog
 
 from zmqactors.core.stats import Stats
 from zmqactors.errors import TransportClosedError
-from zmqactors.matchmaker import create_matchmaker
+from zmqactors.matchmaker import matchmaker_for
 from zmqactors.net.context import on_fork_child, terminate
 from zmqactors.options import DEFAULT_URL, Settings, parse_url
 from zmqactors.transport.runtime import Runtime, actors_alive
@@ -66,9 +66,8 @@ class Transport:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        spec = settings.matchmaker
         # Fail here, in the caller's thread, on a bad backend location.
-        create_matchmaker(spec.kind, spec.location, spec.password).close()
+        matchmaker_for(settings).close()
         self.stats = Stats()
         # Re-entrant: a signal handler calling close() runs in whatever thread
         # (the main one) it interrupted, perhaps while that thread holds it.

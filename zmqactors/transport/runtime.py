@@ -36,7 +36,7 @@ from zmqactors.actors.worker import Worker
 from zmqactors.core.routes import RouteCache
 from zmqactors.core.window import SendWindow
 from zmqactors.errors import MessagingTimeout, TransportClosedError
-from zmqactors.matchmaker import create_matchmaker
+from zmqactors.matchmaker import matchmaker_for
 from zmqactors.topics import matchmaker_key
 from zmqactors.transport.routing import Router
 
@@ -123,9 +123,8 @@ class Runtime:
     @classmethod
     def start(cls, settings: Settings, stats: Stats) -> Runtime:
         """Start the matchmaker actor and the reply-waiter of this process (caller thread)."""
-        spec = settings.matchmaker
-        factory: Callable[[], Matchmaker] = lambda: create_matchmaker(  # noqa: E731
-            spec.kind, spec.location, spec.password
+        factory: Callable[[], Matchmaker] = lambda: matchmaker_for(  # noqa: E731
+            settings, on_bad_route=lambda: stats.incr("bad_routes")
         )
         cache = RouteCache()
         matchmaker = MatchmakerActor.start(

@@ -1,0 +1,148 @@
+"""How to reach and authenticate to Redis and its sentinels: TLS, ACL users, passwords.
+
+`redis_access` reads it from `Settings` once, when a transport builds its
+matchmaker: passwords from the URL, a password file (`redis_password_file`,
+`sentinel_password_file`) or the environment (`REDIS_PASSWORD_ENV`,
+`SENTINEL_PASSWORD_ENV`), so that none has to be on a command line. Nothing
+here imports redis-py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zmqactors._paths import read_secret_file
+from zmqactors.errors import ConfigurationError
+from zmqactors.options import (
+    GROUP_NAME,
+    REDIS_PASSWORD_ENV,
+    SENTINEL_PASSWORD_ENV,
+)
+
+if TYPE_CHECKING:
+    from zmqactors.options import Settings
+
+__all__ = ["RedisAccess", "redis_access"]
+
+_TLS_FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RedisAccess:
+    """Credentials and TLS of a Redis matchmaker; frozen, passwords kept out of ``repr()``.
+
+    ``username``/``password`` are the Redis server's (the master's, with
+    Sentinel); ``sentinel_username``/``sentinel_password`` the sentinels'
+    own. With ``tls`` every connection (sentinels included) speaks TLS and
+    verifies the server's certificate and host name against ``ssl_ca_certs``
+    (unset: the system's authorities).
+    """
+
+    username: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)
+    tls: bool = False
+    ssl_ca_certs: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    sentinel_username: str | None = None
+    sentinel_password: str | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def scheme(self) -> str:
+        """``rediss`` or ``redis``, with the user name: how logs name the link."""
+        user = f"{self.username}@" if self.username else ""
+        return f"{'rediss' if self.tls else 'redis'}://{user}"
+
+    def client_options(self) -> dict[str, Any]:
+        """redis-py keyword arguments for the Redis server (the master)."""
+        return {"username": self.username, "password": self.password, **self._tls_options()}
+
+    def sentinel_options(self) -> dict[str, Any]:
+        """redis-py keyword arguments for the sentinels."""
+        return {
+            "username": self.sentinel_username,
+            "password": self.sentinel_password,
+            **self._tls_options(),
+        }
+
+    def _tls_options(self) -> dict[str, Any]:
+        if not self.tls:
+            return {}
+        # Verification on, host name included, whatever redis-py's defaults:
+        # without it an on-path attacker could answer with any certificate.
+        return {
+            "ssl": True,
+            "ssl_cert_reqs": "required",
+            "ssl_check_hostname": True,
+            "ssl_ca_certs": self.ssl_ca_certs,
+            "ssl_certfile": self.ssl_certfile,
+            "ssl_keyfile": self.ssl_keyfile,
+        }
+
+
+def redis_access(settings: Settings) -> RedisAccess:
+    """Read the Redis matchmaker's credentials and TLS files named by ``settings``; any thread.
+
+    The password is the URL's, else `redis_password_file`'s, else
+    ``$ZMQACTORS_REDIS_PASSWORD``'s (giving both a URL password and a file is
+    refused); the sentinels' is `sentinel_password_file`'s, else
+    ``$ZMQACTORS_SENTINEL_PASSWORD``'s. Raises `ConfigurationError` naming
+    the option when a TLS file is missing, a TLS option is given without a
+    TLS scheme (rather than talk plain text), or a password twice;
+    `SecurityError` or `ConfigurationError` from `read_secret_file` for an
+    unsafe or unreadable password file.
+    """
+    spec = settings.matchmaker
+    _check_consistent(settings)
+    password = spec.password
+    if settings.redis_password_file is not None:
+        if password is not None:
+            msg = (
+                f"option {GROUP_NAME}.redis_password_file is set and {spec.url} holds a "
+                "password too: give the Redis password once"
+            )
+            raise ConfigurationError(msg)
+        password = read_secret_file(settings.redis_password_file, "Redis password file")
+    elif password is None:
+        password = os.environ.get(REDIS_PASSWORD_ENV) or None
+    sentinel_password = None
+    if spec.kind == "sentinel":
+        if settings.sentinel_password_file is not None:
+            sentinel_password = read_secret_file(
+                settings.sentinel_password_file, "Sentinel password file"
+            )
+        else:
+            sentinel_password = os.environ.get(SENTINEL_PASSWORD_ENV) or None
+    return RedisAccess(
+        username=spec.username,
+        password=password,
+        tls=spec.tls,
+        ssl_ca_certs=settings.ssl_ca_certs,
+        ssl_certfile=settings.ssl_certfile,
+        ssl_keyfile=settings.ssl_keyfile,
+        sentinel_username=settings.sentinel_username,
+        sentinel_password=sentinel_password,
+    )
+
+
+def _check_consistent(settings: Settings) -> None:
+    spec = settings.matchmaker
+    for name in _TLS_FILES:
+        path = getattr(settings, name)
+        if path is None:
+            continue
+        if not spec.tls:
+            msg = (
+                f"option {GROUP_NAME}.{name} needs TLS, but {spec.url} is not "
+                "zmq+rediss:// or zmq+sentinels://"
+            )
+            raise ConfigurationError(msg)
+        if not Path(path).is_file():
+            msg = f"option {GROUP_NAME}.{name}: '{path}' is not a readable file"
+            raise ConfigurationError(msg)
+    if settings.ssl_keyfile is not None and settings.ssl_certfile is None:
+        msg = f"option {GROUP_NAME}.ssl_keyfile needs {GROUP_NAME}.ssl_certfile"
+        raise ConfigurationError(msg)

@@ -54,7 +54,7 @@ from zmqactors.errors import (
     RemoteError,
 )
 from zmqactors.matchmaker import create_matchmaker
-from zmqactors.net import security
+from zmqactors.net import keys
 from zmqactors.options import DEFAULT_URL, Settings, parse_url
 from zmqactors.topics import Target
 from zmqactors.transport import NotificationListener, Notifier, RPCClient, Transport
@@ -642,7 +642,7 @@ def _targets(args: argparse.Namespace) -> int:
 
 def _keygen(args: argparse.Namespace) -> int:
     """``keygen``: write a key pair and say where. Raises `ConfigurationError` for a bad DIR."""
-    public, secret = security.write_key_pair(args.directory, args.name)
+    public, secret = keys.write_key_pair(args.directory, args.name)
     _error(f"public key (for the servers' curve_public_keys_dir): {public}")
     _error(f"secret key (this host's curve_secret_key_file, mode 0600): {secret}")
     _print_json({"public_key_file": str(public), "secret_key_file": str(secret)})

@@ -24,7 +24,7 @@ import zmqactors as za
 from tests.helpers import wait_until
 from zmqactors import wire
 from zmqactors.matchmaker import MemoryMatchmaker, create_matchmaker
-from zmqactors.net import security
+from zmqactors.net import zap
 from zmqactors.options import parse_url
 from zmqactors.topics import matchmaker_key
 
@@ -379,9 +379,9 @@ def test_no_running_authenticator_refuses_the_server(
         transports(curve_keys.server_url(memory_url)), za.Target("ok", server="y"), [Endpoint()]
     ):
         pass
-    assert security.authenticator_running()
-    monkeypatch.setattr(security._process, "running", lambda: False)
-    auth = security._process._authenticator
+    assert zap.authenticator_running()
+    monkeypatch.setattr(zap._process, "running", lambda: False)
+    auth = zap._process._authenticator
     monkeypatch.setattr(auth, "is_alive", lambda: False)
     _refused_to_start(curve_keys.server_url(memory_url), transports, "authenticator")
 

@@ -38,7 +38,7 @@ from zmqactors.actors.messages import (
 )
 from zmqactors.core.waiter import settle
 from zmqactors.errors import ConfigurationError, ProtocolError, SecurityError
-from zmqactors.net import security
+from zmqactors.net import security, zap
 from zmqactors.net.context import get_context
 from zmqactors.net.sockets import inproc_socket, network_socket
 from zmqactors.options import GROUP_NAME
@@ -214,7 +214,7 @@ class Poller(SocketActor):
                 monitor = router.get_monitor_socket(security.HANDSHAKE_FAILURES)
                 # Checked again right before binding: without a ZAP handler
                 # libzmq would let every CURVE client in.
-                security.require_authenticator()
+                zap.require_authenticator()
             bound = self._bind(router)
         except SecurityError:
             _close_router(router, monitor)

@@ -82,14 +82,14 @@ def test_an_unreadable_secret_key_file_is_refused(tmp_path):
 def test_a_secret_key_file_that_cannot_be_opened_is_refused(tmp_path, monkeypatch):
     # Root reads anything: make opening the file fail as it does for others.
     _, secret = key_pair(tmp_path)
-    real_open = Path.open
+    real_open = os.open
 
-    def deny(self, *args, **kwargs):
-        if self == secret:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_open(self, *args, **kwargs)
+    def deny(path, *args, **kwargs):
+        if Path(path) == secret:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "open", deny)
+    monkeypatch.setattr(os, "open", deny)
     refused(lambda: key_files.load_key_pair(str(secret)), str(secret), "unreadable")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import os
 import re
 import shutil
@@ -26,8 +27,10 @@ from zmqactors.errors import ConfigurationError, SecurityError
 
 __all__ = [
     "KeyPair",
+    "check_key_directory",
     "check_server_key",
     "load_key_pair",
+    "load_public_key_files",
     "load_public_keys",
     "write_key_pair",
 ]
@@ -66,58 +69,138 @@ def check_server_key(value: object) -> str:
     return value
 
 
-def _read_key_file(path: Path, what: str) -> tuple[bytes, bytes | None]:
-    """Parse a ``zmq.auth`` certificate; `SecurityError` naming ``path`` and the problem."""
+def _owner_problem(info: os.stat_result) -> str | None:
+    # Like OpenSSH's StrictModes: only this user or root may own what we trust.
+    if info.st_uid in {os.geteuid(), 0}:
+        return None
+    return f"is owned by uid {info.st_uid}, not by this user (uid {os.geteuid()}) or root"
+
+
+def check_key_directory(directory: Path, what: str) -> None:
+    """Refuse a key directory an attacker could change; any thread.
+
+    Raises `SecurityError` naming ``directory`` when it does not exist, is a
+    symbolic link, is not a directory, is owned by another user (root
+    excepted) or is writable by group or others.
+    """
     try:
-        info = path.stat()
+        info = directory.lstat()
+    except FileNotFoundError:
+        msg = f"{what} {str(directory)!r} does not exist"
+        raise SecurityError(msg) from None
+    except OSError as exc:
+        msg = f"{what} {str(directory)!r} cannot be read: {exc.strerror or exc}"
+        raise SecurityError(msg) from None
+    problem = None
+    mode = stat.S_IMODE(info.st_mode)
+    if stat.S_ISLNK(info.st_mode):
+        problem = "is a symbolic link: refused (name the real directory)"
+    elif not stat.S_ISDIR(info.st_mode):
+        problem = "is not a directory"
+    elif (owner := _owner_problem(info)) is not None:
+        problem = owner
+    elif mode & 0o022:
+        problem = f"is writable by group or others (mode {mode:04o}): run 'chmod go-w {directory}'"
+    if problem is not None:
+        msg = f"{what} {str(directory)!r} {problem}"
+        raise SecurityError(msg)
+
+
+def _open_key_file(path: Path, what: str) -> int:
+    try:
+        # O_NOFOLLOW: a symbolic link planted as a key file is refused, not followed;
+        # O_NONBLOCK: a FIFO does not hang the open (fstat then refuses it).
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         msg = f"{what} {str(path)!r} does not exist"
         raise SecurityError(msg) from None
-    except OSError as exc:
-        msg = f"{what} {str(path)!r} cannot be read: {exc.strerror or exc}"
-        raise SecurityError(msg) from None
-    if not stat.S_ISREG(info.st_mode):
-        msg = f"{what} {str(path)!r} is not a regular file"
-        raise SecurityError(msg)
-    if info.st_size > _MAX_KEY_FILE:
-        msg = f"{what} {str(path)!r} is malformed: larger than {_MAX_KEY_FILE} bytes"
-        raise SecurityError(msg)
-    try:
-        with path.open("rb"):
-            pass
-        public, secret = zmq.auth.load_certificate(path)
     except PermissionError:
         msg = f"{what} {str(path)!r} is unreadable: permission denied"
         raise SecurityError(msg) from None
     except OSError as exc:
-        msg = f"{what} {str(path)!r} cannot be read: {exc.strerror or exc}"
+        if exc.errno == errno.ELOOP:
+            msg = f"{what} {str(path)!r} is a symbolic link: refused (name the real file)"
+        elif exc.errno == errno.EISDIR:
+            msg = f"{what} {str(path)!r} is not a regular file"
+        else:
+            msg = f"{what} {str(path)!r} cannot be read: {exc.strerror or exc}"
         raise SecurityError(msg) from None
-    except ValueError:
+
+
+def _file_problem(info: os.stat_result, path: Path, *, secret: bool) -> str | None:
+    mode = stat.S_IMODE(info.st_mode)
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file"
+    if (owner := _owner_problem(info)) is not None:
+        return owner
+    if secret and mode & 0o077:
+        return (
+            f"is readable or writable by group or others (mode {mode:04o}): run 'chmod 600 {path}'"
+        )
+    if mode & 0o022:
+        return f"is writable by group or others (mode {mode:04o}): run 'chmod go-w {path}'"
+    if info.st_size > _MAX_KEY_FILE:
+        return f"is malformed: larger than {_MAX_KEY_FILE} bytes"
+    return None
+
+
+def _parse_certificate(text: bytes) -> tuple[bytes | None, bytes | None]:
+    # The two lines of a zmq.auth certificate (ZPL) that matter; comments skipped.
+    public = secret = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        name, sep, value = line.partition(b"=")
+        if line.startswith(b"#") or not sep:
+            continue
+        if name.strip() == b"public-key":
+            public = value.strip(b" \t'\"")
+        elif name.strip() == b"secret-key":
+            secret = value.strip(b" \t'\"")
+    return public, secret
+
+
+def _read_key_file(path: Path, what: str, *, secret: bool) -> tuple[bytes, bytes | None]:
+    """Parse a ``zmq.auth`` certificate; `SecurityError` naming ``path`` and the problem.
+
+    The checks run on the opened file (``fstat``), so the file read is the
+    file checked.
+    """
+    fd = _open_key_file(path, what)
+    try:
+        info = os.fstat(fd)
+        if (problem := _file_problem(info, path, secret=secret)) is not None:
+            msg = f"{what} {str(path)!r} {problem}"
+            raise SecurityError(msg)
+        try:
+            text = os.read(fd, _MAX_KEY_FILE + 1)
+        except OSError as exc:
+            msg = f"{what} {str(path)!r} cannot be read: {exc.strerror or exc}"
+            raise SecurityError(msg) from None
+    finally:
+        os.close(fd)
+    public, secret_key = _parse_certificate(text)
+    if public is None:
         msg = f"{what} {str(path)!r} is malformed: no public-key line"
-        raise SecurityError(msg) from None
+        raise SecurityError(msg)
     if not _is_z85_key(public):
         msg = f"{what} {str(path)!r} is malformed: the public key is not 40 Z85 characters"
         raise SecurityError(msg)
-    return public, secret
+    return public, secret_key
 
 
 def load_key_pair(path: str) -> KeyPair:
     """Read a key pair from the certificate file ``path``; any thread.
 
-    Raises `SecurityError` naming the file when it is missing, not a regular
-    file, unreadable, readable by group or others (mode & 0o077), or
-    malformed (no public or no secret key, keys that are not 40 Z85 characters).
+    Raises `SecurityError` naming the file when it is missing, a symbolic
+    link, not a regular file, unreadable, owned by another user (root
+    excepted), readable by group or others (mode & 0o077), in a directory
+    that group or others may write or another user owns, or malformed (no
+    public or no secret key, keys that are not 40 Z85 characters).
     """
     what = "CURVE secret key file"
     file = Path(path)
-    public, secret = _read_key_file(file, what)
-    mode = file.stat().st_mode
-    if mode & 0o077:
-        msg = (
-            f"{what} {path!r} is readable or writable by group or others "
-            f"(mode {stat.S_IMODE(mode):04o}): run 'chmod 600 {path}'"
-        )
-        raise SecurityError(msg)
+    public, secret = _read_key_file(file, what, secret=True)
+    check_key_directory(file.absolute().parent, f"the directory of {what} {path!r},")
     if secret is None:
         msg = f"{what} {path!r} is malformed: it holds no secret-key (a public .key file?)"
         raise SecurityError(msg)
@@ -127,33 +210,44 @@ def load_key_pair(path: str) -> KeyPair:
     return KeyPair(public, secret, path)
 
 
-def load_public_keys(directory: str) -> frozenset[bytes]:
-    """The public keys of every ``*.key`` file in ``directory`` (the allow-list); any thread.
+def load_public_key_files(directory: str, what: str) -> dict[str, bytes]:
+    """The public key of every ``NAME.key`` file in ``directory``, by NAME; any thread.
 
-    Raises `SecurityError` naming the directory or file when the directory is
-    missing, not a directory or unreadable, when it holds no ``*.key`` file,
-    or when one of them is malformed.
+    Raises `SecurityError` naming the directory or file (``what`` says which
+    directory) when the directory is missing, unreadable or fails
+    `check_key_directory`, or when a key file is a symbolic link, owned by
+    another user, writable by group or others, or malformed.
     """
-    what = "CURVE public keys directory"
     folder = Path(directory)
+    check_key_directory(folder, what)
     try:
         names = sorted(entry.name for entry in os.scandir(folder) if entry.name.endswith(".key"))
-    except FileNotFoundError:
-        msg = f"{what} {directory!r} does not exist"
-        raise SecurityError(msg) from None
-    except NotADirectoryError:
-        msg = f"{what} {directory!r} is not a directory"
-        raise SecurityError(msg) from None
     except PermissionError:
         msg = f"{what} {directory!r} is unreadable: permission denied"
         raise SecurityError(msg) from None
     except OSError as exc:
         msg = f"{what} {directory!r} cannot be read: {exc.strerror or exc}"
         raise SecurityError(msg) from None
-    if not names:
+    return {
+        name.removesuffix(".key"): _read_key_file(
+            folder / name, "CURVE public key file", secret=False
+        )[0]
+        for name in names
+    }
+
+
+def load_public_keys(directory: str) -> frozenset[bytes]:
+    """The public keys of every ``*.key`` file in ``directory`` (the allow-list); any thread.
+
+    Raises `SecurityError` as `load_public_key_files` does, and when the
+    directory holds no ``*.key`` file.
+    """
+    what = "CURVE public keys directory"
+    keys = load_public_key_files(directory, what)
+    if not keys:
         msg = f"{what} {directory!r} holds no *.key file: no client could connect"
         raise SecurityError(msg)
-    return frozenset(_read_key_file(folder / name, "CURVE public key file")[0] for name in names)
+    return frozenset(keys.values())
 
 
 _KEY_NAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}")

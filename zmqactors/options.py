@@ -190,6 +190,7 @@ class Settings:
     linger: float = 1.0
     curve_secret_key_file: str | None = None
     curve_public_keys_dir: str | None = None
+    curve_server_keys_dir: str | None = None
     matchmaker: MatchmakerSpec = dataclasses.field(default_factory=_default_matchmaker)
 
     def __post_init__(self) -> None:
@@ -276,7 +277,7 @@ _DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
 
 
 # The CURVE options: paths, checked for shape here and for content when used.
-_PATH_FIELDS: Final = ("curve_secret_key_file", "curve_public_keys_dir")
+_PATH_FIELDS: Final = ("curve_secret_key_file", "curve_public_keys_dir", "curve_server_keys_dir")
 
 
 def _check_path(name: str, value: object) -> None:
@@ -425,6 +426,18 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
         "of the clients a server lets in; every other client is refused. Read "
         "when a server starts. Servers with curve_secret_key_file set refuse to "
         "start without it.",
+    ),
+    cfg.StrOpt(
+        "curve_server_keys_dir",
+        default=_DEFAULTS["curve_server_keys_dir"],
+        help="CurveZMQ, clients: the directory of the public keys (NAME.key "
+        "certificate files) of the servers a client trusts, like SSH's "
+        "known_hosts. Set, a client sends only to routes whose server key is "
+        "in it, and to a server NAME only with the key of NAME.key when that "
+        "file exists; other routes are never used, logged once and counted "
+        "(untrusted_routes). Read when the transport starts. Needs "
+        "curve_secret_key_file. Unset: the key a server registers in the "
+        "matchmaker is trusted.",
     ),
 )
 

@@ -42,6 +42,7 @@ OPTION_NAMES = {
     "linger",
     "curve_secret_key_file",
     "curve_public_keys_dir",
+    "curve_server_keys_dir",
 }
 SCALAR_NAMES = OPTION_NAMES - {"matchmaker_url"}
 

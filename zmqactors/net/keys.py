@@ -23,6 +23,7 @@ from typing import Final
 import zmq.auth
 
 from zmqactors._paths import private_directory
+from zmqactors.core.pins import ServerKeyPins
 from zmqactors.errors import ConfigurationError, SecurityError
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "load_key_pair",
     "load_public_key_files",
     "load_public_keys",
+    "load_server_pins",
     "write_key_pair",
 ]
 
@@ -248,6 +250,20 @@ def load_public_keys(directory: str) -> frozenset[bytes]:
         msg = f"{what} {directory!r} holds no *.key file: no client could connect"
         raise SecurityError(msg)
     return frozenset(keys.values())
+
+
+def load_server_pins(directory: str) -> ServerKeyPins:
+    """The trusted server keys of ``directory`` (``curve_server_keys_dir``); any thread.
+
+    Raises `SecurityError` as `load_public_key_files` does, and when the
+    directory holds no ``*.key`` file (no server could be trusted).
+    """
+    what = "CURVE server keys directory (curve_server_keys_dir)"
+    keys = load_public_key_files(directory, what)
+    if not keys:
+        msg = f"{what} {directory!r} holds no *.key file: no server would be trusted"
+        raise SecurityError(msg)
+    return ServerKeyPins({name: key.decode("ascii") for name, key in keys.items()}, directory)
 
 
 _KEY_NAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}")

@@ -31,16 +31,19 @@ from zmqactors.net.keys import (
     check_server_key,
     load_key_pair,
     load_public_keys,
+    load_server_pins,
     write_key_pair,
 )
 
 if TYPE_CHECKING:
+    from zmqactors.core.pins import ServerKeyPins
     from zmqactors.options import Settings
 
 __all__ = [
     "HANDSHAKE_FAILURES",
     "ServerCurve",
     "client_key_pair",
+    "client_pins",
     "configure_client",
     "configure_server",
     "prepare_server",
@@ -80,6 +83,25 @@ def client_key_pair(settings: Settings) -> KeyPair | None:
     """
     path = settings.curve_secret_key_file
     return None if path is None else load_key_pair(path)
+
+
+def client_pins(settings: Settings) -> ServerKeyPins | None:
+    """The server keys clients of ``settings`` trust, or None when any registered key is.
+
+    Any thread. Raises `SecurityError` when ``curve_server_keys_dir`` is set
+    without ``curve_secret_key_file`` (pinned keys mean nothing without
+    encryption), and for the problems of `load_server_pins`.
+    """
+    directory = settings.curve_server_keys_dir
+    if directory is None:
+        return None
+    if settings.curve_secret_key_file is None:
+        msg = (
+            f"curve_server_keys_dir is set ({directory!r}) but curve_secret_key_file is not: "
+            "pinned server keys need CURVE (this client's own key pair)"
+        )
+        raise SecurityError(msg)
+    return load_server_pins(directory)
 
 
 def prepare_server(settings: Settings) -> ServerCurve | None:

@@ -99,6 +99,8 @@ OPTION_BOUNDS: Final[Mapping[str, Bounds]] = MappingProxyType(
         # ZeroMQ stores the high-water mark in a C int: larger values fail in setsockopt.
         "high_water_mark": Bounds(int, 0, 2**31 - 1),
         "linger": Bounds(float, 0.0, 60.0),
+        # ZMQ_HANDSHAKE_IVL in ms, an int; 0 (no limit) is not offered.
+        "handshake_timeout": Bounds(float, 0.1, 3600.0),
     }
 )
 
@@ -188,6 +190,7 @@ class Settings:
     max_message_size: int = 4 * 1024 * 1024
     high_water_mark: int = 10000
     linger: float = 1.0
+    handshake_timeout: float = 10.0
     curve_secret_key_file: str | None = None
     curve_public_keys_dir: str | None = None
     curve_server_keys_dir: str | None = None
@@ -410,6 +413,12 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
         "before cast() and call() block (until their timeout); 0 means unlimited.",
     ),
     _numeric_opt("linger", "Seconds a closing socket may spend sending the messages still queued."),
+    _numeric_opt(
+        "handshake_timeout",
+        "Seconds a network connection may take to complete its ZeroMQ (and "
+        "CURVE) handshake before it is dropped (ZMQ_HANDSHAKE_IVL), so peers "
+        "that connect and stay silent do not hold connections open.",
+    ),
     cfg.StrOpt(
         "curve_secret_key_file",
         default=_DEFAULTS["curve_secret_key_file"],

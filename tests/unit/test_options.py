@@ -40,6 +40,7 @@ OPTION_NAMES = {
     "max_message_size",
     "high_water_mark",
     "linger",
+    "handshake_timeout",
     "curve_secret_key_file",
     "curve_public_keys_dir",
     "curve_server_keys_dir",

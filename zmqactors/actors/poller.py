@@ -36,6 +36,7 @@ from zmqactors.actors.messages import (
     RemoveServer,
     SendReply,
 )
+from zmqactors.core.refusals import REFUSAL_LOG_INTERVAL, RefusalLog
 from zmqactors.core.waiter import settle
 from zmqactors.errors import ConfigurationError, ProtocolError, SecurityError
 from zmqactors.net import security, zap
@@ -176,6 +177,8 @@ class Poller(SocketActor):
         super().__init__()
         self._settings = settings
         self._stats = stats
+        # Refused handshakes, logged one line per server and reason per interval.
+        self._refusals = RefusalLog(REFUSAL_LOG_INTERVAL)
         self._servers: dict[str, _Served] = {}
 
     def on_receive(self, message: PollerMessage) -> str | None:
@@ -248,18 +251,36 @@ class Poller(SocketActor):
         return address
 
     def _on_handshake_failed(self, served: _Served, frames: list[bytes]) -> None:
-        """A client was refused: its key is not allowed, or it does not speak CURVE."""
+        """A client was refused: its key is not allowed, it does not speak CURVE, or no ZAP.
+
+        Counted each time, logged once per server and reason per interval
+        (`RefusalLog`): a client retrying in a loop must not flood the log.
+        """
         event = parse_monitor_message(frames)
         self._stats.incr("auth_rejections")
         kind = event["event"]
-        if kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        zap_running = zap.authenticator_running()
+        if not zap_running:
+            # ZAP_ENFORCE_DOMAIN: without an authenticator libzmq refuses everyone.
+            reason = "the ZAP authenticator is not running: every CURVE client is refused"
+        elif kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
             reason = "key not on the allow-list"
         elif kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
             reason = "no CURVE, or a broken handshake"
         else:
             reason = "handshake failed (a client without CURVE?)"
-        self.log.warning(
-            "refused a client", target=str(served.target), reason=reason, code=int(event["value"])
+        target = str(served.target)
+        line = self._refusals.refused(f"{target} {reason}", time.monotonic())
+        if line is None:
+            return
+        log = self.log.warning if zap_running else self.log.error
+        log(
+            "refused a client",
+            target=target,
+            reason=reason,
+            code=int(event["value"]),
+            count=line[1],
+            interval=REFUSAL_LOG_INTERVAL,
         )
 
     def _bind(self, router: zmq.Socket[bytes]) -> str:

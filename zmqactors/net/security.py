@@ -147,12 +147,17 @@ def _domain_of(directory: str) -> str:
 def configure_server(sock: zmq.Socket[bytes], curve: ServerCurve) -> None:
     """Make ``sock`` a CURVE server checked by ZAP against ``curve``'s allow-list.
 
+    ZAP is enforced: while no authenticator answers, every client is refused.
+
     Call before binding, in the thread that owns ``sock``.
     """
     sock.setsockopt(zmq.CURVE_SERVER, 1)
     sock.setsockopt(zmq.CURVE_PUBLICKEY, curve.keys.public)
     sock.setsockopt(zmq.CURVE_SECRETKEY, curve.keys.secret)
     sock.setsockopt(zmq.ZAP_DOMAIN, curve.domain.encode("ascii"))
+    # Fail closed: without it libzmq lets every CURVE client in while no ZAP
+    # handler runs (the authenticator stopped or died after the bind).
+    sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
 
 
 def configure_client(sock: zmq.Socket[bytes], keys: KeyPair, server_key: str) -> None:

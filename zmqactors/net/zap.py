@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import structlog
@@ -19,11 +20,12 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
 from zmqactors._addresses import peer_address
+from zmqactors.core.refusals import OTHER_PEERS, REFUSAL_LOG_INTERVAL, RefusalLog
 from zmqactors.errors import SecurityError
 from zmqactors.net.context import before_terminate, get_context, on_fork_child
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
+    from collections.abc import Coroutine
     from typing import Any
 
 __all__ = ["allow", "authenticator_running", "require_authenticator"]
@@ -62,23 +64,19 @@ def require_authenticator() -> None:
 class _AllowList:
     """The credentials provider of one ZAP domain (called in the authenticator's thread).
 
-    ``peer`` says the address of the client whose key is being checked.
+    ``auth`` is the authenticator that calls it: it knows the address of the
+    client whose key is being checked, and aggregates the refusal logs.
     """
 
-    def __init__(self, domain: str, keys: frozenset[bytes], peer: Callable[[], str]) -> None:
+    def __init__(self, domain: str, keys: frozenset[bytes], auth: _Authenticator) -> None:
         self.domain = domain
         self.keys = keys
-        self._peer = peer
+        self._auth = auth
 
     def callback(self, domain: str, key: bytes) -> bool:
         allowed = key in self.keys
         if not allowed:
-            _log.warning(
-                "CURVE client key not on the allow-list",
-                domain=domain,
-                key=key.decode(),
-                peer=self._peer(),
-            )
+            self._auth.log_refusal(domain, key)
         return allowed
 
 
@@ -94,6 +92,28 @@ class _Authenticator(ThreadAuthenticator):
     # The address of the client of the ZAP request being handled, for the log
     # of a refusal; only the authenticator's thread reads and writes it.
     peer = ""
+
+    def __init__(self, context: zmq.Context[zmq.Socket[bytes]]) -> None:
+        """Set up the authenticator of ``context`` (caller thread; started later)."""
+        super().__init__(context)
+        # Refusals logged one line per client address per interval; authenticator thread only.
+        self.refusals = RefusalLog(REFUSAL_LOG_INTERVAL)
+
+    def log_refusal(self, domain: str, key: bytes) -> None:
+        """Count a refused key and log it if `RefusalLog` says so (authenticator thread)."""
+        # By allow-list and address: one server's refusals do not hide another's.
+        line = self.refusals.refused(f"{domain} {self.peer}", time.monotonic())
+        if line is not None:
+            peer = self.peer if line[0] != OTHER_PEERS else OTHER_PEERS
+            count = line[1]
+            _log.warning(
+                "CURVE client key not on the allow-list",
+                domain=domain,
+                key=key.decode("ascii", "replace"),
+                peer=peer,
+                count=count,
+                interval=REFUSAL_LOG_INTERVAL,
+            )
 
     def __del__(self) -> None:
         """Do nothing (see the class docstring)."""
@@ -114,22 +134,33 @@ class _ProcessAuthenticator:
         self._pid = 0
         self._authenticator: _Authenticator | None = None
         self._inherited: list[_Authenticator] = []
+        # Every allow-list given to this process's authenticator, by ZAP domain:
+        # one started again after a stop gets them all back.
+        self._domains: dict[str, frozenset[bytes]] = {}
 
     def running(self) -> bool:
         auth = self._authenticator
         return auth is not None and self._pid == os.getpid() and auth.is_alive()
 
     def allow(self, domain: str, keys: frozenset[bytes]) -> None:
-        """Start the authenticator if needed and set the allow-list of ``domain``."""
+        """Start the authenticator if needed and set the allow-list of ``domain``.
+
+        One that has stopped is started again with every allow-list it had:
+        meanwhile libzmq refused every CURVE client (``ZAP_ENFORCE_DOMAIN``).
+        """
         with self._lock:
             auth = self._authenticator
             if auth is None or self._pid != os.getpid():
                 auth = self._start()
-            if not auth.is_alive():
-                msg = "the ZAP authenticator of this process has stopped: refusing to serve CURVE"
-                raise SecurityError(msg)
+            elif not auth.is_alive():
+                _log.warning("ZAP authenticator had stopped: starting it again")
+                self._forget(auth)
+                auth = self._start()
+                for known, known_keys in self._domains.items():
+                    auth.configure_curve_callback(known, _AllowList(known, known_keys, auth))
             # A dict store: the authenticator thread sees the old or the new list.
-            auth.configure_curve_callback(domain, _AllowList(domain, keys, lambda: auth.peer))
+            self._domains[domain] = keys
+            auth.configure_curve_callback(domain, _AllowList(domain, keys, auth))
 
     def _start(self) -> _Authenticator:
         auth = _Authenticator(get_context())
@@ -165,6 +196,7 @@ class _ProcessAuthenticator:
             self._forget(self._authenticator)
         self._authenticator = None
         self._pid = 0
+        self._domains = {}
 
 
 _process = _ProcessAuthenticator()

@@ -26,7 +26,7 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from zmqactors import wire
-from zmqactors._addresses import advertised_endpoint, tcp_endpoint
+from zmqactors._addresses import advertised_endpoint, is_loopback_endpoint, tcp_endpoint
 from zmqactors.actors.base import SocketActor
 from zmqactors.actors.frames import send_frames
 from zmqactors.actors.messages import (
@@ -179,6 +179,8 @@ class Poller(SocketActor):
         self._stats = stats
         # Refused handshakes, logged one line per server and reason per interval.
         self._refusals = RefusalLog(REFUSAL_LOG_INTERVAL)
+        # Whether this transport warned of a plain-text server on the network.
+        self._warned_plain = False
         self._servers: dict[str, _Served] = {}
 
     def on_receive(self, message: PollerMessage) -> str | None:
@@ -242,6 +244,16 @@ class Poller(SocketActor):
         # [listener, client, body]: our own listeners, which always send two frames.
         self.watch(backend, lambda frames: self._on_listener(served, frames), frames=3)
         address = advertised_endpoint(bound, settings.host)
+        if message.curve is None and not self._warned_plain and not is_loopback_endpoint(bound):
+            self._warned_plain = True
+            self.log.warning(
+                "server bound beyond loopback without CURVE: anyone who can reach it "
+                "may call it and read its traffic (set curve_secret_key_file and "
+                "curve_public_keys_dir)",
+                address=address,
+                bind_address=settings.bind_address,
+                target=str(message.target),
+            )
         self.log.info(
             "server bound",
             target=str(message.target),

@@ -68,20 +68,6 @@ def memory_url(on_loopback) -> str:
 
 
 @pytest.fixture
-def transports():
-    made: list[za.Transport] = []
-
-    def make(url: str) -> za.Transport:
-        transport = za.Transport.from_url(url)
-        made.append(transport)
-        return transport
-
-    yield make
-    for transport in made:
-        transport.close()
-
-
-@pytest.fixture
 def curve_server(curve_keys, memory_url, transports):
     """A CURVE server in this process (topic "calc", server "s") and its transport."""
     transport = transports(curve_keys.server_url(memory_url))

@@ -73,20 +73,6 @@ def pins(curve_keys):
     return directory
 
 
-@pytest.fixture
-def transports():
-    made: list[za.Transport] = []
-
-    def make(url: str) -> za.Transport:
-        transport = za.Transport.from_url(url)
-        made.append(transport)
-        return transport
-
-    yield make
-    for transport in made:
-        transport.close()
-
-
 def rogue_url(curve_keys, url: str) -> str:
     """A server URL with the intruder's own sound key pair (and the usual allow-list)."""
     return curve_keys.server_url(url, "intruder")

@@ -39,20 +39,6 @@ def memory_url() -> str:
     return f"zmq+memory://zap-{uuid.uuid4().hex}"
 
 
-@pytest.fixture
-def transports():
-    made: list[za.Transport] = []
-
-    def make(url: str) -> za.Transport:
-        transport = za.Transport.from_url(url)
-        made.append(transport)
-        return transport
-
-    yield make
-    for transport in made:
-        transport.close()
-
-
 def served_by(transports, url: str, topic: str = "calc") -> bool:
     """Whether a new connection from a client with ``url`` gets a call served."""
     client = za.RPCClient(transports(url), za.Target(topic), timeout=1.0)

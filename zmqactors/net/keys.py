@@ -78,6 +78,21 @@ def _owner_problem(info: os.stat_result) -> str | None:
     return f"is owned by uid {info.st_uid}, not by this user (uid {os.geteuid()}) or root"
 
 
+def _os_refusal(what: str, path: Path | str, exc: OSError) -> SecurityError:
+    """The `SecurityError` naming ``path`` for an ``OSError`` met reading it."""
+    if isinstance(exc, FileNotFoundError):
+        problem = "does not exist"
+    elif isinstance(exc, PermissionError):
+        problem = "is unreadable: permission denied"
+    elif exc.errno == errno.ELOOP:
+        problem = "is a symbolic link: refused (name the real file)"
+    elif exc.errno == errno.EISDIR:
+        problem = "is not a regular file"
+    else:
+        problem = f"cannot be read: {exc.strerror or exc}"
+    return SecurityError(f"{what} {str(path)!r} {problem}")
+
+
 def check_key_directory(directory: Path, what: str) -> None:
     """Refuse a key directory an attacker could change; any thread.
 
@@ -87,12 +102,8 @@ def check_key_directory(directory: Path, what: str) -> None:
     """
     try:
         info = directory.lstat()
-    except FileNotFoundError:
-        msg = f"{what} {str(directory)!r} does not exist"
-        raise SecurityError(msg) from None
     except OSError as exc:
-        msg = f"{what} {str(directory)!r} cannot be read: {exc.strerror or exc}"
-        raise SecurityError(msg) from None
+        raise _os_refusal(what, directory, exc) from None
     problem = None
     mode = stat.S_IMODE(info.st_mode)
     if stat.S_ISLNK(info.st_mode):
@@ -113,20 +124,8 @@ def _open_key_file(path: Path, what: str) -> int:
         # O_NOFOLLOW: a symbolic link planted as a key file is refused, not followed;
         # O_NONBLOCK: a FIFO does not hang the open (fstat then refuses it).
         return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        msg = f"{what} {str(path)!r} does not exist"
-        raise SecurityError(msg) from None
-    except PermissionError:
-        msg = f"{what} {str(path)!r} is unreadable: permission denied"
-        raise SecurityError(msg) from None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            msg = f"{what} {str(path)!r} is a symbolic link: refused (name the real file)"
-        elif exc.errno == errno.EISDIR:
-            msg = f"{what} {str(path)!r} is not a regular file"
-        else:
-            msg = f"{what} {str(path)!r} cannot be read: {exc.strerror or exc}"
-        raise SecurityError(msg) from None
+        raise _os_refusal(what, path, exc) from None
 
 
 def _file_problem(info: os.stat_result, path: Path, *, secret: bool) -> str | None:
@@ -176,18 +175,21 @@ def _read_key_file(path: Path, what: str, *, secret: bool) -> tuple[bytes, bytes
         try:
             text = os.read(fd, _MAX_KEY_FILE + 1)
         except OSError as exc:
-            msg = f"{what} {str(path)!r} cannot be read: {exc.strerror or exc}"
-            raise SecurityError(msg) from None
+            raise _os_refusal(what, path, exc) from None
     finally:
         os.close(fd)
     public, secret_key = _parse_certificate(text)
     if public is None:
         msg = f"{what} {str(path)!r} is malformed: no public-key line"
         raise SecurityError(msg)
-    if not _is_z85_key(public):
-        msg = f"{what} {str(path)!r} is malformed: the public key is not 40 Z85 characters"
-        raise SecurityError(msg)
+    _check_z85(public, what, path, "public")
     return public, secret_key
+
+
+def _check_z85(value: bytes, what: str, path: Path | str, which: str) -> None:
+    if not _is_z85_key(value):
+        msg = f"{what} {str(path)!r} is malformed: the {which} key is not 40 Z85 characters"
+        raise SecurityError(msg)
 
 
 def load_key_pair(path: str) -> KeyPair:
@@ -206,9 +208,7 @@ def load_key_pair(path: str) -> KeyPair:
     if secret is None:
         msg = f"{what} {path!r} is malformed: it holds no secret-key (a public .key file?)"
         raise SecurityError(msg)
-    if not _is_z85_key(secret):
-        msg = f"{what} {path!r} is malformed: the secret key is not 40 Z85 characters"
-        raise SecurityError(msg)
+    _check_z85(secret, what, path, "secret")
     return KeyPair(public, secret, path)
 
 
@@ -224,12 +224,8 @@ def load_public_key_files(directory: str, what: str) -> dict[str, bytes]:
     check_key_directory(folder, what)
     try:
         names = sorted(entry.name for entry in os.scandir(folder) if entry.name.endswith(".key"))
-    except PermissionError:
-        msg = f"{what} {directory!r} is unreadable: permission denied"
-        raise SecurityError(msg) from None
     except OSError as exc:
-        msg = f"{what} {directory!r} cannot be read: {exc.strerror or exc}"
-        raise SecurityError(msg) from None
+        raise _os_refusal(what, directory, exc) from None
     return {
         name.removesuffix(".key"): _read_key_file(
             folder / name, "CURVE public key file", secret=False

@@ -109,11 +109,11 @@ def prepare_server(settings: Settings) -> ServerCurve | None:
 
     Reads the key pair and the allow-list afresh (a server started later sees
     keys added meanwhile) and gives the allow-list to the process's
-    authenticator, starting it if needed. Any thread.
+    authenticator, starting it if needed (again, if it has stopped). Any thread.
 
     Raises `SecurityError` when only one of the two options is set, for the
     file problems of `load_key_pair` and `load_public_keys`, and when the
-    authenticator cannot be started or has stopped.
+    authenticator cannot be started.
     """
     secret_file = settings.curve_secret_key_file
     keys_dir = settings.curve_public_keys_dir

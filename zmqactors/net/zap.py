@@ -36,8 +36,8 @@ _log = structlog.get_logger("zmqactors.security")
 def allow(domain: str, keys: frozenset[bytes]) -> None:
     """Let the clients with ``keys`` into ZAP ``domain``, starting the authenticator if needed.
 
-    Any thread. Raises `SecurityError` when the authenticator cannot be
-    started or has stopped.
+    One that has stopped is started again with every allow-list it had. Any
+    thread. Raises `SecurityError` when the authenticator cannot be started.
     """
     _process.allow(domain, keys)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmarks.common import CURVE_COST_TARGET, median
-from zmqactors.net import security
+from zmqactors.net import keys as key_files
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -52,7 +52,7 @@ def write_keys(directory: str) -> dict[str, str]:
     allowed = keys / "allowed"
     paths: dict[str, str] = {"allowed": str(allowed)}
     for role in ("server", "client"):
-        public, secret = security.write_key_pair(str(keys), role)
+        public, secret = key_files.write_key_pair(str(keys), role)
         paths[role] = str(secret)
         allowed.mkdir(exist_ok=True)
         shutil.copy(public, allowed)

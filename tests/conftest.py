@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -241,6 +242,23 @@ class CurveKeys:
 def with_query(url: str, query: str) -> str:
     """``url`` with the parameters ``query`` (``NAME=VALUE&...``) added."""
     return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
+@pytest.fixture
+def transports() -> Iterator[Callable[[str], Any]]:
+    """Open transports from URLs for this test: ``transports(url)``; all closed at its end."""
+    import zmqactors as za  # noqa: PLC0415 - only the tests that use transports need it
+
+    made: list[za.Transport] = []
+
+    def make(url: str) -> za.Transport:
+        transport = za.Transport.from_url(url)
+        made.append(transport)
+        return transport
+
+    yield make
+    for transport in made:
+        transport.close()
 
 
 @pytest.fixture(name="with_query")

@@ -18,6 +18,7 @@ __all__ = [
     "advertised_endpoint",
     "check_host",
     "host_port",
+    "is_loopback_endpoint",
     "peer_address",
     "tcp_endpoint",
     "wildcard_host",
@@ -144,3 +145,19 @@ def wildcard_host(*, ipv6: bool) -> str:
     # min() keeps the first of equals: the resolver's order among non-loopback ones.
     best = min(addresses, key=lambda address: address.is_loopback, default=None)
     return name if best is None else str(best)
+
+
+def is_loopback_endpoint(bound: str) -> bool:
+    """Whether the bound ``tcp://`` endpoint ``bound`` (``LAST_ENDPOINT``) is loopback only.
+
+    A wildcard (``0.0.0.0``, ``::``) or any other address is not; neither is
+    anything that does not parse (the safe answer for a warning).
+    """
+    match = _ENDPOINT.fullmatch(bound)
+    if match is None:
+        return False
+    try:
+        address = ipaddress.ip_address(peer_address(match["ipv6"] or match["host"]))
+    except ValueError:
+        return False
+    return address.is_loopback

@@ -91,6 +91,8 @@ OPTION_BOUNDS: Final[Mapping[str, Bounds]] = MappingProxyType(
         # ZeroMQ stores the high-water mark in a C int: larger values fail in setsockopt.
         "high_water_mark": Bounds(int, 0, 2**31 - 1),
         "linger": Bounds(float, 0.0, 60.0),
+        # ZMQ_HANDSHAKE_IVL in ms, an int; 0 (no limit) is not offered.
+        "handshake_timeout": Bounds(float, 0.1, 3600.0),
     }
 )
 
@@ -138,8 +140,10 @@ class Settings:
     max_message_size: int = 4 * 1024 * 1024
     high_water_mark: int = 10000
     linger: float = 1.0
+    handshake_timeout: float = 10.0
     curve_secret_key_file: str | None = None
     curve_public_keys_dir: str | None = None
+    curve_server_keys_dir: str | None = None
     send_tracebacks: bool = False
     matchmaker: MatchmakerSpec = dataclasses.field(default_factory=_default_matchmaker)
 
@@ -237,6 +241,7 @@ _DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType(
 _PATH_FIELDS: Final = (
     "curve_secret_key_file",
     "curve_public_keys_dir",
+    "curve_server_keys_dir",
     *REDIS_FILE_OPTIONS,
 )
 # The switches: true or false (in a URL also yes/no, on/off, 1/0).
@@ -430,6 +435,12 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
         "before cast() and call() block (until their timeout); 0 means unlimited.",
     ),
     _numeric_opt("linger", "Seconds a closing socket may spend sending the messages still queued."),
+    _numeric_opt(
+        "handshake_timeout",
+        "Seconds a network connection may take to complete its ZeroMQ (and "
+        "CURVE) handshake before it is dropped (ZMQ_HANDSHAKE_IVL), so peers "
+        "that connect and stay silent do not hold connections open.",
+    ),
     cfg.StrOpt(
         "curve_secret_key_file",
         default=_DEFAULTS["curve_secret_key_file"],
@@ -446,6 +457,18 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
         "of the clients a server lets in; every other client is refused. Read "
         "when a server starts. Servers with curve_secret_key_file set refuse to "
         "start without it.",
+    ),
+    cfg.StrOpt(
+        "curve_server_keys_dir",
+        default=_DEFAULTS["curve_server_keys_dir"],
+        help="CurveZMQ, clients: the directory of the public keys (NAME.key "
+        "certificate files) of the servers a client trusts, like SSH's "
+        "known_hosts. Set, a client sends only to routes whose server key is "
+        "in it, and to a server NAME only with the key of NAME.key when that "
+        "file exists; other routes are never used, logged once and counted "
+        "(untrusted_routes). Read when the transport starts. Needs "
+        "curve_secret_key_file. Unset: the key a server registers in the "
+        "matchmaker is trusted.",
     ),
     cfg.BoolOpt(
         "send_tracebacks",

@@ -7,7 +7,7 @@ import os
 import pytest
 
 import zmqactors as za
-from zmqactors.net import security
+from zmqactors.net import zap
 
 pytestmark = pytest.mark.fork
 
@@ -28,20 +28,20 @@ def test_a_forked_child_serves_curve_with_its_own_authenticator(
         ) as parent_server,
     ):
         assert parent_server.server_key == curve_keys.public["server"]
-        assert security.authenticator_running()
+        assert zap.authenticator_running()
         client = za.RPCClient(client_transport, za.Target("curve.fork"), timeout=TIMEOUT)
         assert client.prepare(server="parent").call("pid") == os.getpid()
 
         def child(channel):
-            report = {"inherited_running": security.authenticator_running()}
+            report = {"inherited_running": zap.authenticator_running()}
             # The inherited server does not run here; a new one serves with CURVE.
             report["inherited_state"] = parent_server.state
             server = za.RPCServer(
                 transport, za.Target("curve.fork", server="child"), [endpoint_class("child")]
             )
             server.start()
-            report["running_after_start"] = security.authenticator_running()
-            report["owned_here"] = security._process._pid == os.getpid()
+            report["running_after_start"] = zap.authenticator_running()
+            report["owned_here"] = zap._process._pid == os.getpid()
             report["server_key"] = server.server_key
             channel.send("ready")
             assert channel.recv(TIMEOUT) == "done"
@@ -77,5 +77,5 @@ def test_a_forked_child_serves_curve_with_its_own_authenticator(
         }
         assert report["rejections"] >= 1
         # After the child is gone the parent's authenticator and server are untouched.
-        assert security.authenticator_running()
+        assert zap.authenticator_running()
         assert client.prepare(server="parent").call("echo", value=5) == 5

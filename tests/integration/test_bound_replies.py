@@ -20,6 +20,7 @@ import zmqactors as za
 from tests.helpers import wait_until
 from zmqactors import wire
 from zmqactors.matchmaker.file import FileMatchmaker
+from zmqactors.options import parse_url
 from zmqactors.topics import matchmaker_key
 
 pytestmark = pytest.mark.integration
@@ -83,7 +84,10 @@ def test_another_server_cannot_answer_a_call_even_knowing_its_id(
     address = forger.expect("ready ").split()[1]
     # B registers like any server of the topic (the matchmaker is not the
     # defence here: pinned server keys are).
-    FileMatchmaker(tmp_path / "mm").register(matchmaker_key(za.Target(TOPIC)), "B", address, 60)
+    # Within the matchmaker TTL: the file matchmaker ignores a route that
+    # expires further ahead than an honest writer could have written.
+    ttl = parse_url(matchmaker_url).matchmaker_ttl
+    FileMatchmaker(tmp_path / "mm").register(matchmaker_key(za.Target(TOPIC)), "B", address, ttl)
     ids: list[bytes] = []
     real_new_msg_id = wire.new_msg_id
 

@@ -24,7 +24,7 @@ import zmqactors as za
 from tests.helpers import wait_until
 from zmqactors import wire
 from zmqactors.matchmaker import MemoryMatchmaker, create_matchmaker
-from zmqactors.net import security
+from zmqactors.net import zap
 from zmqactors.options import parse_url
 from zmqactors.topics import matchmaker_key
 
@@ -65,20 +65,6 @@ class Heard:
 @pytest.fixture
 def memory_url(on_loopback) -> str:
     return on_loopback(f"zmq+memory://curve-{uuid.uuid4().hex}")
-
-
-@pytest.fixture
-def transports():
-    made: list[za.Transport] = []
-
-    def make(url: str) -> za.Transport:
-        transport = za.Transport.from_url(url)
-        made.append(transport)
-        return transport
-
-    yield make
-    for transport in made:
-        transport.close()
 
 
 @pytest.fixture
@@ -379,9 +365,9 @@ def test_no_running_authenticator_refuses_the_server(
         transports(curve_keys.server_url(memory_url)), za.Target("ok", server="y"), [Endpoint()]
     ):
         pass
-    assert security.authenticator_running()
-    monkeypatch.setattr(security._process, "running", lambda: False)
-    auth = security._process._authenticator
+    assert zap.authenticator_running()
+    monkeypatch.setattr(zap._process, "running", lambda: False)
+    auth = zap._process._authenticator
     monkeypatch.setattr(auth, "is_alive", lambda: False)
     _refused_to_start(curve_keys.server_url(memory_url), transports, "authenticator")
 

@@ -503,3 +503,29 @@ def test_an_oslo_client_without_curve_gets_nothing_from_a_curve_server(harness, 
     finally:
         transport.cleanup()
     assert endpoint.seen == []
+
+
+def test_pinned_server_keys_keep_oslo_calls_off_rogue_routes(harness, curve_keys):
+    # Issue #12 row 2 through the driver: routes with keys not pinned in
+    # curve_server_keys_dir are never used; a server name only a rogue
+    # registered fails at once instead of waiting for a server to appear.
+    _curve_conf(harness.conf, curve_keys)
+    pins = curve_keys.directory / "pins"
+    pins.mkdir(mode=0o700)
+    (pins / "s.key").write_bytes((curve_keys.allowed / "server.key").read_bytes())
+    harness.conf.set_override("curve_server_keys_dir", str(pins), group="zmq")
+    endpoint = Endpoint()
+    harness.server(oslo_messaging.Target(topic="t", server="s"), endpoint)
+    store = MemoryMatchmaker(harness.url.removeprefix("zmq+memory://"))
+    ((key, _),) = store.entries()
+    rogue_key = curve_keys.public["intruder"]
+    for name in ("s", "rogue"):
+        store.register(key, name, "tcp://127.0.0.1:9", 60, rogue_key)
+    client = harness.client(oslo_messaging.Target(topic="t"))
+    for i in range(10):
+        assert client.call({}, "echo", i=i) == {"i": i}
+    started = time.monotonic()
+    with pytest.raises(oslo_messaging.MessagingException, match="not pinned"):
+        client.prepare(server="rogue").call({}, "echo", x=1)
+    assert time.monotonic() - started < 1
+    assert _stats(client.transport)["untrusted_routes"] == 2

@@ -7,7 +7,12 @@ import socket
 import pytest
 
 from zmqactors import _addresses
-from zmqactors._addresses import advertised_endpoint, peer_address, tcp_endpoint
+from zmqactors._addresses import (
+    advertised_endpoint,
+    is_loopback_endpoint,
+    peer_address,
+    tcp_endpoint,
+)
 from zmqactors.errors import ConfigurationError
 from zmqactors.options import Settings, parse_url
 
@@ -164,3 +169,22 @@ def test_a_wildcard_advertises_an_address_of_the_family_it_accepts(
 )
 def test_a_peer_address_is_shown_in_its_own_family(given, shown):
     assert peer_address(given) == shown
+
+
+@pytest.mark.parametrize(
+    ("bound", "loopback"),
+    [
+        ("tcp://127.0.0.1:5000", True),
+        ("tcp://127.8.9.10:5000", True),
+        ("tcp://[::1]:5000", True),
+        ("tcp://[::ffff:127.0.0.1]:5000", True),
+        ("tcp://0.0.0.0:5000", False),
+        ("tcp://[::]:5000", False),
+        ("tcp://10.0.0.5:5000", False),
+        ("tcp://[fe80::1]:5000", False),
+        ("tcp://localhost:5000", False),
+        ("not an endpoint", False),
+    ],
+)
+def test_only_loopback_endpoints_are_loopback(bound, loopback):
+    assert is_loopback_endpoint(bound) is loopback

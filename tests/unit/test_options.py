@@ -36,6 +36,7 @@ OPTION_NAMES = {
     "max_message_size",
     "high_water_mark",
     "linger",
+    "handshake_timeout",
     "curve_secret_key_file",
     "curve_public_keys_dir",
     "send_tracebacks",
@@ -45,6 +46,7 @@ OPTION_NAMES = {
     "ssl_keyfile",
     "sentinel_username",
     "sentinel_password_file",
+    "curve_server_keys_dir",
 }
 SCALAR_NAMES = OPTION_NAMES - {"matchmaker_url"}
 

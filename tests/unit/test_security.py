@@ -15,6 +15,7 @@ from oslo_config import cfg
 import zmqactors as za
 from zmqactors import cli
 from zmqactors.matchmaker import FileMatchmaker, MemoryMatchmaker, Route
+from zmqactors.net import keys as key_files
 from zmqactors.net import security
 from zmqactors.options import Settings, parse_url, register_opts
 
@@ -44,7 +45,7 @@ def refused(call, *fragments: str) -> str:
 
 def test_a_sound_key_pair_loads_and_hides_its_secret(tmp_path):
     public, secret = key_pair(tmp_path)
-    keys = security.load_key_pair(str(secret))
+    keys = key_files.load_key_pair(str(secret))
     assert keys.public == zmq.auth.load_certificate(public)[0]
     assert len(keys.public) == len(keys.secret) == 40
     assert keys.secret.decode() not in repr(keys)
@@ -52,14 +53,14 @@ def test_a_sound_key_pair_loads_and_hides_its_secret(tmp_path):
 
 def test_a_missing_secret_key_file_is_refused_by_name(tmp_path):
     path = str(tmp_path / "nope.key_secret")
-    refused(lambda: security.load_key_pair(path), path, "does not exist")
+    refused(lambda: key_files.load_key_pair(path), path, "does not exist")
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o660])
 def test_a_secret_key_others_or_the_group_may_read_or_write_is_refused(tmp_path, mode):
     _, secret = key_pair(tmp_path, mode=mode)
     refused(
-        lambda: security.load_key_pair(str(secret)),
+        lambda: key_files.load_key_pair(str(secret)),
         str(secret),
         "by group or others",
         f"{mode:04o}",
@@ -69,31 +70,31 @@ def test_a_secret_key_others_or_the_group_may_read_or_write_is_refused(tmp_path,
 @pytest.mark.parametrize("mode", [0o600, 0o400])
 def test_a_private_secret_key_is_accepted(tmp_path, mode):
     _, secret = key_pair(tmp_path, mode=mode)
-    assert security.load_key_pair(str(secret)).path == str(secret)
+    assert key_files.load_key_pair(str(secret)).path == str(secret)
 
 
 @pytest.mark.skipif(ROOT, reason="root reads files whatever their mode")
 def test_an_unreadable_secret_key_file_is_refused(tmp_path):
     _, secret = key_pair(tmp_path, mode=0o000)
-    refused(lambda: security.load_key_pair(str(secret)), str(secret), "unreadable")
+    refused(lambda: key_files.load_key_pair(str(secret)), str(secret), "unreadable")
 
 
 def test_a_secret_key_file_that_cannot_be_opened_is_refused(tmp_path, monkeypatch):
     # Root reads anything: make opening the file fail as it does for others.
     _, secret = key_pair(tmp_path)
-    real_open = Path.open
+    real_open = os.open
 
-    def deny(self, *args, **kwargs):
-        if self == secret:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_open(self, *args, **kwargs)
+    def deny(path, *args, **kwargs):
+        if Path(path) == secret:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "open", deny)
-    refused(lambda: security.load_key_pair(str(secret)), str(secret), "unreadable")
+    monkeypatch.setattr(os, "open", deny)
+    refused(lambda: key_files.load_key_pair(str(secret)), str(secret), "unreadable")
 
 
 def test_a_directory_is_not_a_secret_key_file(tmp_path):
-    refused(lambda: security.load_key_pair(str(tmp_path)), str(tmp_path), "not a regular file")
+    refused(lambda: key_files.load_key_pair(str(tmp_path)), str(tmp_path), "not a regular file")
 
 
 @pytest.mark.parametrize(
@@ -113,13 +114,13 @@ def test_a_malformed_secret_key_file_is_refused_with_the_problem(tmp_path, conte
     path = tmp_path / "bad.key_secret"
     path.write_text(content, errors="surrogateescape")
     path.chmod(0o600)
-    refused(lambda: security.load_key_pair(str(path)), str(path), "malformed", problem)
+    refused(lambda: key_files.load_key_pair(str(path)), str(path), "malformed", problem)
 
 
 def test_a_public_key_file_given_as_the_secret_key_is_refused(tmp_path):
     public, _ = key_pair(tmp_path)
     public.chmod(0o600)
-    refused(lambda: security.load_key_pair(str(public)), str(public), "holds no secret-key")
+    refused(lambda: key_files.load_key_pair(str(public)), str(public), "holds no secret-key")
 
 
 # -- the allow-list -------------------------------------------------------------------
@@ -128,30 +129,30 @@ def test_a_public_key_file_given_as_the_secret_key_is_refused(tmp_path):
 def test_the_allow_list_holds_every_public_key_of_the_directory(tmp_path):
     first, _ = key_pair(tmp_path / "keys", "a")
     second, _ = key_pair(tmp_path / "keys", "b")
-    allowed = security.load_public_keys(str(tmp_path / "keys"))
+    allowed = key_files.load_public_keys(str(tmp_path / "keys"))
     assert allowed == {zmq.auth.load_certificate(p)[0] for p in (first, second)}
 
 
 def test_a_missing_allow_list_directory_is_refused(tmp_path):
     path = str(tmp_path / "nope")
-    refused(lambda: security.load_public_keys(path), path, "does not exist")
+    refused(lambda: key_files.load_public_keys(path), path, "does not exist")
 
 
 def test_a_file_is_not_an_allow_list_directory(tmp_path):
     path = tmp_path / "file"
     path.write_text("")
-    refused(lambda: security.load_public_keys(str(path)), str(path), "not a directory")
+    refused(lambda: key_files.load_public_keys(str(path)), str(path), "not a directory")
 
 
 def test_an_empty_allow_list_is_refused(tmp_path):
-    refused(lambda: security.load_public_keys(str(tmp_path)), str(tmp_path), "no *.key file")
+    refused(lambda: key_files.load_public_keys(str(tmp_path)), str(tmp_path), "no *.key file")
 
 
 def test_a_malformed_public_key_file_is_refused_by_name(tmp_path):
     key_pair(tmp_path, "good")
     bad = tmp_path / "bad.key"
     bad.write_text("metadata\n")
-    refused(lambda: security.load_public_keys(str(tmp_path)), str(bad), "malformed")
+    refused(lambda: key_files.load_public_keys(str(tmp_path)), str(bad), "malformed")
 
 
 # -- a server's configuration ---------------------------------------------------------
@@ -175,10 +176,10 @@ def test_a_server_with_only_an_allow_list_is_refused(tmp_path):
 
 def test_a_server_key_must_be_z85_of_40_characters():
     good = zmq.curve_keypair()[0].decode()
-    assert security.check_server_key(good) == good
+    assert key_files.check_server_key(good) == good
     for bad in ("", "x" * 39, "~" * 40, None, 40):
         with pytest.raises(za.SecurityError):
-            security.check_server_key(bad)
+            key_files.check_server_key(bad)
 
 
 # -- options --------------------------------------------------------------------------
@@ -261,8 +262,8 @@ def test_keygen_writes_a_usable_key_pair_with_a_private_secret(tmp_path, capsys)
     assert str(secret) in err
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-    keys = security.load_key_pair(str(secret))
-    assert security.load_public_keys(str(directory)) == {keys.public}
+    keys = key_files.load_key_pair(str(secret))
+    assert key_files.load_public_keys(str(directory)) == {keys.public}
     # Nothing else is left behind (the staging directory is gone).
     assert sorted(p.name for p in directory.iterdir()) == ["node-1.key", "node-1.key_secret"]
 

@@ -26,7 +26,7 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from zmqactors import wire
-from zmqactors._addresses import advertised_endpoint, tcp_endpoint
+from zmqactors._addresses import advertised_endpoint, is_loopback_endpoint, tcp_endpoint
 from zmqactors.actors.base import SocketActor
 from zmqactors.actors.frames import send_frames
 from zmqactors.actors.messages import (
@@ -37,9 +37,10 @@ from zmqactors.actors.messages import (
     SendReply,
 )
 from zmqactors.core.balance import Balancer
+from zmqactors.core.refusals import REFUSAL_LOG_INTERVAL, RefusalLog
 from zmqactors.core.waiter import settle
 from zmqactors.errors import ConfigurationError, ProtocolError, SecurityError
-from zmqactors.net import security
+from zmqactors.net import security, zap
 from zmqactors.net.context import get_context
 from zmqactors.net.sockets import inproc_socket, network_socket
 from zmqactors.options import GROUP_NAME
@@ -88,6 +89,10 @@ class Poller(SocketActor):
         super().__init__()
         self._settings = settings
         self._stats = stats
+        # Refused handshakes, logged one line per server and reason per interval.
+        self._refusals = RefusalLog(REFUSAL_LOG_INTERVAL)
+        # Whether this transport warned of a plain-text server on the network.
+        self._warned_plain = False
         self._servers: dict[str, _Served] = {}
 
     def on_receive(self, message: PollerMessage) -> str | None:
@@ -126,7 +131,7 @@ class Poller(SocketActor):
                 monitor = router.get_monitor_socket(security.HANDSHAKE_FAILURES)
                 # Checked again right before binding: without a ZAP handler
                 # libzmq would let every CURVE client in.
-                security.require_authenticator()
+                zap.require_authenticator()
             bound = self._bind(router)
         except SecurityError:
             _close_router(router, monitor)
@@ -151,6 +156,16 @@ class Poller(SocketActor):
         # [worker, client, body]: our own workers, which always send two frames.
         self.watch(backend, lambda frames: self._on_worker(served, frames), frames=3)
         address = advertised_endpoint(bound, settings.host)
+        if message.curve is None and not self._warned_plain and not is_loopback_endpoint(bound):
+            self._warned_plain = True
+            self.log.warning(
+                "server bound beyond loopback without CURVE: anyone who can reach it "
+                "may call it and read its traffic (set curve_secret_key_file and "
+                "curve_public_keys_dir)",
+                address=address,
+                bind_address=settings.bind_address,
+                target=str(message.target),
+            )
         self.log.info(
             "server bound",
             target=str(message.target),
@@ -160,18 +175,36 @@ class Poller(SocketActor):
         return address
 
     def _on_handshake_failed(self, served: _Served, frames: list[bytes]) -> None:
-        """A client was refused: its key is not allowed, or it does not speak CURVE."""
+        """A client was refused: its key is not allowed, it does not speak CURVE, or no ZAP.
+
+        Counted each time, logged once per server and reason per interval
+        (`RefusalLog`): a client retrying in a loop must not flood the log.
+        """
         event = parse_monitor_message(frames)
         self._stats.incr("auth_rejections")
         kind = event["event"]
-        if kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        zap_running = zap.authenticator_running()
+        if not zap_running:
+            # ZAP_ENFORCE_DOMAIN: without an authenticator libzmq refuses everyone.
+            reason = "the ZAP authenticator is not running: every CURVE client is refused"
+        elif kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
             reason = "key not on the allow-list"
         elif kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
             reason = "no CURVE, or a broken handshake"
         else:
             reason = "handshake failed (a client without CURVE?)"
-        self.log.warning(
-            "refused a client", target=str(served.target), reason=reason, code=int(event["value"])
+        target = str(served.target)
+        line = self._refusals.refused(f"{target} {reason}", time.monotonic())
+        if line is None:
+            return
+        log = self.log.warning if zap_running else self.log.error
+        log(
+            "refused a client",
+            target=target,
+            reason=reason,
+            code=int(event["value"]),
+            count=line[1],
+            interval=REFUSAL_LOG_INTERVAL,
         )
 
     def _bind(self, router: zmq.Socket[bytes]) -> str:

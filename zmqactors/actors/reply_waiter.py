@@ -82,6 +82,7 @@ if TYPE_CHECKING:
 
     from zmqactors.core.stats import Stats
     from zmqactors.core.waiter import Waiter
+    from zmqactors.net.keys import KeyPair
     from zmqactors.options import Settings
 
 __all__ = ["ReplyWaiter"]
@@ -152,7 +153,7 @@ class ReplyWaiter(SocketActor):
         self._dealers: dict[str, zmq.Socket[bytes]] = {}
         # The CURVE key each DEALER was made for (None: plain).
         self._server_keys: dict[str, str | None] = {}
-        self._keys: security.KeyPair | None = None
+        self._keys: KeyPair | None = None
         self._monitors: dict[str, zmq.Socket[bytes]] = {}
         self._connected: set[str] = set()
         # Addresses whose misrouted replies were logged (once per connection).
@@ -175,7 +176,7 @@ class ReplyWaiter(SocketActor):
             case _:
                 assert_never(message)
 
-    def _client_keys(self, address: str, server_key: str | None) -> security.KeyPair | None:
+    def _client_keys(self, address: str, server_key: str | None) -> KeyPair | None:
         """The key pair for a DEALER to ``address``, None for plain; `SecurityError` if refused."""
         configured = self._settings.curve_secret_key_file is not None
         if server_key is None:

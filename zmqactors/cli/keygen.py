@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from zmqactors.cli._options import EXIT_OK
 from zmqactors.cli._output import error, print_json
-from zmqactors.net import security
+from zmqactors.net import keys
 
 if TYPE_CHECKING:
     import argparse
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def keygen(args: argparse.Namespace) -> int:
     """``keygen``: write a key pair and say where. Raises `ConfigurationError` for a bad DIR."""
-    public, secret = security.write_key_pair(args.directory, args.name)
+    public, secret = keys.write_key_pair(args.directory, args.name)
     error(f"public key (for the servers' curve_public_keys_dir): {public}")
     error(f"secret key (this host's curve_secret_key_file, mode 0600): {secret}")
     print_json({"public_key_file": str(public), "secret_key_file": str(secret)})

@@ -29,9 +29,11 @@ class Stats:
     server); with CURVE: ``auth_rejections`` (a server refused a client's
     handshake: key not on its allow-list, or no CURVE), ``auth_failures`` (a
     server refused this client's handshake) and ``security_refusals`` (casts
-    not sent because client and server disagree on CURVE); with the file
-    matchmaker: ``bad_routes`` (route files ignored: a symbolic link, or an
-    expiry further ahead than ``matchmaker_ttl``).
+    not sent because client and server disagree on CURVE), ``untrusted_routes``
+    (distinct routes refused because their key is not pinned in
+    ``curve_server_keys_dir``); with the file matchmaker: ``bad_routes``
+    (route files ignored: a symbolic link, or an expiry further ahead than
+    ``matchmaker_ttl``).
     """
 
     def __init__(self) -> None:

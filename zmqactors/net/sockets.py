@@ -15,7 +15,7 @@ __all__ = ["inproc_socket", "network_socket"]
 def network_socket(
     context: zmq.Context[zmq.Socket[bytes]], kind: int, settings: Settings
 ) -> zmq.Socket[bytes]:
-    """A socket of ``kind`` for TCP peers of either IP family: bounded messages, queues, linger.
+    """A socket of ``kind`` for TCP peers of either IP family, with every limit set.
 
     Call from the thread that will own the socket.
     """
@@ -30,6 +30,8 @@ def network_socket(
     # A frame larger than this is refused by libzmq before it reaches Python;
     # the envelope's own overhead is small, so allow a little above the body limit.
     sock.setsockopt(zmq.MAXMSGSIZE, settings.max_message_size + 4096)
+    # A peer that connects and never finishes its handshake is dropped.
+    sock.setsockopt(zmq.HANDSHAKE_IVL, round(settings.handshake_timeout * 1000))
     return sock
 
 

@@ -8,22 +8,37 @@ round trip to the matchmaker actor. A stale entry is still used while the
 actor refreshes it in the background, so routes keep working while the
 backend is down. Empty results are never cached: a server that registers is
 found by the next call.
+
+With pinned server keys (``curve_server_keys_dir``) only the routes the pins
+trust are ever answered: the others are logged once each and counted
+(``untrusted_routes``), so no call, cast, fanout or notification is sent to
+them, and a target whose registered servers are all untrusted fails at once
+with `SecurityError` (with none registered, `NoRespondersError` as before).
 """
 
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 import pykka
+import structlog
 
 from zmqactors.actors.messages import Lookup, Refresh
-from zmqactors.errors import MessagingError, NoRespondersError, TransportClosedError
+from zmqactors.errors import (
+    MessagingError,
+    NoRespondersError,
+    SecurityError,
+    TransportClosedError,
+)
 from zmqactors.topics import Target, matchmaker_key
 
 if TYPE_CHECKING:
+    from zmqactors.core.pins import ServerKeyPins
     from zmqactors.core.routes import RouteCache
+    from zmqactors.core.stats import Stats
     from zmqactors.matchmaker import Route
 
 __all__ = ["Router"]
@@ -31,25 +46,41 @@ __all__ = ["Router"]
 # How long a caller waits for the matchmaker actor to answer a lookup.
 _LOOKUP_TIMEOUT = 10.0
 
+_log = structlog.get_logger("zmqactors.routing")
+
 
 class Router:
     """Answers "where do I send this?" for clients of one transport. Any thread."""
 
     def __init__(
-        self, cache: RouteCache, matchmaker: pykka.ActorRef[Any], cache_ttl: float
+        self,
+        cache: RouteCache,
+        matchmaker: pykka.ActorRef[Any],
+        cache_ttl: float,
+        pins: ServerKeyPins | None = None,
+        stats: Stats | None = None,
     ) -> None:
         self._cache = cache
         self._matchmaker = matchmaker
         self._cache_ttl = cache_ttl
+        self._pins = pins
+        self._stats = stats
+        # The untrusted routes already logged and counted, and a lock so each is once.
+        self._untrusted: set[tuple[str, str, str | None]] = set()
+        self._untrusted_lock = threading.Lock()
         self._refreshing: dict[str, float] = {}
         self._turn = itertools.count()
 
     def lookup(self, key: str, *, fresh: bool = False) -> tuple[tuple[Route, ...], bool]:
-        """The reachable routes of ``key`` (maybe none), and whether they came from the cache.
+        """The reachable, trusted routes of ``key`` (maybe none), and whether they were cached.
 
         ``fresh`` skips the cache: the answer includes a server whose ``start()``
         returned a moment ago (fanout needs that; it costs a matchmaker round trip).
         """
+        routes, cached = self._reachable(key, fresh=fresh)
+        return self._trusted(routes), cached
+
+    def _reachable(self, key: str, *, fresh: bool) -> tuple[tuple[Route, ...], bool]:
         entry = None if fresh else self._cache.get(key)
         if entry is None:
             routes = self._lookup(key)
@@ -61,28 +92,67 @@ class Router:
                 self._tell(Refresh(key))
         return self._cache.reachable(routes), entry is not None
 
+    def _trusted(self, routes: tuple[Route, ...]) -> tuple[Route, ...]:
+        pins = self._pins
+        if pins is None:
+            return routes
+        trusted = tuple(r for r in routes if pins.trusts(r))
+        if len(trusted) < len(routes):
+            for route in routes:
+                if not pins.trusts(route):
+                    self._refuse(route, pins)
+        return trusted
+
+    def _refuse(self, route: Route, pins: ServerKeyPins) -> None:
+        seen = (route.server, route.address, route.server_key)
+        with self._untrusted_lock:
+            if seen in self._untrusted:
+                return
+            self._untrusted.add(seen)
+        if self._stats is not None:
+            self._stats.incr("untrusted_routes")
+        # repr(): the names come from the matchmaker, so from anyone who can write to it.
+        _log.warning(
+            "route refused: its server key is not pinned in curve_server_keys_dir",
+            server=repr(route.server),
+            address=repr(route.address),
+            server_key=repr(route.server_key),
+            pinned=pins.by_name.get(route.server),
+            directory=pins.directory,
+        )
+
     def turn(self) -> int:
         """A number that grows by one per message, to take servers in turn."""
         return next(self._turn)
 
     def routes(self, target: Target) -> tuple[Route, ...]:
-        """Every live route of ``target`` (only its server's, if it names one).
+        """Every live, trusted route of ``target`` (only its server's, if it names one).
 
-        A fanout target is always looked up afresh. Raises `NoRespondersError`
-        at once when nothing is registered.
+        A fanout target is always looked up afresh. Raises at once
+        `NoRespondersError` when nothing is registered, and `SecurityError`
+        when servers are registered but the pinned keys trust none of them.
         """
         key = matchmaker_key(target)
-        routes, cached = self.lookup(key, fresh=target.fanout)
+        routes, cached = self._reachable(key, fresh=target.fanout)
         routes = self._of_server(routes, target.server)
-        if not routes and cached:
+        trusted = self._trusted(routes)
+        if not trusted and cached:
             # Nothing cached is usable (the server registered after the entry
             # was cached, or every cached address was found dead, as when a
             # server is restarted on a new port): ask the matchmaker now.
             routes = self._of_server(self._cache.reachable(self._lookup(key)), target.server)
-        if not routes:
-            msg = f"no server is registered (and reachable) for {target}"
-            raise NoRespondersError(msg)
-        return routes
+            trusted = self._trusted(routes)
+        if trusted:
+            return trusted
+        if routes and self._pins is not None:
+            msg = (
+                f"no server registered for {target} is trusted: the keys of its "
+                f"{len(routes)} route(s) are not pinned in curve_server_keys_dir "
+                f"{self._pins.directory!r}"
+            )
+            raise SecurityError(msg)
+        msg = f"no server is registered (and reachable) for {target}"
+        raise NoRespondersError(msg)
 
     @staticmethod
     def _of_server(routes: tuple[Route, ...], server: str | None) -> tuple[Route, ...]:

@@ -37,6 +37,7 @@ from zmqactors.core.routes import RouteCache
 from zmqactors.core.window import SendWindow
 from zmqactors.errors import MessagingTimeout, TransportClosedError
 from zmqactors.matchmaker import matchmaker_for
+from zmqactors.net import security
 from zmqactors.topics import matchmaker_key
 from zmqactors.transport.routing import Router
 
@@ -122,7 +123,12 @@ class Runtime:
 
     @classmethod
     def start(cls, settings: Settings, stats: Stats) -> Runtime:
-        """Start the matchmaker actor and the reply-waiter of this process (caller thread)."""
+        """Start the matchmaker actor and the reply-waiter of this process (caller thread).
+
+        Raises `SecurityError` (before any actor starts) when the pinned server
+        keys (``curve_server_keys_dir``) cannot be read or are not sound.
+        """
+        pins = security.client_pins(settings)
         factory: Callable[[], Matchmaker] = lambda: matchmaker_for(  # noqa: E731
             settings, on_bad_route=lambda: stats.incr("bad_routes")
         )
@@ -132,7 +138,7 @@ class Runtime:
         )
         window = SendWindow(settings.high_water_mark)
         reply_waiter = ReplyWaiter.start(settings, stats, matchmaker, window)
-        router = Router(cache, matchmaker, settings.lookup_cache_ttl)
+        router = Router(cache, matchmaker, settings.lookup_cache_ttl, pins, stats)
         inbox: PollingInbox = reply_waiter.actor_inbox  # type: ignore[assignment] # SocketActor's
         return cls(os.getpid(), stats, reply_waiter, matchmaker, router, window, inbox)
 

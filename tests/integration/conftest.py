@@ -543,7 +543,11 @@ def ipv6_only_hosts() -> Iterator[Hosts]:
     roles = ("client", "server", "redis")
     namespaces = {role: f"zqa6-{tag}-{role}" for role in roles}
     prefix = "fd{:02x}:{:04x}:{:04x}:{:04x}".format(*(secrets.randbits(n) for n in (8, 16, 16, 16)))
-    addresses = {role: f"{prefix}::{index + 1}" for index, role in enumerate(roles)}
+    # In the canonical form (no leading zeros) that servers and Redis print.
+    addresses = {
+        role: ipaddress.IPv6Address(f"{prefix}::{index + 1}").compressed
+        for index, role in enumerate(roles)
+    }
     made: list[str] = []
     try:
         for namespace in (hub, *namespaces.values()):

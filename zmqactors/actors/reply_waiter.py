@@ -227,6 +227,14 @@ class ReplyWaiter(SocketActor):
             self._connected.add(address)
         elif event in (zmq.EVENT_DISCONNECTED, zmq.EVENT_CONNECT_RETRIED):
             self._drop_peer(address, was_connected=address in self._connected)
+        elif (
+            event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL and self._server_keys.get(address) is None
+        ):
+            # Without CURVE this is a connection that closed before the
+            # greeting: a server that died (or was stopped) mid-handshake.
+            # Nothing reached it, so it is unreachable, not a refusal: calls
+            # fail with NoRespondersError and acknowledged casts look again.
+            self._drop_peer(address, was_connected=False)
         elif event & security.HANDSHAKE_FAILURES:
             self._refused(address, event)
 

@@ -66,7 +66,16 @@ def terminate(timeout: float) -> bool:
         context.term()
 
     waiter = threading.Thread(target=finish, name="zmqactors-term", daemon=True)
-    waiter.start()
+    try:
+        waiter.start()
+    except RuntimeError:
+        # Python 3.12 and later start no thread once the interpreter shuts
+        # down (atexit). Finish here instead: by then no actor runs (the
+        # caller checks), so every socket of this context is closed, each
+        # with its own linger, and the hooks close the helpers' sockets; the
+        # wait is bounded by those lingers rather than by ``timeout``.
+        finish()
+        return True
     waiter.join(timeout)
     return not waiter.is_alive()
 

@@ -313,13 +313,6 @@ def endpoint_class() -> type[Endpoint]:
 
 
 @pytest.fixture
-def transport(matchmaker_url: str) -> Iterator[za.Transport]:
-    """A transport on this test's private matchmaker, closed after the test."""
-    with za.Transport.from_url(matchmaker_url) as transport:
-        yield transport
-
-
-@pytest.fixture
 def serve(transport: za.Transport) -> Iterator[Callable[..., za.RPCServer]]:
     """Start in-process servers of `Endpoint` on ``transport``; stopped after the test."""
     servers: list[za.RPCServer] = []

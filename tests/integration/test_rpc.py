@@ -21,12 +21,6 @@ TOPIC = "calc.v1"
 
 
 @pytest.fixture
-def transport(matchmaker_url):
-    with za.Transport.from_url(matchmaker_url) as transport:
-        yield transport
-
-
-@pytest.fixture
 def client(transport):
     return za.RPCClient(transport, za.Target(TOPIC), timeout=10)
 

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["free_port", "give_away", "wait_until"]
+__all__ = ["EXAMPLES", "free_port", "give_away", "run_example", "wait_until"]
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def wait_until(
@@ -65,3 +70,21 @@ def give_away(path: str | os.PathLike[str]) -> int | None:
     except PermissionError:
         return None
     return other
+
+
+def run_example(
+    name: str, runtime_dir: Path, *, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``examples/NAME`` as a user would, with its default ``zmq://`` URL.
+
+    ``runtime_dir`` becomes ``$XDG_RUNTIME_DIR``: zmq:// keeps its files there,
+    so the example never touches the user's own. Output is captured as text.
+    """
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(runtime_dir)},
+    )

@@ -63,22 +63,34 @@ class Endpoint:
             return list(self.casts)
 
 
+def script_parser() -> argparse.ArgumentParser:
+    """The command line every test child script takes: ``--url`` and ``--topic``."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--topic", required=True)
+    return parser
+
+
+def start_script(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, threading.Event]:
+    """Parse the command line, log warnings only; return the arguments and an event SIGTERM sets."""
+    args = parser.parse_args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    return args, done
+
+
 def serve(make_endpoint: Callable[[str], object], *, show_pid: bool = False) -> None:
     """Serve ``make_endpoint(server name)`` on the command line's target until SIGTERM.
 
     Prints ``ready ADDRESS`` (and the pid with ``show_pid``) once registered.
     The reliability tests' server scripts run their own endpoints through it.
     """
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--topic", required=True)
+    parser = script_parser()
     parser.add_argument("--server", required=True)
     parser.add_argument("--executor-size", type=int, default=None)
     parser.add_argument("--exposed", default="methods")
-    args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    args, done = start_script(parser)
     with za.Transport.from_url(args.url) as transport:
         target = za.Target(args.topic, server=args.server)
         endpoint = make_endpoint(args.server)

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["EXAMPLES", "free_port", "give_away", "run_example", "wait_until"]
+__all__ = ["EXAMPLES", "Recorder", "free_port", "give_away", "run_example", "wait_until"]
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -88,3 +89,24 @@ def run_example(
         check=False,
         env={"PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(runtime_dir)},
     )
+
+
+class Recorder:
+    """The ``record`` / ``recorded`` pair of the tests' endpoints; thread-safe.
+
+    ``record`` is the cast the tests send, ``recorded`` a copy of what arrived.
+    Endpoint classes inherit it (an RPC server exposes inherited methods) and
+    call ``super().__init__()``.
+    """
+
+    def __init__(self) -> None:
+        self._record_lock = threading.Lock()
+        self._recorded: list[object] = []
+
+    def record(self, value: object) -> None:
+        with self._record_lock:
+            self._recorded.append(value)
+
+    def recorded(self) -> list[object]:
+        with self._record_lock:
+            return list(self._recorded)

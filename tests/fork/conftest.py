@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import zmqactors as za
-from tests.helpers import wait_until
+from tests.helpers import Recorder, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -276,13 +276,12 @@ def scenarios(monkeypatch: pytest.MonkeyPatch, transport: za.Transport) -> types
     return fork_scenarios
 
 
-class Endpoint:
+class Endpoint(Recorder):
     """What the suite's servers serve; thread-safe."""
 
     def __init__(self, name: str = "") -> None:
+        super().__init__()
         self.name = name
-        self._lock = threading.Lock()
-        self._casts: list[object] = []
 
     def pid(self) -> int:
         return os.getpid()
@@ -296,14 +295,6 @@ class Endpoint:
     def sleep(self, seconds: float) -> float:
         time.sleep(seconds)
         return seconds
-
-    def record(self, value: object) -> None:
-        with self._lock:
-            self._casts.append(value)
-
-    def recorded(self) -> list[object]:
-        with self._lock:
-            return list(self._casts)
 
 
 @pytest.fixture

@@ -6,23 +6,28 @@ import argparse
 import logging
 import os
 import signal
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 
 import zmqactors as za
 
+# Run as a script: the repository root is not on sys.path by itself.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.helpers import Recorder
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-class Endpoint:
+class Endpoint(Recorder):
     def __init__(self, name: str) -> None:
+        super().__init__()
         self.name = name
-        self.casts: list[object] = []
-        self._lock = threading.Lock()
         self._released = threading.Event()
 
     def add(self, a: int, b: int) -> int:
@@ -53,14 +58,6 @@ class Endpoint:
 
     def release(self) -> None:
         self._released.set()
-
-    def record(self, value: object) -> None:
-        with self._lock:
-            self.casts.append(value)
-
-    def recorded(self) -> list[object]:
-        with self._lock:
-            return list(self.casts)
 
 
 def script_parser() -> argparse.ArgumentParser:

@@ -21,7 +21,7 @@ import structlog
 import zmq
 
 import zmqactors as za
-from tests.helpers import wait_until
+from tests.helpers import Recorder, wait_until
 from zmqactors import wire
 from zmqactors.matchmaker import MemoryMatchmaker, create_matchmaker
 from zmqactors.net import zap
@@ -33,25 +33,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.both_families]
 TIMEOUT = 5.0
 
 
-class Endpoint:
+class Endpoint(Recorder):
     def __init__(self, name: str = "s") -> None:
+        super().__init__()
         self.name = name
-        self.casts: list[object] = []
-        self.lock = threading.Lock()
 
     def add(self, a: int, b: int) -> int:
         return a + b
 
     def whoami(self) -> str:
         return self.name
-
-    def record(self, value: object) -> None:
-        with self.lock:
-            self.casts.append(value)
-
-    def recorded(self) -> list[object]:
-        with self.lock:
-            return list(self.casts)
 
 
 class Heard:

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import structlog
 
+import zmqactors as za
+
 SERVE = Path(__file__).parent / "integration" / "serve.py"
 LISTEN = Path(__file__).parent / "integration" / "listen.py"
 
@@ -59,6 +61,13 @@ def matchmaker_url(tmp_path: Path, loopback: str) -> str:
     bind_address) it has no query; add parameters with `with_query`.
     """
     return bound_on(f"zmq+file://{tmp_path}/mm", loopback)
+
+
+@pytest.fixture
+def transport(matchmaker_url: str) -> Iterator[za.Transport]:
+    """A transport on this test's private matchmaker, closed after the test."""
+    with za.Transport.from_url(matchmaker_url) as transport:
+        yield transport
 
 
 def bound_on(url: str, loopback: str) -> str:
@@ -149,21 +158,15 @@ class ServerProcess:
                 self.proc.stdout.close()
 
 
-@pytest.fixture
-def spawn_server(matchmaker_url: str) -> Iterator[Callable[..., ServerProcess]]:
-    """Start RPC servers in child processes on this test's matchmaker; stop them after.
-
-    ``script`` is another server script taking the same arguments (e.g. the
-    reliability tests'); ``url`` another matchmaker URL (with options);
-    ``prefix`` runs it elsewhere (``ip netns exec NS``).
-    """
+def _spawner(matchmaker_url: str, default_script: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Yield a function starting `ServerProcess` es of ``default_script``; stop them after."""
     started: list[ServerProcess] = []
 
     def spawn(
         topic: str,
         server: str,
         *extra: str,
-        script: Path = SERVE,
+        script: Path = default_script,
         url: str | None = None,
         prefix: tuple[str, ...] = (),
     ) -> ServerProcess:
@@ -180,26 +183,23 @@ def spawn_server(matchmaker_url: str) -> Iterator[Callable[..., ServerProcess]]:
 
 
 @pytest.fixture
+def spawn_server(matchmaker_url: str) -> Iterator[Callable[..., ServerProcess]]:
+    """Start RPC servers in child processes on this test's matchmaker; stop them after.
+
+    ``script`` is another server script taking the same arguments (e.g. the
+    reliability tests'); ``url`` another matchmaker URL (with options);
+    ``prefix`` runs it elsewhere (``ip netns exec NS``).
+    """
+    yield from _spawner(matchmaker_url, SERVE)
+
+
+@pytest.fixture
 def spawn_listener(matchmaker_url: str) -> Iterator[Callable[..., ServerProcess]]:
     """Start notification listeners in child processes on this test's matchmaker.
 
     ``url`` and ``prefix`` as for `spawn_server`.
     """
-    started: list[ServerProcess] = []
-
-    def spawn(
-        topic: str, name: str, *extra: str, url: str | None = None, prefix: tuple[str, ...] = ()
-    ) -> ServerProcess:
-        proc = ServerProcess(
-            url or matchmaker_url, topic, name, *extra, script=LISTEN, prefix=prefix
-        )
-        started.append(proc)
-        proc.wait_ready()
-        return proc
-
-    yield spawn
-    for proc in started:
-        proc.stop()
+    yield from _spawner(matchmaker_url, LISTEN)
 
 
 class CurveKeys:

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["free_port", "give_away", "wait_until"]
+__all__ = ["EXAMPLES", "Recorder", "free_port", "give_away", "run_example", "wait_until"]
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def wait_until(
@@ -65,3 +71,42 @@ def give_away(path: str | os.PathLike[str]) -> int | None:
     except PermissionError:
         return None
     return other
+
+
+def run_example(
+    name: str, runtime_dir: Path, *, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``examples/NAME`` as a user would, with its default ``zmq://`` URL.
+
+    ``runtime_dir`` becomes ``$XDG_RUNTIME_DIR``: zmq:// keeps its files there,
+    so the example never touches the user's own. Output is captured as text.
+    """
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(runtime_dir)},
+    )
+
+
+class Recorder:
+    """The ``record`` / ``recorded`` pair of the tests' endpoints; thread-safe.
+
+    ``record`` is the cast the tests send, ``recorded`` a copy of what arrived.
+    Endpoint classes inherit it (an RPC server exposes inherited methods) and
+    call ``super().__init__()``.
+    """
+
+    def __init__(self) -> None:
+        self._record_lock = threading.Lock()
+        self._recorded: list[object] = []
+
+    def record(self, value: object) -> None:
+        with self._record_lock:
+            self._recorded.append(value)
+
+    def recorded(self) -> list[object]:
+        with self._record_lock:
+            return list(self._recorded)

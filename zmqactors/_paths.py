@@ -9,7 +9,12 @@ from pathlib import Path
 
 from zmqactors.errors import ConfigurationError, SecurityError
 
-__all__ = ["check_owner_and_mode", "private_directory", "read_secret_file"]
+__all__ = [
+    "check_owner_and_mode",
+    "owner_or_mode_problem",
+    "private_directory",
+    "read_secret_file",
+]
 
 # A password file holds one line; anything much larger is not one.
 _MAX_SECRET = 4096
@@ -106,15 +111,23 @@ def check_owner_and_mode(
     owner other than this user or root, or any of the ``forbidden`` mode
     bits (which mean ``meaning``; ``fix`` says what to run).
     """
+    problem = owner_or_mode_problem(info, forbidden=forbidden, meaning=meaning, fix=fix)
+    if problem is not None:
+        msg = f"{what} '{os.fspath(path)}' {problem}"
+        raise SecurityError(msg)
+
+
+def owner_or_mode_problem(
+    info: os.stat_result, *, forbidden: int, meaning: str, fix: str
+) -> str | None:
+    """What is wrong with a file's owner or mode, as the words after its name; None if nothing.
+
+    The rules of `check_owner_and_mode`, for callers that phrase the error
+    themselves (the CURVE key files).
+    """
+    # Like OpenSSH's StrictModes: only this user or root may own what we trust.
     if info.st_uid not in {os.geteuid(), 0}:
-        msg = (
-            f"{what} '{os.fspath(path)}' is owned by uid {info.st_uid}, "
-            f"not by this user (uid {os.geteuid()}) or root"
-        )
-        raise SecurityError(msg)
+        return f"is owned by uid {info.st_uid}, not by this user (uid {os.geteuid()}) or root"
     if info.st_mode & forbidden:
-        msg = (
-            f"{what} '{os.fspath(path)}' is {meaning} "
-            f"(mode {stat.S_IMODE(info.st_mode):04o}): run '{fix}'"
-        )
-        raise SecurityError(msg)
+        return f"is {meaning} (mode {stat.S_IMODE(info.st_mode):04o}): run '{fix}'"
+    return None

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import zmqactors as za
-from tests.helpers import wait_until
+from tests.helpers import Recorder, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -276,13 +276,12 @@ def scenarios(monkeypatch: pytest.MonkeyPatch, transport: za.Transport) -> types
     return fork_scenarios
 
 
-class Endpoint:
+class Endpoint(Recorder):
     """What the suite's servers serve; thread-safe."""
 
     def __init__(self, name: str = "") -> None:
+        super().__init__()
         self.name = name
-        self._lock = threading.Lock()
-        self._casts: list[object] = []
 
     def pid(self) -> int:
         return os.getpid()
@@ -297,26 +296,11 @@ class Endpoint:
         time.sleep(seconds)
         return seconds
 
-    def record(self, value: object) -> None:
-        with self._lock:
-            self._casts.append(value)
-
-    def recorded(self) -> list[object]:
-        with self._lock:
-            return list(self._casts)
-
 
 @pytest.fixture
 def endpoint_class() -> type[Endpoint]:
     """The endpoint class of the suite's servers."""
     return Endpoint
-
-
-@pytest.fixture
-def transport(matchmaker_url: str) -> Iterator[za.Transport]:
-    """A transport on this test's private matchmaker, closed after the test."""
-    with za.Transport.from_url(matchmaker_url) as transport:
-        yield transport
 
 
 @pytest.fixture

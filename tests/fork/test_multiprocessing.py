@@ -21,11 +21,17 @@ START_TIMEOUT = 30.0
 METHODS = ["fork", "forkserver", "spawn"]
 
 
+def served_here(serve, transport: za.Transport, topic: str) -> za.RPCClient:
+    """Serve ``topic`` in this, the parent, process; a client that saw it answer."""
+    serve(topic, "parent")
+    client = za.RPCClient(transport, za.Target(topic), timeout=TIMEOUT)
+    assert client.call("pid") == os.getpid()
+    return client
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_multiprocessing_child_calls_serves_and_exits(method, transport, serve, scenarios, kit):
-    serve("mp.parent", "parent")
-    client = za.RPCClient(transport, za.Target("mp.parent"), timeout=TIMEOUT)
-    assert client.call("pid") == os.getpid()
+    client = served_here(serve, transport, "mp.parent")
     # With "fork" the child inherits scenarios.TRANSPORT; the others build their own.
     matchmaker_url = transport.settings.matchmaker.url
     context = multiprocessing.get_context(method)
@@ -58,9 +64,7 @@ def test_multiprocessing_child_calls_serves_and_exits(method, transport, serve, 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_process_pool_executor(method, transport, serve, scenarios, kit):
-    serve("pool.parent", "parent")
-    client = za.RPCClient(transport, za.Target("pool.parent"), timeout=TIMEOUT)
-    assert client.call("pid") == os.getpid()
+    client = served_here(serve, transport, "pool.parent")
     matchmaker_url = transport.settings.matchmaker.url
     pool = concurrent.futures.ProcessPoolExecutor(
         max_workers=2, mp_context=multiprocessing.get_context(method)

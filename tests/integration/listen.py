@@ -6,13 +6,11 @@ for batches. SIGTERM stops it.
 
 from __future__ import annotations
 
-import argparse
-import logging
-import signal
 import sys
 import threading
 
-import structlog
+# Run as a script: its own directory, which holds serve.py, is on sys.path.
+from serve import script_parser, start_script
 
 import zmqactors as za
 
@@ -40,17 +38,12 @@ class BatchEndpoint:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--topic", required=True)
+    parser = script_parser()
     parser.add_argument("--pool", default=None)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--batch-timeout", type=float, default=None)
     parser.add_argument("--requeue-first", action="store_true")
-    args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    args, done = start_script(parser)
     endpoint = BatchEndpoint() if args.batch_size > 1 else Endpoint(args.requeue_first)
     with za.Transport.from_url(args.url) as transport:
         listener = za.NotificationListener(

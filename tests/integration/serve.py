@@ -6,23 +6,28 @@ import argparse
 import logging
 import os
 import signal
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 
 import zmqactors as za
 
+# Run as a script: the repository root is not on sys.path by itself.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.helpers import Recorder
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-class Endpoint:
+class Endpoint(Recorder):
     def __init__(self, name: str) -> None:
+        super().__init__()
         self.name = name
-        self.casts: list[object] = []
-        self._lock = threading.Lock()
         self._released = threading.Event()
 
     def add(self, a: int, b: int) -> int:
@@ -54,13 +59,22 @@ class Endpoint:
     def release(self) -> None:
         self._released.set()
 
-    def record(self, value: object) -> None:
-        with self._lock:
-            self.casts.append(value)
 
-    def recorded(self) -> list[object]:
-        with self._lock:
-            return list(self.casts)
+def script_parser() -> argparse.ArgumentParser:
+    """The command line every test child script takes: ``--url`` and ``--topic``."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--topic", required=True)
+    return parser
+
+
+def start_script(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, threading.Event]:
+    """Parse the command line, log warnings only; return the arguments and an event SIGTERM sets."""
+    args = parser.parse_args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    return args, done
 
 
 def serve(make_endpoint: Callable[[str], object], *, show_pid: bool = False) -> None:
@@ -69,16 +83,11 @@ def serve(make_endpoint: Callable[[str], object], *, show_pid: bool = False) -> 
     Prints ``ready ADDRESS`` (and the pid with ``show_pid``) once registered.
     The reliability tests' server scripts run their own endpoints through it.
     """
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--topic", required=True)
+    parser = script_parser()
     parser.add_argument("--server", required=True)
     parser.add_argument("--executor-size", type=int, default=None)
     parser.add_argument("--exposed", default="methods")
-    args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    args, done = start_script(parser)
     with za.Transport.from_url(args.url) as transport:
         target = za.Target(args.topic, server=args.server)
         endpoint = make_endpoint(args.server)

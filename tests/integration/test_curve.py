@@ -21,7 +21,7 @@ import structlog
 import zmq
 
 import zmqactors as za
-from tests.helpers import wait_until
+from tests.helpers import Recorder, wait_until
 from zmqactors import wire
 from zmqactors.matchmaker import MemoryMatchmaker, create_matchmaker
 from zmqactors.net import zap
@@ -33,25 +33,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.both_families]
 TIMEOUT = 5.0
 
 
-class Endpoint:
+class Endpoint(Recorder):
     def __init__(self, name: str = "s") -> None:
+        super().__init__()
         self.name = name
-        self.casts: list[object] = []
-        self.lock = threading.Lock()
 
     def add(self, a: int, b: int) -> int:
         return a + b
 
     def whoami(self) -> str:
         return self.name
-
-    def record(self, value: object) -> None:
-        with self.lock:
-            self.casts.append(value)
-
-    def recorded(self) -> list[object]:
-        with self.lock:
-            return list(self.casts)
 
 
 class Heard:
@@ -253,20 +244,31 @@ def test_a_client_with_an_unknown_key_gets_nothing_and_is_counted(
     assert endpoint.recorded() == []
 
 
+def assert_refused_before_sending(
+    transport: za.Transport, reason: str, **cast_args: object
+) -> None:
+    """A call and a cast to "calc" from ``transport`` are refused for ``reason``, sending nothing.
+
+    The call raises `SecurityError` matching ``reason``; the cast, which cannot
+    raise, is counted as a security refusal.
+    """
+    client = za.RPCClient(transport, za.Target("calc"), timeout=TIMEOUT)
+    with pytest.raises(za.SecurityError, match=reason):
+        client.call("add", a=1, b=2)
+    client.cast("record", **cast_args)
+    wait_until(
+        lambda: transport.stats.snapshot().get("security_refusals", 0) == 1,
+        "the refused cast",
+        timeout=TIMEOUT,
+    )
+
+
 def test_a_zmqactors_client_without_curve_is_refused_before_sending(
     curve_server, transports, memory_url
 ):
     _, endpoint = curve_server
     plain = transports(memory_url)
-    client = za.RPCClient(plain, za.Target("calc"), timeout=TIMEOUT)
-    with pytest.raises(za.SecurityError, match="requires CURVE"):
-        client.call("add", a=1, b=2)
-    client.cast("record", value="plain")
-    wait_until(
-        lambda: plain.stats.snapshot().get("security_refusals", 0) == 1,
-        "the refused cast",
-        timeout=TIMEOUT,
-    )
+    assert_refused_before_sending(plain, "requires CURVE", value="plain")
     assert endpoint.recorded() == []
 
 
@@ -304,15 +306,7 @@ def test_a_curve_client_refuses_a_server_without_curve(curve_keys, memory_url, t
     with za.RPCServer(plain_server_transport, za.Target("calc", server="p"), [endpoint]) as server:
         assert server.server_key is None
         client_transport = transports(curve_keys.client_url(memory_url))
-        client = za.RPCClient(client_transport, za.Target("calc"), timeout=TIMEOUT)
-        with pytest.raises(za.SecurityError, match="advertises no CURVE key"):
-            client.call("add", a=1, b=2)
-        client.cast("record", value="leak")
-        wait_until(
-            lambda: client_transport.stats.snapshot().get("security_refusals", 0) == 1,
-            "the refused cast",
-            timeout=TIMEOUT,
-        )
+        assert_refused_before_sending(client_transport, "advertises no CURVE key", value="leak")
         assert za.RPCClient(plain_server_transport, za.Target("calc")).call("recorded") == []
 
 

@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
+from tests.helpers import run_example
+
 pytestmark = pytest.mark.integration
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def run_example(name: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``examples/NAME`` with its default ``zmq://`` URL, in a private runtime directory."""
-    return subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        # zmq:// keeps its files under $XDG_RUNTIME_DIR: not the user's own here.
-        env={"PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(tmp_path)},
-    )
 
 
 def test_notifications_example_gives_each_pool_every_notification(tmp_path):

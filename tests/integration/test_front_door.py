@@ -10,21 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_example
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_shows_every_step(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "run_demo.py")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        # A private runtime dir: the demo's default zmq:// matchmaker lives there.
-        env={"PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(tmp_path)},
-    )
+    result = run_example("run_demo.py", tmp_path, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     for expected in (
         "call add(a=2, b=3)",

@@ -14,12 +14,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.both_families]
 TOPIC = "notifications"
 
 
-@pytest.fixture
-def transport(matchmaker_url):
-    with za.Transport.from_url(matchmaker_url) as transport:
-        yield transport
-
-
 def _ids(lines: list[str], prefix: str = "got ") -> list[int]:
     return [int(line.split()[1]) for line in lines if line.startswith(prefix)]
 

@@ -21,12 +21,6 @@ TOPIC = "calc.v1"
 
 
 @pytest.fixture
-def transport(matchmaker_url):
-    with za.Transport.from_url(matchmaker_url) as transport:
-        yield transport
-
-
-@pytest.fixture
 def client(transport):
     return za.RPCClient(transport, za.Target(TOPIC), timeout=10)
 
@@ -161,12 +155,19 @@ class Blocking:
         return "pong"
 
 
-def test_slow_endpoint_does_not_block_other_calls(transport):
+def blocking_server(
+    transport: za.Transport, topic: str, *, executor_size: int
+) -> tuple[za.RPCServer, threading.Event]:
+    """A server "s" of a `Blocking` endpoint on ``topic``, not started; the event releasing it."""
     release = threading.Event()
-
     server = za.RPCServer(
-        transport, za.Target("slow", server="s"), [Blocking(release)], executor_size=2
+        transport, za.Target(topic, server="s"), [Blocking(release)], executor_size=executor_size
     )
+    return server, release
+
+
+def test_slow_endpoint_does_not_block_other_calls(transport):
+    server, release = blocking_server(transport, "slow", executor_size=2)
     with server:
         client = za.RPCClient(transport, za.Target("slow"), timeout=10)
         blocked = client.call_async("block")
@@ -178,11 +179,7 @@ def test_slow_endpoint_does_not_block_other_calls(transport):
 def test_an_answer_is_not_held_behind_a_slow_call_on_the_same_listener(transport):
     # One listener: under a burst the poller hands it the next requests in
     # advance, so "block" may already be queued there when "ping" finishes.
-    release = threading.Event()
-
-    server = za.RPCServer(
-        transport, za.Target("held", server="s"), [Blocking(release)], executor_size=1
-    )
+    server, release = blocking_server(transport, "held", executor_size=1)
     with server:
         client = za.RPCClient(transport, za.Target("held"), timeout=30)
         try:

@@ -23,12 +23,6 @@ TOPIC = "surface"
 SCRIPT = Path(__file__).parent / "expose_server.py"
 
 
-@pytest.fixture
-def transport(matchmaker_url):
-    with za.Transport.from_url(matchmaker_url) as transport:
-        yield transport
-
-
 def raw_call(address: str, method: str) -> Exception:
     """Send a call for ``method`` with raw pyzmq, past the client's own name check."""
     context = zmq.Context()

@@ -415,15 +415,8 @@ def test_oslo_transport_urls_reach_zmqactors_whole(url):
     assert rebuilt.split("://")[0] == url.split("://")[0]
 
 
-def test_calls_and_notifications_over_ipv6(harness):
-    harness.url += "?bind_address=[::1]"
-    endpoint = Endpoint()
-    server = harness.server(oslo_messaging.Target(topic="t", server="s"), endpoint)
-    store = MemoryMatchmaker(harness.url.removeprefix("zmq+memory://").partition("?")[0])
-    assert [route.address[:12] for _, route in store.entries()] == ["tcp://[::1]:"]
-    assert _driver(server.transport).transport.settings.bind_address == "::1"
-    client = harness.client(oslo_messaging.Target(topic="t"))
-    assert client.call({}, "echo", x=1) == {"x": 1}
+def assert_a_notification_is_heard(harness: Any) -> None:
+    """An info notification on topic "n" reaches a listener of the harness's transport."""
     heard: list[Any] = []
 
     class Listener:
@@ -433,6 +426,18 @@ def test_calls_and_notifications_over_ipv6(harness):
     harness.listener(["n"], Listener())
     harness.notifier("n").info({}, "e", {"z": 3})
     wait_until(lambda: heard == [{"z": 3}])
+
+
+def test_calls_and_notifications_over_ipv6(harness):
+    harness.url += "?bind_address=[::1]"
+    endpoint = Endpoint()
+    server = harness.server(oslo_messaging.Target(topic="t", server="s"), endpoint)
+    store = MemoryMatchmaker(harness.url.removeprefix("zmq+memory://").partition("?")[0])
+    assert [route.address[:12] for _, route in store.entries()] == ["tcp://[::1]:"]
+    assert _driver(server.transport).transport.settings.bind_address == "::1"
+    client = harness.client(oslo_messaging.Target(topic="t"))
+    assert client.call({}, "echo", x=1) == {"x": 1}
+    assert_a_notification_is_heard(harness)
 
 
 def test_a_bad_zmq_url_is_oslos_invalid_transport_url():
@@ -476,15 +481,7 @@ def test_curve_options_in_oslo_config_encrypt_calls_casts_and_notifications(harn
     assert client.call({}, "echo", x=1) == {"x": 1}
     client.cast({}, "echo", y=2)
     wait_until(lambda: len(endpoint.seen) == 2)
-    heard: list[Any] = []
-
-    class Listener:
-        def info(self, ctxt, publisher_id, event_type, payload, metadata):  # noqa: ARG002
-            heard.append(payload)
-
-    harness.listener(["n"], Listener())
-    harness.notifier("n").info({}, "e", {"z": 3})
-    wait_until(lambda: heard == [{"z": 3}])
+    assert_a_notification_is_heard(harness)
 
 
 def test_an_oslo_client_without_curve_gets_nothing_from_a_curve_server(harness, curve_keys):

@@ -31,12 +31,6 @@ def drained(client: za.RPCClient) -> list[int]:
     return [msg_id for msg_id, _ in client.call("drain", limit=1000)]
 
 
-@pytest.fixture
-def transport(matchmaker_url):
-    with za.Transport.from_url(matchmaker_url) as transport:
-        yield transport
-
-
 def test_server_killed_during_a_call_fails_it_then_a_restart_serves(start_server, transport):
     server = start_server("k1")
     # Long enough that the call is still pending when the server dies, even

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import select
 import threading
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from zmqactors.actors.base import SocketActor
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from concurrent.futures import Future
 
     import pykka
@@ -87,3 +89,19 @@ def start(actor_class: type[SocketActor], *args: Any, **kwargs: Any) -> pykka.Ac
 
 def stop(ref: pykka.ActorRef[Any]) -> None:
     ref.stop(timeout=TIMEOUT)
+
+
+@contextlib.contextmanager
+def blocked(ref: pykka.ActorRef[Any]) -> Iterator[threading.Event]:
+    """Hold ``ref``'s actor in a `Block` for the ``with`` block; yield the event releasing it.
+
+    Messages told inside the block queue behind the `Block`; leaving the block
+    releases the actor, should the test not have done so itself.
+    """
+    entered, release = threading.Event(), threading.Event()
+    try:
+        ref.tell(Block(entered, release))
+        assert entered.wait(TIMEOUT)
+        yield release
+    finally:
+        release.set()

@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 
 import zmqactors
+from tests.wire_helpers import make_request
 from zmqactors import wire
 from zmqactors.core.dedup import DedupCache, Seen
 from zmqactors.core.dispatch import Dispatcher
 from zmqactors.core.stats import Stats
-from zmqactors.wire import Ack, CallKind, ErrorKind, ErrorReply, Request
+from zmqactors.wire import Ack, CallKind, ErrorKind, ErrorReply
 
 pytestmark = pytest.mark.unit
 
@@ -157,20 +158,8 @@ class Recorder:
 
 
 def acked(method: str, msg_id: bytes, **changes: Any) -> bytes:
-    fields: dict[str, Any] = {
-        "msg_id": msg_id,
-        "kind": CallKind.ACKED_CAST,
-        "exchange": "default",
-        "topic": "compute",
-        "server": None,
-        "namespace": None,
-        "version": None,
-        "method": method,
-        "args": {"value": 7},
-        "context": {},
-    }
-    fields.update(changes)
-    return wire.encode(Request(**fields))[1]
+    fields: dict[str, Any] = {"kind": CallKind.ACKED_CAST, "args": {"value": 7}, **changes}
+    return wire.encode(make_request(method, msg_id=msg_id, **fields))[1]
 
 
 def decode(body: bytes | None) -> wire.Message | None:

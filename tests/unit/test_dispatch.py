@@ -10,6 +10,7 @@ import structlog
 import structlog.testing
 
 import zmqactors
+from tests.wire_helpers import make_request
 from zmqactors import wire
 from zmqactors.core.dispatch import Dispatcher, expose, exposed_methods, request_context
 from zmqactors.core.stats import Stats
@@ -74,23 +75,6 @@ class Versioned:
 
 class BoomError(Exception):
     pass
-
-
-def make_request(method: str = "ping", **changes: Any) -> Request:
-    fields: dict[str, Any] = {
-        "msg_id": wire.new_msg_id(),
-        "kind": CallKind.CALL,
-        "exchange": "default",
-        "topic": "compute",
-        "server": None,
-        "namespace": None,
-        "version": None,
-        "method": method,
-        "args": {},
-        "context": {},
-    }
-    fields.update(changes)
-    return Request(**fields)
 
 
 def body_of(request: Request) -> bytes:

@@ -13,7 +13,16 @@ import pykka
 import pytest
 
 from tests.helpers import wait_until
-from tests.unit.actor_kit import TIMEOUT, Block, Record, Recorder, WithFuture, readable, start, stop
+from tests.unit.actor_kit import (
+    TIMEOUT,
+    Record,
+    Recorder,
+    WithFuture,
+    blocked,
+    readable,
+    start,
+    stop,
+)
 from zmqactors.actors.inbox import PollingInbox
 from zmqactors.errors import TransportClosedError
 
@@ -137,26 +146,23 @@ def test_tell_after_stop_raises_actor_dead():
 @pytest.mark.parametrize("queue_it", ["tell", "bare put"])
 def test_future_queued_before_stop_fails_with_transport_closed(queue_it):
     ref = start(Recorder)
-    entered, release = threading.Event(), threading.Event()
     queued: Future[Any] = Future()
     try:
-        ref.tell(Block(entered, release))
-        assert entered.wait(TIMEOUT)
-        stopped = ref.stop(block=False)
-        # Queued behind the stop: the actor will stop without handling it.
-        if queue_it == "tell":
-            ref.tell(WithFuture(queued))
-        else:
-            ref.actor_inbox.put(WithFuture(queued))
-        late_ask = ref.ask("late", block=False)
-        release.set()
-        assert stopped.get(timeout=TIMEOUT) is True
-        with pytest.raises(TransportClosedError, match="recorder"):
-            queued.result(timeout=TIMEOUT)
-        with pytest.raises(TransportClosedError):
-            late_ask.get(timeout=TIMEOUT)
+        with blocked(ref) as release:
+            stopped = ref.stop(block=False)
+            # Queued behind the stop: the actor will stop without handling it.
+            if queue_it == "tell":
+                ref.tell(WithFuture(queued))
+            else:
+                ref.actor_inbox.put(WithFuture(queued))
+            late_ask = ref.ask("late", block=False)
+            release.set()
+            assert stopped.get(timeout=TIMEOUT) is True
+            with pytest.raises(TransportClosedError, match="recorder"):
+                queued.result(timeout=TIMEOUT)
+            with pytest.raises(TransportClosedError):
+                late_ask.get(timeout=TIMEOUT)
     finally:
-        release.set()
         stop(ref)
     with pytest.raises(pykka.ActorDeadError):
         ref.tell("after")
@@ -174,19 +180,16 @@ def test_future_handled_before_stop_keeps_its_result():
 
 def test_crash_fails_queued_futures_too():
     ref = start(Recorder)
-    entered, release = threading.Event(), threading.Event()
     queued: Future[Any] = Future()
     try:
-        ref.tell(Block(entered, release))
-        assert entered.wait(TIMEOUT)
-        ref.tell(("raise", "crash on purpose"))  # a tell that raises kills the actor
-        ref.tell(WithFuture(queued))
-        release.set()
-        with pytest.raises(TransportClosedError):
-            queued.result(timeout=TIMEOUT)
-        wait_until(lambda: not ref.is_alive(), "the crashed actor to stop", timeout=TIMEOUT)
+        with blocked(ref) as release:
+            ref.tell(("raise", "crash on purpose"))  # a tell that raises kills the actor
+            ref.tell(WithFuture(queued))
+            release.set()
+            with pytest.raises(TransportClosedError):
+                queued.result(timeout=TIMEOUT)
+            wait_until(lambda: not ref.is_alive(), "the crashed actor to stop", timeout=TIMEOUT)
     finally:
-        release.set()
         stop(ref)
 
 

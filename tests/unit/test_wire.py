@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.wire_helpers import make_request
 from zmqactors import wire
 from zmqactors.errors import (
     MessagingError,
@@ -88,18 +89,12 @@ messages = st.one_of(requests, replies, error_replies, acks)
 def request(**changes: object) -> Request:
     fields: dict[str, object] = {
         "msg_id": MSG_ID,
-        "kind": CallKind.CALL,
-        "exchange": "default",
-        "topic": "compute",
-        "server": None,
-        "namespace": None,
-        "version": None,
         "method": "add",
         "args": {"a": 1, "b": 2},
         "context": {"user": "u1"},
+        **changes,
     }
-    fields.update(changes)
-    return Request(**fields)  # type: ignore[arg-type]
+    return make_request(**fields)
 
 
 def request_fields(**changes: object) -> list[object]:

@@ -82,22 +82,21 @@ ReplyWaiterMessage = SendCall | SendCast
 # -- matchmaker -----------------------------------------------------------
 
 
-class Register(msgspec.Struct, frozen=True):
+class _Registration(msgspec.Struct, frozen=True):
+    """The fields of `Register` and `Unregister`: which entry of the backend."""
+
+    key: str
+    server: str
+    address: str
+    server_key: str | None = None
+
+
+class Register(_Registration, frozen=True):
     """Register (key, server, address, server_key) and keep it alive until unregistered."""
 
-    key: str
-    server: str
-    address: str
-    server_key: str | None = None
 
-
-class Unregister(msgspec.Struct, frozen=True):
+class Unregister(_Registration, frozen=True):
     """Remove a registration at once."""
-
-    key: str
-    server: str
-    address: str
-    server_key: str | None = None
 
 
 class Lookup(msgspec.Struct, frozen=True):

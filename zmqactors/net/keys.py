@@ -22,7 +22,7 @@ from typing import Final
 
 import zmq.auth
 
-from zmqactors._paths import private_directory
+from zmqactors._paths import owner_or_mode_problem, private_directory
 from zmqactors.core.pins import ServerKeyPins
 from zmqactors.errors import ConfigurationError, SecurityError
 
@@ -71,11 +71,10 @@ def check_server_key(value: object) -> str:
     return value
 
 
-def _owner_problem(info: os.stat_result) -> str | None:
-    # Like OpenSSH's StrictModes: only this user or root may own what we trust.
-    if info.st_uid in {os.geteuid(), 0}:
-        return None
-    return f"is owned by uid {info.st_uid}, not by this user (uid {os.geteuid()}) or root"
+def _writable_problem(info: os.stat_result, path: Path | str) -> str | None:
+    return owner_or_mode_problem(
+        info, forbidden=0o022, meaning="writable by group or others", fix=f"chmod go-w {path}"
+    )
 
 
 def _os_refusal(what: str, path: Path | str, exc: OSError) -> SecurityError:
@@ -104,16 +103,12 @@ def check_key_directory(directory: Path, what: str) -> None:
         info = directory.lstat()
     except OSError as exc:
         raise _os_refusal(what, directory, exc) from None
-    problem = None
-    mode = stat.S_IMODE(info.st_mode)
     if stat.S_ISLNK(info.st_mode):
-        problem = "is a symbolic link: refused (name the real directory)"
+        problem: str | None = "is a symbolic link: refused (name the real directory)"
     elif not stat.S_ISDIR(info.st_mode):
         problem = "is not a directory"
-    elif (owner := _owner_problem(info)) is not None:
-        problem = owner
-    elif mode & 0o022:
-        problem = f"is writable by group or others (mode {mode:04o}): run 'chmod go-w {directory}'"
+    else:
+        problem = _writable_problem(info, directory)
     if problem is not None:
         msg = f"{what} {str(directory)!r} {problem}"
         raise SecurityError(msg)
@@ -129,17 +124,19 @@ def _open_key_file(path: Path, what: str) -> int:
 
 
 def _file_problem(info: os.stat_result, path: Path, *, secret: bool) -> str | None:
-    mode = stat.S_IMODE(info.st_mode)
     if not stat.S_ISREG(info.st_mode):
         return "is not a regular file"
-    if (owner := _owner_problem(info)) is not None:
-        return owner
-    if secret and mode & 0o077:
-        return (
-            f"is readable or writable by group or others (mode {mode:04o}): run 'chmod 600 {path}'"
+    if secret:
+        problem = owner_or_mode_problem(
+            info,
+            forbidden=0o077,
+            meaning="readable or writable by group or others",
+            fix=f"chmod 600 {path}",
         )
-    if mode & 0o022:
-        return f"is writable by group or others (mode {mode:04o}): run 'chmod go-w {path}'"
+    else:
+        problem = _writable_problem(info, path)
+    if problem is not None:
+        return problem
     if info.st_size > _MAX_KEY_FILE:
         return f"is malformed: larger than {_MAX_KEY_FILE} bytes"
     return None

@@ -59,16 +59,21 @@ def encode_incoming(ctxt: Any, message: Any, monitor: float | None = None) -> st
     return text
 
 
-def decode_incoming(text: object) -> tuple[dict[str, Any], dict[str, Any], float | None]:
-    """``(ctxt, message, monitor)`` from a request's JSON text; `ProtocolError` if malformed."""
+def _load_json(text: object, what: str) -> Any:
+    """The value of the JSON ``text``; `ProtocolError` naming ``what`` if it is not one."""
     if not isinstance(text, str):
-        msg = f"the oslo envelope must be a JSON string, got {type(text).__name__}"
+        msg = f"{what} must be a JSON string, got {type(text).__name__}"
         raise ProtocolError(msg)
     try:
-        envelope = jsonutils.loads(text)
+        return jsonutils.loads(text)
     except ValueError as exc:
-        msg = f"the oslo envelope is not JSON: {exc}"
+        msg = f"{what} is not JSON: {exc}"
         raise ProtocolError(msg) from None
+
+
+def decode_incoming(text: object) -> tuple[dict[str, Any], dict[str, Any], float | None]:
+    """``(ctxt, message, monitor)`` from a request's JSON text; `ProtocolError` if malformed."""
+    envelope = _load_json(text, "the oslo envelope")
     if not isinstance(envelope, dict):
         msg = "the oslo envelope must be a JSON object"
         raise ProtocolError(msg)
@@ -105,14 +110,7 @@ def decode_reply(text: object, allowed_remote_exmods: list[str]) -> Any:
     ``RemoteError`` (oslo's ``deserialize_remote_exception`` decides).
     Raises `ProtocolError` for a reply that is not a valid envelope.
     """
-    if not isinstance(text, str):
-        msg = f"the oslo reply must be a JSON string, got {type(text).__name__}"
-        raise ProtocolError(msg)
-    try:
-        envelope = jsonutils.loads(text)
-    except ValueError as exc:
-        msg = f"the oslo reply is not JSON: {exc}"
-        raise ProtocolError(msg) from None
+    envelope = _load_json(text, "the oslo reply")
     if isinstance(envelope, dict):
         if "failure" in envelope:
             raise common.deserialize_remote_exception(envelope["failure"], allowed_remote_exmods)

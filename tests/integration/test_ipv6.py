@@ -43,10 +43,17 @@ def test_ipv4_and_ipv6_clients_reach_one_server_bound_on_all_interfaces(
     # A second matchmaker names the same socket at its IPv6 address: what
     # IPv6-only clients of a dual-stack server would be told.
     ipv6_url = f"zmq+file://{tmp_path}/mm6"
-    spec = parse_url(ipv6_url).matchmaker
+    settings = parse_url(ipv6_url)
+    spec = settings.matchmaker
     ipv6_routes = create_matchmaker(spec.kind, spec.location)
     try:
-        ipv6_routes.register(matchmaker_key(za.Target(TOPIC)), "dual", f"tcp://[::1]:{port}", 60)
+        # Within the TTL: the file matchmaker ignores routes that expire later.
+        ipv6_routes.register(
+            matchmaker_key(za.Target(TOPIC)),
+            "dual",
+            f"tcp://[::1]:{port}",
+            settings.matchmaker_ttl,
+        )
     finally:
         ipv6_routes.close()
     with (

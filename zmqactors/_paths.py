@@ -82,6 +82,26 @@ def read_secret_file(path: str, what: str) -> str:
     return secret
 
 
+def check_private_path(path: str, what: str) -> None:
+    """Refuse a private file (a TLS client key) that is not this user's alone; any thread.
+
+    For files that another library opens by name: the same rules as
+    `read_secret_file` (a regular file, not a symbolic link, owned by this
+    user or root, no access for group or others), checked on the path.
+    Raises `SecurityError` naming ``what`` and the path, `ConfigurationError`
+    when it cannot be examined.
+    """
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        msg = f"{what} '{path}' cannot be read: {exc.strerror or exc}"
+        raise ConfigurationError(msg) from None
+    if stat.S_ISLNK(info.st_mode):
+        msg = f"{what} '{path}' is a symbolic link: give the file itself"
+        raise SecurityError(msg)
+    _check_private_file(path, what, info)
+
+
 def _check_private_file(path: str, what: str, info: os.stat_result) -> None:
     if not stat.S_ISREG(info.st_mode):
         msg = f"{what} '{path}' is not a regular file"

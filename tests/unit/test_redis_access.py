@@ -147,5 +147,27 @@ def test_key_without_certificate_is_refused(tmp_path: Path) -> None:
         redis_access(parse_url(f"zmq+rediss://h/0?ssl_keyfile={key}"))
 
 
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620])
+def test_tls_client_key_open_to_group_or_others_is_refused(tmp_path: Path, mode: int) -> None:
+    (tmp_path / "c").mkdir()
+    (tmp_path / "k").mkdir()
+    cert, key = secret_file(tmp_path / "c"), secret_file(tmp_path / "k", mode=mode)
+    url = f"zmq+rediss://h/0?ssl_certfile={cert}&ssl_keyfile={key}"
+    with pytest.raises(SecurityError, match=r"zmq\.ssl_keyfile .*group or others.*chmod 600"):
+        redis_access(parse_url(url))
+
+
+def test_tls_client_key_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "c").mkdir()
+    (tmp_path / "k").mkdir()
+    cert, key = secret_file(tmp_path / "c"), secret_file(tmp_path / "k")
+    link = tmp_path / "link.pem"
+    link.symlink_to(key)
+    url = f"zmq+rediss://h/0?ssl_certfile={cert}&ssl_keyfile={link}"
+    with pytest.raises(SecurityError, match="is a symbolic link"):
+        redis_access(parse_url(url))
+    assert redis_access(parse_url(url.replace(str(link), str(key)))).ssl_keyfile == str(key)
+
+
 def test_plain_redis_has_no_tls_options() -> None:
     assert "ssl" not in redis_access(parse_url("zmq+redis://h/0")).client_options()

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zmqactors._paths import read_secret_file
+from zmqactors._paths import check_private_path, read_secret_file
 from zmqactors.errors import ConfigurationError
 from zmqactors.options import (
     GROUP_NAME,
@@ -143,6 +143,9 @@ def _check_consistent(settings: Settings) -> None:
         if not Path(path).is_file():
             msg = f"option {GROUP_NAME}.{name}: '{path}' is not a readable file"
             raise ConfigurationError(msg)
-    if settings.ssl_keyfile is not None and settings.ssl_certfile is None:
-        msg = f"option {GROUP_NAME}.ssl_keyfile needs {GROUP_NAME}.ssl_certfile"
-        raise ConfigurationError(msg)
+    if settings.ssl_keyfile is not None:
+        if settings.ssl_certfile is None:
+            msg = f"option {GROUP_NAME}.ssl_keyfile needs {GROUP_NAME}.ssl_certfile"
+            raise ConfigurationError(msg)
+        # The client's private key: this user's alone, like a password file.
+        check_private_path(settings.ssl_keyfile, f"option {GROUP_NAME}.ssl_keyfile")

@@ -18,6 +18,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import msgspec
 import pytest
 
 pytestmark = pytest.mark.unit
@@ -246,6 +247,42 @@ def test_the_codec_imports_alone_without_zmq_or_pykka():
         "assert module.decode(frames, 1024).result == 3"
     )
     assert run_blocked("zmqactors.wire", use) == ["zmqactors", "zmqactors.errors", "zmqactors.wire"]
+
+
+def test_the_codec_works_in_a_venv_without_zmq_or_pykka(tmp_path):
+    # A real environment that lacks them, not only a blocker: a new venv
+    # (no access to this one's packages) given msgspec alone, the codec's
+    # one dependency, and the source tree.
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
+    )
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+    msgspec_dir = Path(msgspec.__file__).parent
+    (Path(site) / "msgspec").symlink_to(msgspec_dir, target_is_directory=True)
+    (Path(site) / "zmqactors-source.pth").write_text(f"{REPO_ROOT}\n")
+    script = textwrap.dedent(
+        """
+        import importlib.util
+        assert importlib.util.find_spec("zmq") is None, "zmq is installed"
+        assert importlib.util.find_spec("pykka") is None, "pykka is installed"
+        from zmqactors import wire
+        frames = wire.encode(wire.Reply(wire.new_msg_id(), 3))
+        assert wire.decode(frames, 1024).result == 3
+        print("ok")
+        """
+    )
+    done = subprocess.run(
+        [str(python), "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.strip() == "ok", done.stderr
 
 
 @pytest.mark.parametrize(

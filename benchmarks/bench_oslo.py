@@ -20,6 +20,10 @@ time of each message (first to last), not from the simulator's per-second
 buckets. Call: replies per second at the clients and round-trip latency;
 cast and notify: messages per second received by the server, and client to
 server latency.
+
+Longer than 400 lines on purpose: a stand-alone script (``make
+bench-oslo``) that starts RabbitMQ, drives oslo.messaging's simulator on
+both drivers and reports; one file so that it runs on its own.
 """
 
 # ruff: noqa: S603 - runs the simulator, pip, apt-get and RabbitMQ's tools: nothing untrusted

@@ -5,6 +5,10 @@ entry point (``zmqactors = zmqactors.options:list_opts``). The library never
 reads the global ``cfg.CONF``: `Settings.from_conf` reads a given ``ConfigOpts``
 once into a frozen `Settings`, and `parse_url` builds one from a transport URL
 (the URL syntax itself is `zmqactors.urls`).
+
+Longer than 400 lines on purpose: every ``[zmq]`` option lives here (the
+design's rule), each with its bounds and the help text operators read in
+``oslo-config-generator`` output; the help texts are most of the length.
 """
 
 from __future__ import annotations

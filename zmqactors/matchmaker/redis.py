@@ -34,6 +34,9 @@ from redis-py (``redis.exceptions.ConnectionError``, ``TimeoutError``,
 they are: the matchmaker actor decides what a failure means. Connections time
 out after a second or two and are retried once, so a Redis that is down fails
 fast instead of stalling the matchmaker actor.
+
+Longer than 400 lines on purpose: the Redis and Sentinel backends share
+the key schema, the Lua scripts and the error translation.
 """
 
 from __future__ import annotations

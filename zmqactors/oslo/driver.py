@@ -56,6 +56,11 @@ start-up, after ``oslo_log.log.setup()``::
 
 The events then go to the loggers named ``zmqactors.*`` with oslo.log's
 handlers, levels and files.
+
+Longer than 400 lines on purpose: it is one class implementing
+oslo.messaging's driver interface (send, notifications, listen, cleanup)
+and the translation of oslo's targets and URLs; split, one interface would
+be spread over files.
 """
 
 from __future__ import annotations

@@ -21,6 +21,10 @@ Life cycle, as oslo's ``MessageHandlingServer`` drives it:
 RabbitMQ puts it back in its queue: it is delivered again at once, as often
 as the endpoint asks. A call's reply still goes to the original caller. A
 message requeued after ``stop()`` is dropped and counted (``requeue_dropped``).
+
+Longer than 400 lines on purpose: the RPC and notification listeners and
+their incoming messages share one life cycle (poll, acknowledge, requeue,
+stop) that reads best in one place.
 """
 
 from __future__ import annotations

@@ -31,3 +31,33 @@ def test_child_exits_promptly(mode, use, matchmaker_url, kit):
         assert "the child fails on purpose" in done.stderr
     else:
         assert "Traceback" not in done.stderr
+
+
+LEFT_OPEN = """
+import sys
+import zmq
+import zmqactors as za
+from zmqactors.net.context import get_context
+
+class Echo:
+    def echo(self, value):
+        return value
+
+with za.Transport.from_url(sys.argv[1]) as transport:
+    with za.RPCServer(transport, za.Target("exit-open", server="s"), [Echo()]):
+        client = za.RPCClient(transport, za.Target("exit-open"), timeout=10)
+        assert client.call("echo", value=1) == 1
+# A socket on the process's context that nobody closes: the exit flush must
+# not wait for it (Python 3.12+ starts no thread at exit, so no timer can).
+leaked = get_context().socket(zmq.DEALER)
+print("leaving")
+"""
+
+
+def test_a_socket_left_open_does_not_hold_the_exit(matchmaker_url, kit):
+    started = time.monotonic()
+    done = kit.run_python("-c", LEFT_OPEN, matchmaker_url, timeout=TIMEOUT + 20)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "leaving"
+    assert "Traceback" not in done.stderr
+    assert time.monotonic() - started < TIMEOUT

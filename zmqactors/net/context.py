@@ -70,11 +70,17 @@ def terminate(timeout: float) -> bool:
         waiter.start()
     except RuntimeError:
         # Python 3.12 and later start no thread once the interpreter shuts
-        # down (atexit). Finish here instead: by then no actor runs (the
-        # caller checks), so every socket of this context is closed, each
-        # with its own linger, and the hooks close the helpers' sockets; the
-        # wait is bounded by those lingers rather than by ``timeout``.
-        finish()
+        # down (atexit), so nothing could bound the wait: terminate here only
+        # when it cannot block, that is when every socket of the context is
+        # closed (each then lingers at most its own LINGER). A socket still
+        # open (someone else's, never closed) would block term() for ever:
+        # exit without the flush instead.
+        for hook in _terminate_hooks:
+            hook()
+        sockets = getattr(context, "_sockets", None)  # pyzmq's own registry
+        if sockets is None or any(not sock.closed for sock in list(sockets)):
+            return False
+        context.term()
         return True
     waiter.join(timeout)
     return not waiter.is_alive()

@@ -5,6 +5,8 @@
     MessagingError                 base of everything raised here
     ├── MessagingTimeout           no reply before the call's deadline
     ├── NoRespondersError          nothing is registered for the target
+    ├── ServerBusyError            the server's queues for this client are full (retry later)
+    ├── ResourceLimitError         a process or ZeroMQ limit was reached (names it and its option)
     ├── RemoteError                the server's endpoint raised
     │   ├── NoSuchMethod           the endpoint has no such public method
     │   └── UnsupportedVersion     no endpoint serves the requested version
@@ -26,7 +28,9 @@ __all__ = [
     "NoSuchMethod",
     "ProtocolError",
     "RemoteError",
+    "ResourceLimitError",
     "SecurityError",
+    "ServerBusyError",
     "TransportClosedError",
     "UnsupportedVersion",
 ]
@@ -42,6 +46,17 @@ class MessagingTimeout(MessagingError):  # noqa: N818 - the name is the public c
 
 class NoRespondersError(MessagingError):
     """Nothing is registered for the target: raised at once, without waiting."""
+
+
+class ServerBusyError(MessagingError):
+    """The server refused the request unrun: its queue for this client, or its total, is full.
+
+    Nothing ran; the caller may retry later or elsewhere.
+    """
+
+
+class ResourceLimitError(MessagingError):
+    """A limit of the process or of ZeroMQ was reached; the message names it and its option."""
 
 
 class RemoteError(MessagingError):

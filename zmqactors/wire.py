@@ -2,10 +2,15 @@
 
 This module imports neither zmq nor pykka (a unit test checks it): it turns
 message objects into a list of frames and frames into message objects, and
-nothing else. Every message on the network is two frames::
+nothing else. A request or notification (client to server) is three frames,
+everything a server sends back two::
 
-    [HEADER, body]
+    [HEADER, destination, body]      client -> server
+    [HEADER, body]                   server -> client
 
+``destination`` names the server of the receiving transport the message is
+for (`destination`): every server of a transport shares one socket, so the
+poller reads it to pick the server without decoding the body.
 ``HEADER`` is ``b"ZMQA"`` plus one version byte, so a peer speaking another
 version is told so by name instead of failing to decode. ``body`` is a
 msgpack-encoded tagged union of the message types below.
@@ -28,6 +33,7 @@ from zmqactors.errors import (
     NoSuchMethod,
     ProtocolError,
     RemoteError,
+    ServerBusyError,
     UnsupportedVersion,
 )
 
@@ -51,13 +57,14 @@ __all__ = [
     "check_header",
     "decode",
     "decode_body",
+    "destination",
     "encode",
     "error_to_exception",
     "new_msg_id",
     "request_frames",
 ]
 
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2
 _MAGIC: Final = b"ZMQA"
 HEADER: Final = _MAGIC + bytes([PROTOCOL_VERSION])
 MSG_ID_SIZE: Final = 16
@@ -84,6 +91,7 @@ class ErrorKind(enum.IntEnum):
     BAD_REQUEST = 4  # the request decoded but its fields are unusable
     NOT_SERVED = 5  # this server does not serve the request's target (stale route)
     STOPPING = 6  # the server is shutting down and takes no new work
+    BUSY = 7  # the server's queue for this client (or its total) is full; nothing ran
 
 
 class Request(msgspec.Struct, frozen=True, tag="q", array_like=True):
@@ -230,6 +238,15 @@ def new_msg_id() -> bytes:
         return _MsgIds.refill()
 
 
+def destination(key: str, server: str) -> bytes:
+    """The destination frame of a message for server ``server`` registered under ``key``.
+
+    ``key`` is the matchmaker key the server registered (`zmqactors.topics.keys`)
+    and ``server`` the route's server name; names cannot contain NUL.
+    """
+    return f"{key}\0{server}".encode()
+
+
 def encode(message: Message) -> list[bytes]:
     """Turn ``message`` into the frames to send.
 
@@ -293,5 +310,7 @@ def error_to_exception(reply: ErrorReply) -> Exception:
             return UnsupportedVersion(reply.exc_type, reply.message, reply.traceback)
         case ErrorKind.NOT_SERVED | ErrorKind.STOPPING:
             return NoRespondersError(reply.message)
+        case ErrorKind.BUSY:
+            return ServerBusyError(reply.message)
         case ErrorKind.REMOTE | ErrorKind.BAD_REQUEST:
             return RemoteError(reply.exc_type, reply.message, reply.traceback)

@@ -19,6 +19,7 @@ from zmqactors.errors import (
     NoSuchMethod,
     ProtocolError,
     RemoteError,
+    ServerBusyError,
     UnsupportedVersion,
 )
 from zmqactors.wire import (
@@ -255,7 +256,7 @@ def test_bad_header_is_refused(header):
         wire.decode([header, body], MAX)
 
 
-@pytest.mark.parametrize("version", [0, 2, 255])
+@pytest.mark.parametrize("version", [0, 1, 3, 255])
 def test_other_protocol_version_is_named(version):
     body = wire.encode(request())[1]
     with pytest.raises(ProtocolError, match=f"unsupported protocol version {version}") as info:
@@ -436,6 +437,7 @@ EXPECTED_EXCEPTION = {
     ErrorKind.BAD_REQUEST: RemoteError,
     ErrorKind.NOT_SERVED: NoRespondersError,
     ErrorKind.STOPPING: NoRespondersError,
+    ErrorKind.BUSY: ServerBusyError,
 }
 
 
@@ -474,3 +476,8 @@ def test_round_trip_keeps_special_floats():
     decoded = wire.decode(wire.encode(Reply(MSG_ID, [math.inf, -math.inf, -0.0])), MAX)
     assert decoded.result == [math.inf, -math.inf, -0.0]
     assert math.copysign(1.0, decoded.result[2]) == -1.0
+
+
+def test_destination_joins_key_and_server_with_nul():
+    assert wire.destination("ex/topic", "node-1") == b"ex/topic\0node-1"
+    assert wire.destination("ex/topic", "") == b"ex/topic\0"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zmqactors import wire
+from zmqactors.topics import Target, matchmaker_key
 from zmqactors.wire import CallKind, Request
 
-__all__ = ["make_request"]
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["make_request", "to_server"]
 
 
 def make_request(method: str = "ping", **changes: Any) -> Request:
@@ -26,3 +30,9 @@ def make_request(method: str = "ping", **changes: Any) -> Request:
     }
     fields.update(changes)
     return Request(**fields)
+
+
+def to_server(frames: Sequence[bytes], target: Target) -> list[bytes]:
+    """``[HEADER, body]`` as a client sends it to ``target``'s server: with its destination."""
+    header, body = frames
+    return [header, wire.destination(matchmaker_key(target), target.server or ""), body]

@@ -22,6 +22,7 @@ import zmq
 
 import zmqactors as za
 from tests.helpers import Recorder, wait_until
+from tests.wire_helpers import to_server
 from zmqactors import wire
 from zmqactors.matchmaker import MemoryMatchmaker, create_matchmaker
 from zmqactors.net import zap
@@ -280,14 +281,17 @@ def test_a_raw_plain_zmtp_client_gets_nothing_and_is_counted(curve_server):
     sock.setsockopt(zmq.IPV6, 1)
     try:
         sock.connect(server.address)
-        frames = wire.request_frames(
+        frames = to_server(
+            wire.request_frames(
+                server.target,
+                wire.CallKind.CALL,
+                "record",
+                args={"value": "raw"},
+                context={},
+                timeout=1.0,
+                msg_id=wire.new_msg_id(),
+            ),
             server.target,
-            wire.CallKind.CALL,
-            "record",
-            args={"value": "raw"},
-            context={},
-            timeout=1.0,
-            msg_id=wire.new_msg_id(),
         )
         sock.send_multipart(frames)
         wait_until(

@@ -22,9 +22,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import zmqactors as za
+from tests.wire_helpers import to_server
 from zmqactors import wire
 
 pytestmark = pytest.mark.integration
+
+TARGET = za.Target("hostile", server="s")
+DEST = to_server([b"", b""], TARGET)[1]
 
 
 class Endpoint:
@@ -40,7 +44,7 @@ class Endpoint:
 @pytest.fixture(scope="module")
 def served():
     transport = za.Transport.from_url("zmq+memory://hostile?max_message_size=65536")
-    server = za.RPCServer(transport, za.Target("hostile", server="s"), [Endpoint()])
+    server = za.RPCServer(transport, TARGET, [Endpoint()])
     server.start()
     client = za.RPCClient(transport, za.Target("hostile"), timeout=5)
     context = zmq.Context()
@@ -103,24 +107,27 @@ def test_crafted_bad_messages_are_dropped_and_counted(served):
     transport, _, client, attacker = served
     before = transport.stats.snapshot().get("protocol_errors", 0)
     header = wire.HEADER
+    dest = DEST
     good = wire.encode(_request())[1]
     cases = [
-        [b"ZMQA\x07", good],  # another protocol version
-        [header, msgspec.msgpack.encode(["zz", 1, 2])],  # unknown message type
-        [header, good[: len(good) // 2]],  # truncated
-        [header, _nested_request(30_000)],  # nesting far deeper than the recursion limit
-        [header, msgspec.msgpack.encode(["q", 5, "CALL", 3, 4, 5, 6, 7, 8, 9, 10])],  # wrong types
-        [header, wire.encode(wire.Reply(os.urandom(16), "unknown id"))[1]],
-        [header, wire.encode(wire.Heartbeat(os.urandom(16)))[1]],
+        [b"ZMQA\x07", dest, good],  # another protocol version
+        [header, good],  # no destination
+        [header, dest, msgspec.msgpack.encode(["zz", 1, 2])],  # unknown message type
+        [header, dest, good[: len(good) // 2]],  # truncated
+        [header, dest, _nested_request(30_000)],  # nesting far deeper than the recursion limit
+        # wrong types
+        [header, dest, msgspec.msgpack.encode(["q", 5, "CALL", 3, 4, 5, 6, 7, 8, 9, 10])],
+        [header, dest, wire.encode(wire.Reply(os.urandom(16), "unknown id"))[1]],
+        [header, dest, wire.encode(wire.Heartbeat(os.urandom(16)))[1]],
         # Over max_message_size: libzmq itself drops the connection (MAXMSGSIZE),
         # so it goes last; the attacker's DEALER reconnects by itself.
-        [header, b"\x00" * 70_000],
+        [header, dest, b"\x00" * 70_000],
     ]
     for frames in cases:
         attacker.send_multipart(frames)
     _still_serves(client)
     deadline = time.monotonic() + 5
-    while transport.stats.snapshot().get("protocol_errors", 0) - before < 7:
+    while transport.stats.snapshot().get("protocol_errors", 0) - before < 8:
         assert time.monotonic() < deadline, transport.stats.snapshot()
         time.sleep(0.01)
 
@@ -132,8 +139,8 @@ def test_private_and_non_callable_names_are_refused(served):
     with pytest.raises(za.NoSuchMethod):
         client.call("not_callable")
     # The same, bypassing the client's own check.
-    attacker.send_multipart(wire.encode(_request(method="_secret")))
-    attacker.send_multipart(wire.encode(_request(method="__class__")))
+    attacker.send_multipart(to_server(wire.encode(_request(method="_secret")), TARGET))
+    attacker.send_multipart(to_server(wire.encode(_request(method="__class__")), TARGET))
     replies = [wire.decode(attacker.recv_multipart(), 1 << 20) for _ in range(2)]
     assert all(isinstance(r, wire.ErrorReply) for r in replies)
     assert {r.kind for r in replies} == {wire.ErrorKind.NO_SUCH_METHOD}  # type: ignore[union-attr]
@@ -176,7 +183,7 @@ def test_memory_stays_bounded_over_10000_bad_messages(served):
         # the poller.
         until = dropped() + count
         for i in range(count):
-            attacker.send_multipart([wire.HEADER, os.urandom(64 + i % 512)])
+            attacker.send_multipart([wire.HEADER, DEST, os.urandom(64 + i % 512)])
         deadline = time.monotonic() + 60
         while dropped() < until:
             assert time.monotonic() < deadline, f"{until - dropped()} bad messages not counted"

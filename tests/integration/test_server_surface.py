@@ -15,6 +15,7 @@ import pytest
 import zmq
 
 import zmqactors as za
+from tests.wire_helpers import to_server
 from zmqactors import wire
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,7 @@ def raw_call(address: str, method: str) -> Exception:
         request = wire.Request(
             os.urandom(16), wire.CallKind.CALL, "default", TOPIC, None, None, None, method, {}, {}
         )
-        dealer.send_multipart(wire.encode(request))
+        dealer.send_multipart(to_server(wire.encode(request), za.Target(TOPIC, server="s")))
         reply = wire.decode(dealer.recv_multipart(), 1 << 20)
     finally:
         dealer.close()

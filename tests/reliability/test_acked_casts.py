@@ -19,6 +19,7 @@ import zmq
 
 import zmqactors as za
 from tests.helpers import wait_until
+from tests.wire_helpers import to_server
 from zmqactors import wire
 
 if TYPE_CHECKING:
@@ -35,8 +36,8 @@ def spawn(spawn_server: Callable[..., Any]) -> Callable[..., Any]:
     return functools.partial(spawn_server, script=ACK_SERVER)
 
 
-def acked_request(topic: str, value: object, msg_id: bytes) -> list[bytes]:
-    return list(
+def acked_request(topic: str, value: object, msg_id: bytes, server: str = "node-1") -> list[bytes]:
+    return to_server(
         wire.request_frames(
             za.Target(topic),
             wire.CallKind.ACKED_CAST,
@@ -45,7 +46,8 @@ def acked_request(topic: str, value: object, msg_id: bytes) -> list[bytes]:
             context={},
             timeout=None,
             msg_id=msg_id,
-        )
+        ),
+        za.Target(topic, server=server),
     )
 
 

@@ -256,11 +256,11 @@ class Poller(SocketActor):
     # -- traffic ------------------------------------------------------------
 
     def _on_request(self, served: _Served, frames: list[bytes]) -> None:
-        if len(frames) != 3:  # noqa: PLR2004 - client identity, header, body
+        if len(frames) != 4:  # noqa: PLR2004 - client identity, header, destination, body
             self._stats.incr("protocol_errors")
-            self.log.warning("dropped a request", reason=f"{len(frames)} frames, expected 3")
+            self.log.warning("dropped a request", reason=f"{len(frames)} frames, expected 4")
             return
-        client, header, body = frames
+        client, header, _dest, body = frames
         try:
             wire.check_header(header)
         except ProtocolError as exc:

@@ -405,6 +405,7 @@ class OsloListener(base.Listener):  # type: ignore[misc] # oslo ships no type hi
         try:
             self.transport.runtime().post(
                 address,
+                self._service.destination,
                 (wire.HEADER, body),
                 self._service.label,
                 "requeue",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pykka
 
+from zmqactors import wire
 from zmqactors.actors.base import SocketActor
 from zmqactors.actors.matchmaker import MatchmakerActor
 from zmqactors.actors.messages import (
@@ -38,7 +39,7 @@ from zmqactors.core.window import SendWindow
 from zmqactors.errors import MessagingTimeout, TransportClosedError
 from zmqactors.matchmaker import matchmaker_for
 from zmqactors.net import security
-from zmqactors.topics import matchmaker_key
+from zmqactors.topics import matchmaker_key, notification_key
 from zmqactors.transport.routing import Router
 
 if TYPE_CHECKING:
@@ -198,10 +199,11 @@ class Runtime:
             text = queue_full(target, route.address, method, self.window.limit, timeout)
             future.set_exception(MessagingTimeout(text))
             return
+        header, body = frames
         self._send(
             SendCall(
                 route.address,
-                frames,
+                (header, wire.destination(matchmaker_key(target), route.server), body),
                 msg_id,
                 deadline,
                 target,
@@ -228,12 +230,22 @@ class Runtime:
         Raises `MessagingTimeout` (mentioning ``timeout``) at the first route
         whose queue stays full; the routes before it got the cast.
         """
+        header, body = frames
+        key = matchmaker_key(target)
         for route in routes:
             if not self.window.acquire(route.address, deadline):
                 limit = self.window.limit
                 raise MessagingTimeout(queue_full(target, route.address, method, limit, timeout))
+            dest = wire.destination(key, route.server)
             self._send(
-                SendCast(route.address, frames, target, method, route.server_key, credited=True)
+                SendCast(
+                    route.address,
+                    (header, dest, body),
+                    target,
+                    method,
+                    route.server_key,
+                    credited=True,
+                )
             )
 
     def notify(
@@ -249,21 +261,28 @@ class Runtime:
             # A listener registers as "<hex id>:<pool>"; the id has no ':'.
             pools.setdefault(route.server.partition(":")[2], []).append(route)
         turn = self.router.turn()
+        key = notification_key(target)
         for members in pools.values():
             route = members[turn % len(members)]
-            self.post(route.address, frames, target, label, route.server_key)
+            dest = wire.destination(key, route.server)
+            self.post(route.address, dest, frames, target, label, route.server_key)
         return len(pools)
 
-    def post(
+    def post(  # noqa: PLR0917 - where, to whom, what, and the labels of a cast
         self,
         address: str,
+        dest: bytes,
         frames: tuple[bytes, bytes],
         target: Target,
         label: str,
         server_key: str | None,
     ) -> None:
-        """Send one message to ``address`` without a window slot, never waiting (requeues)."""
-        self._send(SendCast(address, frames, target, label, server_key))
+        """Send one message to server ``dest`` (`wire.destination`) at ``address``.
+
+        Without a window slot, never waiting (notifications, requeues).
+        """
+        header, body = frames
+        self._send(SendCast(address, (header, dest, body), target, label, server_key))
 
     def _send(self, message: ReplyWaiterMessage) -> None:
         # Straight into the reply-waiter's inbox, with no pykka envelope

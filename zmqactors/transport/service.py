@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Self
 import pykka
 import structlog
 
+from zmqactors import wire
 from zmqactors.errors import MessagingError, MessagingTimeout, TransportClosedError
 from zmqactors.net import security
 from zmqactors.net.context import on_fork_child
@@ -124,6 +125,12 @@ class Service:
     def server_key(self) -> str | None:
         """The CURVE public key it serves with and advertises (None: no CURVE, or not started)."""
         return self._server_key if self._owned() else None
+
+    @property
+    def destination(self) -> bytes:
+        """The destination frame (`wire.destination`) of messages for this service."""
+        key, server = self._registrations()[0]
+        return wire.destination(key, server)
 
     def _owned(self) -> bool:
         return self._pid == os.getpid()

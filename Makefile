@@ -23,7 +23,7 @@ NOX := PATH="$(PYENV_PATH)$(abspath $(VENV))/bin:$$PATH" "$(VENV)/bin/nox"
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv lock lock-upgrade demo lint services test matrix test-oldest test-latest dist \
+.PHONY: help venv lock lock-upgrade demo lint docs services test matrix test-oldest test-latest dist \
 	soak bench bench-oslo clean
 
 help: ## list the targets
@@ -64,7 +64,7 @@ $(STAMP): setup.cfg pyproject.toml $(LOCK) | $(VPY)
 # only uv (at the locked version), not a venv that matches the lock, since
 # its job is to mend a lock that no longer matches setup.cfg.
 UV_LOCKED := $(shell sed -n 's/^uv==\([^ ;]*\).*/\1/p' $(LOCK) 2>/dev/null)
-LOCK_ARGS := setup.cfg requirements/tools.in --extra test --universal --python-version 3.11 \
+LOCK_ARGS := setup.cfg requirements/tools.in --extra test --extra docs --universal --python-version 3.11 \
 	--generate-hashes --custom-compile-command "make lock" -o $(LOCK)
 
 $(VENV)/bin/uv: $(LOCK) | $(VPY)
@@ -89,6 +89,19 @@ lint: venv ## ruff check, ruff format --check, mypy --strict, import contracts
 	"$(VENV)/bin/mypy" --strict benchmarks --exclude 'benchmarks/bench_oslo\.py$$'
 	"$(VENV)/bin/lint-imports"
 
+# The documentation site, from docs/ into docs/_build/html: warnings are
+# errors (-W, every one reported with --keep-going) and every reference must
+# resolve (-n). Sphinx and its extensions come from the lock (the docs extra),
+# like every other tool: this target installs nothing.
+DOCS_OUT := docs/_build/html
+
+docs: venv ## build the documentation site into docs/_build/html (warnings are errors)
+	@"$(VPY)" -c "import sphinx, furo, sphinxarg" 2>/dev/null || { \
+		echo "error: Sphinx, furo or sphinx-argparse is missing from $(VENV): the lock lacks the" \
+			"docs extra of setup.cfg; run 'make lock', then 'make venv'" >&2; exit 1; }
+	"$(VENV)/bin/sphinx-build" -W --keep-going -n -q -b html docs $(DOCS_OUT)
+	@echo "docs: open $(DOCS_OUT)/index.html"
+
 # The Redis matchmaker tests start their own redis-server processes on free
 # ports (tests/integration/conftest.py); they need only the binary. Without it
 # they skip, or fail under CI=true. Debian's package starts and enables a
@@ -107,7 +120,7 @@ services: ## install redis-server (Debian package, as root) when it is missing
 		fi; \
 	}
 
-test: venv lint services ## lint, then the whole test suite
+test: venv lint docs services ## lint, the documentation build, then the whole test suite
 	"$(VPY)" -m pytest
 
 matrix: venv services ## the suite on every CPython >= 3.11 on this machine (nox)
@@ -138,5 +151,5 @@ bench-oslo: venv ## oslo.messaging's simulator: zmqactors vs a local RabbitMQ (s
 
 clean: ## remove the venv, build artefacts and caches
 	rm -rf "$(VENV)" build dist *.egg-info .eggs .nox
-	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis docs/_build
 	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

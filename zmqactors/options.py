@@ -457,7 +457,7 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
     cfg.StrOpt(
         "curve_public_keys_dir",
         default=_DEFAULTS["curve_public_keys_dir"],
-        help="CurveZMQ: the directory of the public keys (*.key certificate files) "
+        help="CurveZMQ: the directory of the public keys (NAME.key certificate files) "
         "of the clients a server lets in; every other client is refused. Read "
         "when a server starts. Servers with curve_secret_key_file set refuse to "
         "start without it.",

@@ -66,11 +66,8 @@ autodoc_default_options = {"members": True}
 # there is no intersphinx: names of the standard library and of other
 # projects in signatures, and the package's private types, stay plain text.
 nitpick_ignore_regex = [
-    ("py:class", r"(concurrent\.futures|enum|pykka|zmq)\..*"),
-    ("py:class", r"cfg\.ConfigOpts"),
-    ("py:class", r"(zmqactors\.[a-z_.]+\.)?_\w+"),
-    ("py:class", r"zmqactors\.transport\.service\.Service"),
-    ("py:class", r"Settings|Exposure"),
+    ("py:class", r"concurrent\.futures\..*|cfg\.ConfigOpts"),
+    ("py:class", r"(zmqactors\.[a-z_.]+\.)?_\w+|Settings|Exposure"),
 ]
 
 

@@ -149,6 +149,7 @@ class Settings:
     curve_public_keys_dir: str | None = None
     curve_server_keys_dir: str | None = None
     send_tracebacks: bool = False
+    service_api: bool = True
     matchmaker: MatchmakerSpec = dataclasses.field(default_factory=_default_matchmaker)
 
     def __post_init__(self) -> None:
@@ -249,7 +250,7 @@ _PATH_FIELDS: Final = (
     *REDIS_FILE_OPTIONS,
 )
 # The switches: true or false (in a URL also yes/no, on/off, 1/0).
-_BOOL_FIELDS: Final = ("send_tracebacks",)
+_BOOL_FIELDS: Final = ("send_tracebacks", "service_api")
 
 
 def _check_path(name: str, value: object) -> None:
@@ -482,6 +483,16 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
         "exception's type and message only, and the server logs the traceback "
         "with the message id. The oslo.messaging driver follows oslo's own "
         "convention instead (the traceback is part of oslo's failure payload).",
+    ),
+    cfg.BoolOpt(
+        "service_api",
+        default=_DEFAULTS["service_api"],
+        help="Every RPC server answers the service API in namespace 'zmqactors': "
+        "ping, info (its name, topic, version, endpoint methods and signatures, "
+        "uptime, address, CURVE) and stats (calls, errors, refusals, in flight, "
+        "p50/p99 handling time), as 'zmqactors ping/info/stats' ask. Off: those "
+        "calls get NoSuchMethod. Clients reach them only as they reach the "
+        "server's own methods (with CURVE: the allow-list).",
     ),
 )
 

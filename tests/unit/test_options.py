@@ -40,6 +40,7 @@ OPTION_NAMES = {
     "curve_secret_key_file",
     "curve_public_keys_dir",
     "send_tracebacks",
+    "service_api",
     "redis_password_file",
     "ssl_ca_certs",
     "ssl_certfile",

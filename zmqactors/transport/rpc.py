@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
+import importlib.metadata
 import socket
 import time
 from concurrent.futures import Future
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from zmqactors import wire
 from zmqactors.core.dispatch import Dispatcher, Exposure, check_exposure, exposed_methods
+from zmqactors.core.service_api import SERVICE_NAMESPACE, ServiceEndpoint, describe_endpoints
 from zmqactors.core.waiter import Waiter
 from zmqactors.errors import MessagingTimeout, NoRespondersError, TransportClosedError
 from zmqactors.topics import Target, matchmaker_key
@@ -319,6 +322,15 @@ class RPCClient:
             runtime.refresh(self.target)
 
 
+@functools.cache
+def _version() -> str:
+    # Not zmqactors.__version__: that import would reach the whole package.
+    try:
+        return importlib.metadata.version("zmqactors")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 class RPCServer(Service):
     """Serves the public methods of ``endpoints`` to the clients of ``target``.
 
@@ -358,6 +370,13 @@ class RPCServer(Service):
             msg = f"a server target cannot be a fanout target ({target})"
             raise ValueError(msg)
         self.endpoints = check_endpoints(endpoints, "RPCServer")
+        for endpoint in self.endpoints:
+            if getattr(getattr(endpoint, "target", None), "namespace", None) == SERVICE_NAMESPACE:
+                msg = (
+                    f"namespace {SERVICE_NAMESPACE!r} is reserved for the service API "
+                    f"(endpoint {type(endpoint).__name__})"
+                )
+                raise ValueError(msg)
         self.exposed = check_exposure(exposed)
         if exposed == "decorated" and not any(
             exposed_methods(endpoint, exposed) for endpoint in self.endpoints
@@ -377,14 +396,36 @@ class RPCServer(Service):
 
     def _handler(self) -> Dispatcher:
         settings = self.transport.settings
-        return Dispatcher(
+        service = None
+        endpoints = self.endpoints
+        if settings.service_api:
+            service = ServiceEndpoint(self._describe, self.transport.stats.snapshot)
+            endpoints = (*endpoints, service)
+        dispatcher = Dispatcher(
             self.target,
-            self.endpoints,
+            endpoints,
             settings.max_message_size,
             self.transport.stats,
             exposed=self.exposed,
             send_tracebacks=settings.send_tracebacks,
         )
+        if service is not None:
+            service.bind(dispatcher.counters)
+        return dispatcher
+
+    def _describe(self) -> dict[str, Any]:
+        """What the service API's ``info`` says of this server (any worker thread)."""
+        target = self.target
+        return {
+            "server": target.server,
+            "topic": target.topic,
+            "exchange": target.exchange_name,
+            "zmqactors_version": _version(),
+            "address": self.address,
+            "curve": self.server_key is not None,
+            "executor_size": self.executor_size,
+            "endpoints": describe_endpoints(self.endpoints, self.exposed),
+        }
 
     def _registrations(self) -> list[tuple[str, str]]:
         return [(matchmaker_key(self.target), self.target.server or "")]

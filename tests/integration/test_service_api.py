@@ -10,12 +10,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 import zmqactors as za
 from tests.conftest import with_query
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +106,45 @@ def test_the_service_namespace_is_reserved(transport):
 
     with pytest.raises(ValueError, match="reserved"):
         za.RPCServer(transport, za.Target(TOPIC, server="s"), [Sneaky()])
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
+def test_a_prometheus_scrape_of_the_example_server_returns_its_counters(
+    matchmaker_url, spawn_server
+):
+    port = free_port("127.0.0.1")
+    url = with_query(matchmaker_url, f"metrics_port={port}")
+    spawn_server(TOPIC, "metered", url=url, script=EXAMPLE)
+    cli_url = ("--url", matchmaker_url)
+    assert run(*cli_url, "call", TOPIC, "add", "a=1", "b=2").returncode == 0
+    assert run(*cli_url, "call", TOPIC, "divide", "a=1", "b=0").returncode == 1
+    text = scrape(port)
+    samples = {
+        (sample.name, sample.labels.get("server"), sample.labels.get("le")): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.labels.get("topic", TOPIC) == TOPIC
+    }
+    assert samples["zmqactors_server_requests_total", "metered", None] == 2
+    assert samples["zmqactors_server_errors_total", "metered", None] == 1
+    assert samples["zmqactors_server_in_flight", "metered", None] == 0
+    assert samples["zmqactors_server_handling_seconds_bucket", "metered", "+Inf"] == 2
+    assert samples["zmqactors_server_handling_seconds_count", "metered", None] == 2
+    assert "# TYPE zmqactors_server_handling_seconds histogram" in text
+
+
+def test_the_metrics_endpoint_listens_on_loopback_by_default_and_closes_with_the_transport():
+    port = free_port("127.0.0.1")
+    transport = za.Transport.from_url(f"zmq+memory://metrics?metrics_port={port}")
+    try:
+        transport.runtime()
+        text = scrape(port)
+        assert "zmqactors" in text or text == ""
+    finally:
+        transport.close()
+    with pytest.raises(urllib.error.URLError):
+        scrape(port)

@@ -41,6 +41,8 @@ OPTION_NAMES = {
     "curve_public_keys_dir",
     "send_tracebacks",
     "service_api",
+    "metrics_port",
+    "metrics_address",
     "redis_password_file",
     "ssl_ca_certs",
     "ssl_certfile",

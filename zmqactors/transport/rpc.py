@@ -24,6 +24,7 @@ from zmqactors.transport.service import Service, check_endpoints
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from zmqactors.core.stats import ServerStats
     from zmqactors.matchmaker.base import Route
     from zmqactors.transport._transport import Transport
     from zmqactors.transport.runtime import Runtime
@@ -386,6 +387,7 @@ class RPCServer(Service):
                 "@zmqactors.expose: clients could call nothing"
             )
             raise ValueError(msg)
+        self._counters: ServerStats | None = None
         server = target.server or transport.settings.host or socket.gethostname()
         self.target = target.evolve(server=server)
         super().__init__(
@@ -411,7 +413,20 @@ class RPCServer(Service):
         )
         if service is not None:
             service.bind(dispatcher.counters)
+        self._counters = dispatcher.counters
         return dispatcher
+
+    def metrics(self) -> tuple[Mapping[str, str], ServerStats] | None:
+        """Exchange, topic and server name, and the counters of this server once started."""
+        if self._counters is None:
+            return None
+        target = self.target
+        labels = {
+            "exchange": target.exchange_name,
+            "topic": target.topic,
+            "server": target.server or "",
+        }
+        return labels, self._counters
 
     def _describe(self) -> dict[str, Any]:
         """What the service API's ``info`` says of this server (any worker thread)."""

@@ -152,6 +152,7 @@ class Settings:
     curve_server_keys_dir: str | None = None
     send_tracebacks: bool = False
     service_api: bool = True
+    tracing: bool = False
     metrics_port: int = 0
     metrics_address: str = "127.0.0.1"
     matchmaker: MatchmakerSpec = dataclasses.field(default_factory=_default_matchmaker)
@@ -257,7 +258,7 @@ _PATH_FIELDS: Final = (
     *REDIS_FILE_OPTIONS,
 )
 # The switches: true or false (in a URL also yes/no, on/off, 1/0).
-_BOOL_FIELDS: Final = ("send_tracebacks", "service_api")
+_BOOL_FIELDS: Final = ("send_tracebacks", "service_api", "tracing")
 # The address options that may be a wildcard (every interface).
 _WILDCARD_FIELDS: Final = ("bind_address", "metrics_address")
 
@@ -504,6 +505,15 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
         "p50/p99 handling time), as 'zmqactors ping/info/stats' ask. Off: those "
         "calls get NoSuchMethod. Clients reach them only as they reach the "
         "server's own methods (with CURVE: the allow-list).",
+    ),
+    cfg.BoolOpt(
+        "tracing",
+        default=_DEFAULTS["tracing"],
+        help="OpenTelemetry tracing (needs the 'otel' extra): a span around each "
+        "call, cast and notification on the client, whose W3C trace context "
+        "travels with the message, and one around the endpoint call on the "
+        "server, continuing that trace. Spans go to the tracer provider the "
+        "application configured. Off: nothing is imported and nothing costs.",
     ),
     _numeric_opt(
         "metrics_port",

@@ -43,6 +43,7 @@ OPTION_NAMES = {
     "service_api",
     "metrics_port",
     "metrics_address",
+    "tracing",
     "redis_password_file",
     "ssl_ca_certs",
     "ssl_certfile",

@@ -20,6 +20,7 @@ from zmqactors.net.context import on_fork_child, terminate
 from zmqactors.options import DEFAULT_URL, Settings, parse_url
 from zmqactors.transport.metrics import MetricsEndpoint
 from zmqactors.transport.runtime import Runtime, actors_alive
+from zmqactors.transport.tracing import tracing_for
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -77,6 +78,8 @@ class Transport:
         # Fail here, in the caller's thread, on a bad backend location.
         matchmaker_for(settings).close()
         self.stats = Stats()
+        # OpenTelemetry spans (the tracing option), or None: nothing imported.
+        self.tracing = tracing_for(settings)
         # Re-entrant: a signal handler calling close() runs in whatever thread
         # (the main one) it interrupted, perhaps while that thread holds it.
         self._lock = threading.RLock()

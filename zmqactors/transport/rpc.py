@@ -145,7 +145,12 @@ class RPCClient:
         )
 
     def _request(
-        self, kind: wire.CallKind, method: str, args: dict[str, Any], msg_id: bytes
+        self,
+        kind: wire.CallKind,
+        method: str,
+        args: dict[str, Any],
+        msg_id: bytes,
+        trace: dict[str, str] | None = None,
     ) -> tuple[bytes, bytes]:
         timeout = self.timeout if kind is not wire.CallKind.CAST else None
         return wire.request_frames(
@@ -156,9 +161,16 @@ class RPCClient:
             context=self._request_context,
             timeout=timeout,
             msg_id=msg_id,
+            trace=trace,
         )
 
-    def _send_call(self, method: str, kwargs: dict[str, Any], future: Future[Any] | Waiter) -> None:
+    def _send_call(
+        self,
+        method: str,
+        kwargs: dict[str, Any],
+        future: Future[Any] | Waiter,
+        trace: dict[str, str] | None = None,
+    ) -> None:
         """Send a call whose outcome the reply-waiter sets on ``future`` (caller thread).
 
         Raises what `call_async` raises at once.
@@ -170,7 +182,7 @@ class RPCClient:
         runtime = self.transport.runtime()
         route = runtime.route(self.target)
         msg_id = wire.new_msg_id()
-        frames = self._request(wire.CallKind.CALL, method, kwargs, msg_id)
+        frames = self._request(wire.CallKind.CALL, method, kwargs, msg_id, trace)
         deadline = time.monotonic() + self.timeout
         runtime.call(
             route,
@@ -196,7 +208,17 @@ class RPCClient:
         for arguments that cannot be sent.
         """
         future: Future[Any] = Future()
-        self._send_call(method, kwargs, future)
+        tracing = self.transport.tracing
+        if tracing is None:
+            self._send_call(method, kwargs, future)
+            return future
+        span, trace = tracing.start("call", self.target, method)
+        try:
+            self._send_call(method, kwargs, future, trace)
+        except BaseException as exc:
+            tracing.end(span, exc)
+            raise
+        tracing.end_with(span, future)
         return future
 
     def call(self, method: str, /, **kwargs: Any) -> Any:
@@ -204,9 +226,24 @@ class RPCClient:
 
         Raises what `call_async` raises or sets, within the timeout plus half a second.
         """
+        tracing = self.transport.tracing
+        if tracing is None:
+            return self._call(method, kwargs)
+        span, trace = tracing.start("call", self.target, method)
+        try:
+            result = self._call(method, kwargs, trace)
+        except BaseException as exc:
+            tracing.end(span, exc)
+            raise
+        tracing.end(span)
+        return result
+
+    def _call(
+        self, method: str, kwargs: dict[str, Any], trace: dict[str, str] | None = None
+    ) -> Any:
         # A Waiter, not a Future: nobody else can see this call's outcome.
         waiter = Waiter()
-        self._send_call(method, kwargs, waiter)
+        self._send_call(method, kwargs, waiter, trace)
         try:
             return waiter.result(timeout=self.timeout + _GRACE)
         except FutureTimeoutError:
@@ -236,6 +273,16 @@ class RPCClient:
         Otherwise raises like `call_async`.
         """
         _check_method(method)
+        tracing = self.transport.tracing
+        if tracing is None:
+            self._cast(method, kwargs)
+            return
+        with tracing.sent("cast", self.target, method) as trace:
+            self._cast(method, kwargs, trace)
+
+    def _cast(
+        self, method: str, kwargs: dict[str, Any], trace: dict[str, str] | None = None
+    ) -> None:
         if self.ack:
             if self.target.fanout:
                 msg = (
@@ -243,19 +290,21 @@ class RPCClient:
                     f"({self.target}); prepare(ack=False) for fanout"
                 )
                 raise ValueError(msg)
-            self._cast_acked(method, kwargs)
+            self._cast_acked(method, kwargs, trace)
             return
         runtime = self.transport.runtime()
         routes = runtime.routes(self.target)
-        frames = self._request(wire.CallKind.CAST, method, kwargs, wire.new_msg_id())
+        frames = self._request(wire.CallKind.CAST, method, kwargs, wire.new_msg_id(), trace)
         deadline = time.monotonic() + self.timeout
         runtime.cast(routes, frames, self.target, method, deadline=deadline, timeout=self.timeout)
 
-    def _cast_acked(self, method: str, kwargs: dict[str, Any]) -> None:
+    def _cast_acked(
+        self, method: str, kwargs: dict[str, Any], trace: dict[str, str] | None
+    ) -> None:
         """Send the cast until a server acknowledges it or the timeout passes (caller thread)."""
         runtime = self.transport.runtime()
         msg_id = wire.new_msg_id()
-        frames = self._request(wire.CallKind.ACKED_CAST, method, kwargs, msg_id)
+        frames = self._request(wire.CallKind.ACKED_CAST, method, kwargs, msg_id, trace)
         deadline = time.monotonic() + self.timeout
         wait = _ACK_RETRY_FIRST
         tries = 0
@@ -410,6 +459,7 @@ class RPCServer(Service):
             self.transport.stats,
             exposed=self.exposed,
             send_tracebacks=settings.send_tracebacks,
+            tracer=self.transport.tracing,
         )
         if service is not None:
             service.bind(dispatcher.counters)

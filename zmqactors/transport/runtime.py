@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
     from zmqactors.actors.inbox import PollingInbox
     from zmqactors.actors.messages import ReplyWaiterMessage
-    from zmqactors.core.handler import Handler
+    from zmqactors.core.handler import Handler, ServerTracer
     from zmqactors.core.stats import ServerStats, Stats
     from zmqactors.core.waiter import Waiter
     from zmqactors.matchmaker import Matchmaker, Route
@@ -77,6 +77,10 @@ class Host(Protocol):
 
     settings: Settings
     stats: Stats
+
+    @property
+    def tracing(self) -> ServerTracer | None:
+        """OpenTelemetry spans when the tracing option is on, else None."""
 
     def runtime(self, *, serving: bool = False) -> Runtime:
         """The runtime of this process, started on first use (``serving``: with the poller)."""

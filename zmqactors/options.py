@@ -97,6 +97,8 @@ OPTION_BOUNDS: Final[Mapping[str, Bounds]] = MappingProxyType(
         "linger": Bounds(float, 0.0, 60.0),
         # ZMQ_HANDSHAKE_IVL in ms, an int; 0 (no limit) is not offered.
         "handshake_timeout": Bounds(float, 0.1, 3600.0),
+        # 0: no metrics endpoint.
+        "metrics_port": Bounds(int, 0, _MAX_PORT),
     }
 )
 
@@ -149,11 +151,18 @@ class Settings:
     curve_public_keys_dir: str | None = None
     curve_server_keys_dir: str | None = None
     send_tracebacks: bool = False
+    service_api: bool = True
+    tracing: bool = False
+    metrics_port: int = 0
+    metrics_address: str = "127.0.0.1"
     matchmaker: MatchmakerSpec = dataclasses.field(default_factory=_default_matchmaker)
 
     def __post_init__(self) -> None:
         """Validate every field; see the class docstring for what is refused."""
         object.__setattr__(self, "bind_address", _check_address("bind_address", self.bind_address))
+        object.__setattr__(
+            self, "metrics_address", _check_address("metrics_address", self.metrics_address)
+        )
         if self.host is not None:
             object.__setattr__(self, "host", _check_address("host", self.host))
         for name in _PATH_FIELDS:
@@ -249,7 +258,9 @@ _PATH_FIELDS: Final = (
     *REDIS_FILE_OPTIONS,
 )
 # The switches: true or false (in a URL also yes/no, on/off, 1/0).
-_BOOL_FIELDS: Final = ("send_tracebacks",)
+_BOOL_FIELDS: Final = ("send_tracebacks", "service_api", "tracing")
+# The address options that may be a wildcard (every interface).
+_WILDCARD_FIELDS: Final = ("bind_address", "metrics_address")
 
 
 def _check_path(name: str, value: object) -> None:
@@ -284,7 +295,9 @@ def _check_address(name: str, value: object) -> str:
         )
         raise ConfigurationError(msg)
     try:
-        return _addresses.check_host(f"{GROUP_NAME}.{name}", value, wildcard=name == "bind_address")
+        return _addresses.check_host(
+            f"{GROUP_NAME}.{name}", value, wildcard=name in _WILDCARD_FIELDS
+        )
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
 
@@ -482,6 +495,40 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
         "exception's type and message only, and the server logs the traceback "
         "with the message id. The oslo.messaging driver follows oslo's own "
         "convention instead (the traceback is part of oslo's failure payload).",
+    ),
+    cfg.BoolOpt(
+        "service_api",
+        default=_DEFAULTS["service_api"],
+        help="Every RPC server answers the service API in namespace 'zmqactors': "
+        "ping, info (its name, topic, version, endpoint methods and signatures, "
+        "uptime, address, CURVE) and stats (calls, errors, refusals, in flight, "
+        "p50/p99 handling time), as 'zmqactors ping/info/stats' ask. Off: those "
+        "calls get NoSuchMethod. Clients reach them only as they reach the "
+        "server's own methods (with CURVE: the allow-list).",
+    ),
+    cfg.BoolOpt(
+        "tracing",
+        default=_DEFAULTS["tracing"],
+        help="OpenTelemetry tracing (needs the 'otel' extra): a span around each "
+        "call, cast and notification on the client, whose W3C trace context "
+        "travels with the message, and one around the endpoint call on the "
+        "server, continuing that trace. Spans go to the tracer provider the "
+        "application configured. Off: nothing is imported and nothing costs.",
+    ),
+    _numeric_opt(
+        "metrics_port",
+        "Serve Prometheus metrics (the transport's counters, each RPC server's "
+        "requests, errors, refusals, in-flight requests and handling-time "
+        "histogram) over HTTP at /metrics on this TCP port, from when the "
+        "transport is first used until it closes. Needs the 'prometheus' extra. "
+        "0: no endpoint (a service can still register "
+        "zmqactors.transport.metrics.TransportCollector itself).",
+    ),
+    cfg.StrOpt(
+        "metrics_address",
+        default=_DEFAULTS["metrics_address"],
+        help="Address the metrics endpoint (metrics_port) listens on; loopback by "
+        "default: the counters name topics and servers. Same forms as bind_address.",
     ),
 )
 

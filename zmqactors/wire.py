@@ -109,6 +109,9 @@ class Request(msgspec.Struct, frozen=True, tag="q", array_like=True):
     # The request context: what the endpoint reads with request_context().
     context: dict[str, Any]
     timeout: float | None = None
+    # W3C trace context (traceparent, tracestate) of the caller's span, when
+    # the caller traces (the `tracing` option); else None.
+    trace: dict[str, str] | None = None
 
 
 class Reply(msgspec.Struct, frozen=True, tag="r", array_like=True):
@@ -141,6 +144,8 @@ class Notification(msgspec.Struct, frozen=True, tag="n", array_like=True):
     # The request context, as in Request.
     context: dict[str, Any]
     timestamp: float
+    # W3C trace context of the publisher's span, as in Request.
+    trace: dict[str, str] | None = None
 
 
 class Heartbeat(msgspec.Struct, frozen=True, tag="h", array_like=True):
@@ -175,6 +180,7 @@ def request_frames(
     context: dict[str, Any],
     timeout: float | None,
     msg_id: bytes,
+    trace: dict[str, str] | None = None,
 ) -> tuple[bytes, bytes]:
     """The frames of a `Request` for ``target``'s exchange, topic, server, namespace, version.
 
@@ -193,6 +199,7 @@ def request_frames(
             args,
             context,
             timeout,
+            trace,
         )
     )
     return header, body

@@ -284,7 +284,9 @@ def test_a_bad_option_in_the_config_file_exits_2(main_in_process, tmp_path):
     assert "option zmq.timeout is invalid" in err
 
 
-@pytest.mark.parametrize("command", ["call", "cast", "notify", "listen", "targets"])
+@pytest.mark.parametrize(
+    "command", ["call", "cast", "notify", "listen", "targets", "ping", "info", "stats"]
+)
 def test_help_of_every_subcommand_exits_0(main_in_process, command):
     code, out, _ = main_in_process(command, "--help")
     assert code == 0
@@ -296,7 +298,17 @@ def test_help_of_every_subcommand_exits_0(main_in_process, command):
 def test_help_lists_every_subcommand(main_in_process):
     code, out, _ = main_in_process("--help")
     assert code == 0
-    for command in ("call", "cast", "notify", "listen", "targets", "bench"):
+    for command in (
+        "call",
+        "cast",
+        "notify",
+        "listen",
+        "targets",
+        "ping",
+        "info",
+        "stats",
+        "bench",
+    ):
         assert command in out
 
 

@@ -17,6 +17,7 @@ import oslo_messaging
 import pytest
 from oslo_config import cfg
 from oslo_messaging import conffixture
+from oslo_messaging.rpc import dispatcher as rpc_dispatcher
 
 from tests.helpers import wait_until
 from zmqactors.matchmaker import MemoryMatchmaker
@@ -526,3 +527,22 @@ def test_pinned_server_keys_keep_oslo_calls_off_rogue_routes(harness, curve_keys
         client.prepare(server="rogue").call({}, "echo", x=1)
     assert time.monotonic() - started < 1
     assert _stats(client.transport)["untrusted_routes"] == 2
+
+
+# -- operability ------------------------------------------------------------------
+
+
+def test_rpc_ping_is_answered_when_oslo_enables_it(harness):
+    # oslo's dispatcher reads rpc_ping_enabled from the global CONF when the
+    # server is built, and adds its own ping endpoint: the driver carries it.
+    cfg.CONF.register_opts(rpc_dispatcher._dispatcher_opts)  # as oslo's dispatcher does
+    cfg.CONF.set_override("rpc_ping_enabled", override=True)
+    try:
+        harness.server(oslo_messaging.Target(topic="pinged", server="s"), Endpoint())
+    finally:
+        cfg.CONF.clear_override("rpc_ping_enabled")
+    client = harness.client(oslo_messaging.Target(topic="pinged"))
+    assert client.call({}, "oslo_rpc_server_ping") == "pong"
+    harness.server(oslo_messaging.Target(topic="unpinged", server="s"), Endpoint())
+    with pytest.raises(oslo_messaging.RemoteError, match="NoSuchMethod"):
+        harness.client(oslo_messaging.Target(topic="unpinged")).call({}, "oslo_rpc_server_ping")

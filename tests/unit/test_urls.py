@@ -192,7 +192,7 @@ def test_every_scalar_option_is_a_query_parameter(name):
     if name in {"port_min", "port_max"}:
         url = "zmq://?port_min=1&port_max=1"
         expected: object = 1
-    elif name == "send_tracebacks":
+    elif name in {"send_tracebacks", "service_api", "tracing"}:
         url, expected = f"zmq://?{name}=true", True
     else:
         url = f"zmq://?{name}={value}"

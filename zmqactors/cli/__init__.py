@@ -1,4 +1,4 @@
-"""The ``zmqactors`` command line: call, cast, notify, listen, targets, keygen.
+"""The ``zmqactors`` command line: call, cast, notify, listen, targets, ping, info, stats, keygen.
 
 ::
 
@@ -7,6 +7,7 @@
     zmqactors notify TOPIC EVENT_TYPE [KEY=VALUE...] [--priority P] [--payload JSON]
     zmqactors listen TOPIC [--pool P] [--count N] [--timeout T]
     zmqactors targets [--json]
+    zmqactors ping|info|stats TOPIC [--server S] [--timeout T] [--json]
     zmqactors keygen DIR [--name NAME]
 
 ``zmqactors bench`` only says where the benchmark went: ``make bench`` in a
@@ -27,7 +28,7 @@ messaging error), 2 usage (bad arguments, URL, URL file, option or name), 3
 timeout or no responders, 130 Ctrl-C during a call. A user mistake never
 prints a Python traceback.
 
-One module per command group (`rpc`, `notify`, `targets`, `keygen`); what
+One module per command group (`rpc`, `notify`, `targets`, `service`, `keygen`); what
 they share is in `_options` (arguments, exit codes, the transport URL) and
 `_output` (printing).
 """
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 import zmqactors
-from zmqactors.cli import keygen, notify, rpc, targets
+from zmqactors.cli import keygen, notify, rpc, service, targets
 from zmqactors.cli._options import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -103,7 +104,7 @@ def build_parser() -> tuple[
     parser = argparse.ArgumentParser(
         prog="zmqactors",
         description="Actor-model messaging over ZeroMQ: call, cast, notify, listen, "
-        "list targets, write CURVE keys.",
+        "list targets, ping servers and ask their info and stats, write CURVE keys.",
         epilog="Exit codes: 0 ok, 1 remote or messaging error, 2 usage, "
         "3 timeout or no responders. 'zmqactors COMMAND --help' describes each command.",
         parents=[common],
@@ -118,6 +119,7 @@ def build_parser() -> tuple[
         **rpc.add_commands(add),
         **notify.add_commands(add),
         **targets.add_commands(add),
+        **service.add_commands(add),
         **keygen.add_commands(commands.add_parser),
     }
     commands.add_parser(

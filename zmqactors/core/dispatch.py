@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import inspect
+import time
 import traceback
 import types
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, get_args
@@ -32,15 +33,18 @@ import structlog
 
 from zmqactors import wire
 from zmqactors.core.dedup import DedupCache, Seen
+from zmqactors.core.stats import ServerStats
 from zmqactors.errors import ProtocolError
 from zmqactors.topics import Target, version_compatible
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
+    from zmqactors.core.handler import ServerTracer
     from zmqactors.core.stats import Stats
 
 __all__ = [
+    "SERVICE_NAMESPACE",
     "Dispatcher",
     "Exposure",
     "check_exposure",
@@ -163,6 +167,23 @@ def _qualified_name(exc: BaseException) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+# The namespace of the service API every RPC server answers (`core.service_api`).
+SERVICE_NAMESPACE: Final = "zmqactors"
+
+
+class _Uncounted:
+    """Counters that count nothing: for the service API's own calls."""
+
+    def begin(self) -> None:
+        """Nothing."""
+
+    def end(self, seconds: float, *, failed: bool) -> None:
+        """Nothing."""
+
+
+_UNCOUNTED: Final = _Uncounted()
+
+
 class _Failure(Exception):  # noqa: N818 - internal control flow, carries an ErrorKind
     def __init__(self, kind: wire.ErrorKind, exc_type: str, message: str) -> None:
         super().__init__(message)
@@ -184,8 +205,10 @@ class Dispatcher:
         *,
         exposed: Exposure = "methods",
         send_tracebacks: bool = False,
+        tracer: ServerTracer | None = None,
     ) -> None:
         self._target = target
+        self._tracer = tracer
         self._endpoints = tuple(endpoints)
         # Fixed now: name -> (endpoint, bound method), in endpoint order.
         self._methods: dict[str, list[tuple[object, Callable[..., Any]]]] = {}
@@ -199,6 +222,7 @@ class Dispatcher:
         # Shared by the server's worker threads: a retried acknowledged
         # cast must not run on a second worker while the first runs it.
         self._dedup = DedupCache() if dedup is None else dedup
+        self._counters = ServerStats()
         self._log = _log.bind(actor="worker", target=str(target))
 
     def handle(self, body: bytes, client: bytes = b"") -> bytes | None:  # noqa: ARG002 - replies go back inline
@@ -219,15 +243,26 @@ class Dispatcher:
             return None
         if request.kind is wire.CallKind.ACKED_CAST:
             return self._handle_acked(request)
+        return self._handle_request(request)
+
+    def _handle_request(self, request: wire.Request) -> bytes | None:
+        """Run a call or a plain cast; the reply body (None for a cast)."""
         is_call = request.kind is wire.CallKind.CALL
         try:
             method = self._resolve(request)
-            result = self._invoke(method, request)
-            return self._reply_body(request, result) if is_call else None
         except _Failure as failure:
-            if failure.kind is wire.ErrorKind.NOT_SERVED:
-                self._stats.incr("misrouted")
-            self._log.info("request refused", msg_id=request.msg_id.hex(), reason=failure.message)
+            return self._refused(request, failure)
+        # The service API's own calls (stats asking) are not counted.
+        counters = self._counters if request.namespace != SERVICE_NAMESPACE else _UNCOUNTED
+        counters.begin()
+        started = time.perf_counter()
+        failed = True
+        try:
+            result = self._traced_invoke(method, request, call=is_call)
+            body = self._reply_body(request, result) if is_call else None
+            failed = False
+        except _Failure as failure:
+            # A result over the size limit: the endpoint ran.
             return self._error(request, failure.kind, failure.exc_type, failure.message, "")
         except Exception as exc:  # noqa: BLE001 - any endpoint error goes back to the caller
             self._log.warning(
@@ -238,6 +273,21 @@ class Dispatcher:
             )
             text = traceback.format_exc() if self._send_tracebacks and is_call else ""
             return self._error(request, wire.ErrorKind.REMOTE, _qualified_name(exc), str(exc), text)
+        finally:
+            counters.end(time.perf_counter() - started, failed=failed)
+        return body
+
+    @property
+    def counters(self) -> ServerStats:
+        """The server's own counters and handling times (its ``stats`` service method)."""
+        return self._counters
+
+    def _refused(self, request: wire.Request, failure: _Failure) -> bytes | None:
+        self._counters.refuse()
+        if failure.kind is wire.ErrorKind.NOT_SERVED:
+            self._stats.incr("misrouted")
+        self._log.info("request refused", msg_id=request.msg_id.hex(), reason=failure.message)
+        return self._error(request, failure.kind, failure.exc_type, failure.message, "")
 
     def _handle_acked(self, request: wire.Request) -> bytes | None:
         """Run an acknowledged cast once per message id; the body to send back, or None.
@@ -253,22 +303,25 @@ class Dispatcher:
         try:
             method = self._resolve(request)
         except _Failure as failure:
-            self._log.info("request refused", msg_id=msg_id.hex(), reason=failure.message)
-            if failure.kind is wire.ErrorKind.NOT_SERVED:
-                self._stats.incr("misrouted")
-                return None
-            return self._error(request, failure.kind, failure.exc_type, failure.message, "")
+            body = self._refused(request, failure)
+            return None if failure.kind is wire.ErrorKind.NOT_SERVED else body
         seen = self._dedup.begin(msg_id)
         if seen is not Seen.NEW:
             self._stats.incr("duplicates_dropped")
             return None if seen is Seen.RUNNING else wire.encode(wire.Ack(msg_id))[1]
+        counters = self._counters
+        counters.begin()
+        started = time.perf_counter()
+        failed = True
         try:
-            self._invoke(method, request)
+            self._traced_invoke(method, request, call=False)
+            failed = False
         except Exception:  # noqa: BLE001 - a cast's failure stays on the server, as for any cast
             self._log.warning(
                 "cast failed", msg_id=msg_id.hex(), method=request.method, exc_info=True
             )
         finally:
+            counters.end(time.perf_counter() - started, failed=failed)
             self._dedup.finish(msg_id)
         return wire.encode(wire.Ack(msg_id))[1]
 
@@ -353,6 +406,15 @@ class Dispatcher:
             "zmqactors.errors.NoSuchMethod",
             f"no endpoint has a method {name!r}{where}",
         )
+
+    def _traced_invoke(
+        self, method: Callable[..., Any], request: wire.Request, *, call: bool
+    ) -> Any:
+        tracer = self._tracer
+        if tracer is None or not request.trace:
+            return self._invoke(method, request)
+        with tracer.served(request.trace, request.topic, request.method, call=call):
+            return self._invoke(method, request)
 
     def _invoke(self, method: Callable[..., Any], request: wire.Request) -> Any:
         # request_context_set, inlined: a generator context manager costs 1.3 µs a call.

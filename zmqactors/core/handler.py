@@ -7,9 +7,22 @@ handler; run by `zmqactors.actors.worker.Worker`, one thread each.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["Handler"]
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from contextlib import AbstractContextManager
+
+__all__ = ["Handler", "ServerTracer"]
+
+
+class ServerTracer(Protocol):
+    """Continues a caller's trace around an endpoint call (`zmqactors.transport.tracing`)."""
+
+    def served(
+        self, carrier: Mapping[str, str], topic: str, method: str, *, call: bool
+    ) -> AbstractContextManager[None]:
+        """A span around running ``method``, a child of the trace in ``carrier``."""
 
 
 class Handler(Protocol):

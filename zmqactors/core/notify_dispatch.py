@@ -14,6 +14,7 @@ logged and counted (``notifications_dropped``).
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import re
 import threading
@@ -30,6 +31,7 @@ from zmqactors.errors import ProtocolError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from zmqactors.core.handler import ServerTracer
     from zmqactors.core.stats import Stats
     from zmqactors.topics import Target
 
@@ -97,8 +99,10 @@ class NotificationDispatcher:
         batch_timeout: float | None,
         max_message_size: int,
         stats: Stats,
+        tracer: ServerTracer | None = None,
     ) -> None:
         self._targets = {(t.exchange_name, t.topic) for t in targets}
+        self._tracer = tracer
         self._endpoints = tuple(endpoints)
         self._batch_size = batch_size
         self._max_size = max_message_size
@@ -178,7 +182,7 @@ class NotificationDispatcher:
             if self._batch_size > 1:
                 return method([_as_dict(n) for n in items])
             (item,) = items
-            with request_context_set(item.context):
+            with request_context_set(item.context), self._span(item):
                 return method(item.publisher_id, item.event_type, item.payload, _metadata(item))
         except Exception:  # noqa: BLE001 - an endpoint's failure must not stop the worker
             self._stats.incr("notification_errors")
@@ -186,6 +190,12 @@ class NotificationDispatcher:
                 "notification endpoint failed", method=getattr(method, "__name__", "?")
             )
             return NotificationResult.HANDLED
+
+    def _span(self, item: wire.Notification) -> contextlib.AbstractContextManager[None]:
+        """The consumer span continuing the publisher's trace, if both trace."""
+        if self._tracer is None or not item.trace:
+            return contextlib.nullcontext()
+        return self._tracer.served(item.trace, item.topic, item.event_type, call=False)
 
     def _requeue(self, items: list[wire.Notification], deliveries: int) -> None:
         if deliveries >= MAX_DELIVERIES:

@@ -18,13 +18,17 @@ from zmqactors.errors import TransportClosedError
 from zmqactors.matchmaker import matchmaker_for
 from zmqactors.net.context import on_fork_child, terminate
 from zmqactors.options import DEFAULT_URL, Settings, parse_url
+from zmqactors.transport.metrics import MetricsEndpoint
 from zmqactors.transport.runtime import Runtime, actors_alive
+from zmqactors.transport.tracing import tracing_for
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from types import TracebackType
 
     from oslo_config import cfg
 
+    from zmqactors.core.stats import ServerStats
     from zmqactors.transport.runtime import Served
 
 __all__ = ["Transport"]
@@ -42,11 +46,16 @@ class _Holder:
 
     def __init__(self) -> None:
         self.actors: Runtime | None = None
+        # The metrics endpoint (metrics_port), in the process that started it.
+        self.metrics: MetricsEndpoint | None = None
 
 
 def _release(holder: _Holder) -> None:
     # Garbage collection or interpreter exit without close(): ask this
     # process's actors to stop, without waiting for them.
+    metrics, holder.metrics = holder.metrics, None
+    if metrics is not None:
+        metrics.close()
     actors, holder.actors = holder.actors, None
     if actors is None or actors.pid != os.getpid():
         return
@@ -69,6 +78,8 @@ class Transport:
         # Fail here, in the caller's thread, on a bad backend location.
         matchmaker_for(settings).close()
         self.stats = Stats()
+        # OpenTelemetry spans (the tracing option), or None: nothing imported.
+        self.tracing = tracing_for(settings)
         # Re-entrant: a signal handler calling close() runs in whatever thread
         # (the main one) it interrupted, perhaps while that thread holds it.
         self._lock = threading.RLock()
@@ -132,6 +143,8 @@ class Transport:
                 actors = Runtime.start(self.settings, self.stats)
                 self._check_not_closed_meanwhile(actors)
                 self._holder.actors = actors
+                if self.settings.metrics_port and self._holder.metrics is None:
+                    self._holder.metrics = MetricsEndpoint(self)
             return actors
 
     def _check_not_closed_meanwhile(self, actors: Runtime) -> None:
@@ -163,6 +176,12 @@ class Transport:
             if actors is not None:
                 actors.workers[id(service)] = list(workers)
 
+    def served_stats(self) -> list[tuple[Mapping[str, str], ServerStats]]:
+        """Labels and counters of each running service that counts (for the metrics)."""
+        with self._lock:
+            servers = list(self._servers)
+        return [found for found in (s.metrics() for s in servers) if found is not None]
+
     def untrack(self, service: Served) -> None:
         """Forget a service that has stopped."""
         with self._lock:
@@ -188,6 +207,9 @@ class Transport:
             servers = list(self._servers)
             self._servers.clear()
             actors, self._holder.actors = self._holder.actors, None
+            metrics, self._holder.metrics = self._holder.metrics, None
+        if metrics is not None:
+            metrics.close()
         self._finalizer.detach()
         if actors is None or actors.pid != os.getpid():
             return

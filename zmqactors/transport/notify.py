@@ -14,6 +14,7 @@ listens.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -130,20 +131,27 @@ class Notifier:
             if not routes:
                 self.transport.stats.incr("notifications_unrouted")
                 continue
-            header, body = wire.encode(
-                wire.Notification(
-                    wire.new_msg_id(),
-                    target.exchange_name,
-                    target.topic,
-                    priority,
-                    self.publisher_id,
-                    event_type,
-                    payload,
-                    dict(context or {}),
-                    time.time(),
+            tracing = self.transport.tracing
+            with (
+                contextlib.nullcontext(None)
+                if tracing is None
+                else tracing.sent("notify", target, event_type)
+            ) as trace:
+                header, body = wire.encode(
+                    wire.Notification(
+                        wire.new_msg_id(),
+                        target.exchange_name,
+                        target.topic,
+                        priority,
+                        self.publisher_id,
+                        event_type,
+                        payload,
+                        dict(context or {}),
+                        time.time(),
+                        trace,
+                    )
                 )
-            )
-            sent += runtime.notify(routes, (header, body), target, priority)
+                sent += runtime.notify(routes, (header, body), target, priority)
         return sent
 
 
@@ -205,6 +213,7 @@ class NotificationListener(Service):
             batch_timeout=self.batch_timeout,
             max_message_size=self.transport.settings.max_message_size,
             stats=self.transport.stats,
+            tracer=self.transport.tracing,
         )
 
     def _registrations(self) -> list[tuple[str, str]]:

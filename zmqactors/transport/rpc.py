@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
+import importlib.metadata
 import socket
 import time
 from concurrent.futures import Future
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from zmqactors import wire
 from zmqactors.core.dispatch import Dispatcher, Exposure, check_exposure, exposed_methods
+from zmqactors.core.service_api import SERVICE_NAMESPACE, ServiceEndpoint, describe_endpoints
 from zmqactors.core.waiter import Waiter
 from zmqactors.errors import MessagingTimeout, NoRespondersError, TransportClosedError
 from zmqactors.topics import Target, matchmaker_key
@@ -21,6 +24,7 @@ from zmqactors.transport.service import Service, check_endpoints
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from zmqactors.core.stats import ServerStats
     from zmqactors.matchmaker.base import Route
     from zmqactors.transport._transport import Transport
     from zmqactors.transport.runtime import Runtime
@@ -141,7 +145,12 @@ class RPCClient:
         )
 
     def _request(
-        self, kind: wire.CallKind, method: str, args: dict[str, Any], msg_id: bytes
+        self,
+        kind: wire.CallKind,
+        method: str,
+        args: dict[str, Any],
+        msg_id: bytes,
+        trace: dict[str, str] | None = None,
     ) -> tuple[bytes, bytes]:
         timeout = self.timeout if kind is not wire.CallKind.CAST else None
         return wire.request_frames(
@@ -152,9 +161,16 @@ class RPCClient:
             context=self._request_context,
             timeout=timeout,
             msg_id=msg_id,
+            trace=trace,
         )
 
-    def _send_call(self, method: str, kwargs: dict[str, Any], future: Future[Any] | Waiter) -> None:
+    def _send_call(
+        self,
+        method: str,
+        kwargs: dict[str, Any],
+        future: Future[Any] | Waiter,
+        trace: dict[str, str] | None = None,
+    ) -> None:
         """Send a call whose outcome the reply-waiter sets on ``future`` (caller thread).
 
         Raises what `call_async` raises at once.
@@ -166,7 +182,7 @@ class RPCClient:
         runtime = self.transport.runtime()
         route = runtime.route(self.target)
         msg_id = wire.new_msg_id()
-        frames = self._request(wire.CallKind.CALL, method, kwargs, msg_id)
+        frames = self._request(wire.CallKind.CALL, method, kwargs, msg_id, trace)
         deadline = time.monotonic() + self.timeout
         runtime.call(
             route,
@@ -192,7 +208,17 @@ class RPCClient:
         for arguments that cannot be sent.
         """
         future: Future[Any] = Future()
-        self._send_call(method, kwargs, future)
+        tracing = self.transport.tracing
+        if tracing is None:
+            self._send_call(method, kwargs, future)
+            return future
+        span, trace = tracing.start("call", self.target, method)
+        try:
+            self._send_call(method, kwargs, future, trace)
+        except BaseException as exc:
+            tracing.end(span, exc)
+            raise
+        tracing.end_with(span, future)
         return future
 
     def call(self, method: str, /, **kwargs: Any) -> Any:
@@ -200,9 +226,24 @@ class RPCClient:
 
         Raises what `call_async` raises or sets, within the timeout plus half a second.
         """
+        tracing = self.transport.tracing
+        if tracing is None:
+            return self._call(method, kwargs)
+        span, trace = tracing.start("call", self.target, method)
+        try:
+            result = self._call(method, kwargs, trace)
+        except BaseException as exc:
+            tracing.end(span, exc)
+            raise
+        tracing.end(span)
+        return result
+
+    def _call(
+        self, method: str, kwargs: dict[str, Any], trace: dict[str, str] | None = None
+    ) -> Any:
         # A Waiter, not a Future: nobody else can see this call's outcome.
         waiter = Waiter()
-        self._send_call(method, kwargs, waiter)
+        self._send_call(method, kwargs, waiter, trace)
         try:
             return waiter.result(timeout=self.timeout + _GRACE)
         except FutureTimeoutError:
@@ -232,6 +273,16 @@ class RPCClient:
         Otherwise raises like `call_async`.
         """
         _check_method(method)
+        tracing = self.transport.tracing
+        if tracing is None:
+            self._cast(method, kwargs)
+            return
+        with tracing.sent("cast", self.target, method) as trace:
+            self._cast(method, kwargs, trace)
+
+    def _cast(
+        self, method: str, kwargs: dict[str, Any], trace: dict[str, str] | None = None
+    ) -> None:
         if self.ack:
             if self.target.fanout:
                 msg = (
@@ -239,19 +290,21 @@ class RPCClient:
                     f"({self.target}); prepare(ack=False) for fanout"
                 )
                 raise ValueError(msg)
-            self._cast_acked(method, kwargs)
+            self._cast_acked(method, kwargs, trace)
             return
         runtime = self.transport.runtime()
         routes = runtime.routes(self.target)
-        frames = self._request(wire.CallKind.CAST, method, kwargs, wire.new_msg_id())
+        frames = self._request(wire.CallKind.CAST, method, kwargs, wire.new_msg_id(), trace)
         deadline = time.monotonic() + self.timeout
         runtime.cast(routes, frames, self.target, method, deadline=deadline, timeout=self.timeout)
 
-    def _cast_acked(self, method: str, kwargs: dict[str, Any]) -> None:
+    def _cast_acked(
+        self, method: str, kwargs: dict[str, Any], trace: dict[str, str] | None
+    ) -> None:
         """Send the cast until a server acknowledges it or the timeout passes (caller thread)."""
         runtime = self.transport.runtime()
         msg_id = wire.new_msg_id()
-        frames = self._request(wire.CallKind.ACKED_CAST, method, kwargs, msg_id)
+        frames = self._request(wire.CallKind.ACKED_CAST, method, kwargs, msg_id, trace)
         deadline = time.monotonic() + self.timeout
         wait = _ACK_RETRY_FIRST
         tries = 0
@@ -319,6 +372,15 @@ class RPCClient:
             runtime.refresh(self.target)
 
 
+@functools.cache
+def _version() -> str:
+    # Not zmqactors.__version__: that import would reach the whole package.
+    try:
+        return importlib.metadata.version("zmqactors")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 class RPCServer(Service):
     """Serves the public methods of ``endpoints`` to the clients of ``target``.
 
@@ -358,6 +420,13 @@ class RPCServer(Service):
             msg = f"a server target cannot be a fanout target ({target})"
             raise ValueError(msg)
         self.endpoints = check_endpoints(endpoints, "RPCServer")
+        for endpoint in self.endpoints:
+            if getattr(getattr(endpoint, "target", None), "namespace", None) == SERVICE_NAMESPACE:
+                msg = (
+                    f"namespace {SERVICE_NAMESPACE!r} is reserved for the service API "
+                    f"(endpoint {type(endpoint).__name__})"
+                )
+                raise ValueError(msg)
         self.exposed = check_exposure(exposed)
         if exposed == "decorated" and not any(
             exposed_methods(endpoint, exposed) for endpoint in self.endpoints
@@ -367,6 +436,7 @@ class RPCServer(Service):
                 "@zmqactors.expose: clients could call nothing"
             )
             raise ValueError(msg)
+        self._counters: ServerStats | None = None
         server = target.server or transport.settings.host or socket.gethostname()
         self.target = target.evolve(server=server)
         super().__init__(
@@ -377,14 +447,50 @@ class RPCServer(Service):
 
     def _handler(self) -> Dispatcher:
         settings = self.transport.settings
-        return Dispatcher(
+        service = None
+        endpoints = self.endpoints
+        if settings.service_api:
+            service = ServiceEndpoint(self._describe, self.transport.stats.snapshot)
+            endpoints = (*endpoints, service)
+        dispatcher = Dispatcher(
             self.target,
-            self.endpoints,
+            endpoints,
             settings.max_message_size,
             self.transport.stats,
             exposed=self.exposed,
             send_tracebacks=settings.send_tracebacks,
+            tracer=self.transport.tracing,
         )
+        if service is not None:
+            service.bind(dispatcher.counters)
+        self._counters = dispatcher.counters
+        return dispatcher
+
+    def metrics(self) -> tuple[Mapping[str, str], ServerStats] | None:
+        """Exchange, topic and server name, and the counters of this server once started."""
+        if self._counters is None:
+            return None
+        target = self.target
+        labels = {
+            "exchange": target.exchange_name,
+            "topic": target.topic,
+            "server": target.server or "",
+        }
+        return labels, self._counters
+
+    def _describe(self) -> dict[str, Any]:
+        """What the service API's ``info`` says of this server (any worker thread)."""
+        target = self.target
+        return {
+            "server": target.server,
+            "topic": target.topic,
+            "exchange": target.exchange_name,
+            "zmqactors_version": _version(),
+            "address": self.address,
+            "curve": self.server_key is not None,
+            "executor_size": self.executor_size,
+            "endpoints": describe_endpoints(self.endpoints, self.exposed),
+        }
 
     def _registrations(self) -> list[tuple[str, str]]:
         return [(matchmaker_key(self.target), self.target.server or "")]

@@ -44,12 +44,12 @@ from zmqactors.transport.routing import Router
 
 if TYPE_CHECKING:
     import concurrent.futures
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from zmqactors.actors.inbox import PollingInbox
     from zmqactors.actors.messages import ReplyWaiterMessage
-    from zmqactors.core.handler import Handler
-    from zmqactors.core.stats import Stats
+    from zmqactors.core.handler import Handler, ServerTracer
+    from zmqactors.core.stats import ServerStats, Stats
     from zmqactors.core.waiter import Waiter
     from zmqactors.matchmaker import Matchmaker, Route
     from zmqactors.net.security import ServerCurve
@@ -63,10 +63,13 @@ ACTOR_TIMEOUT = 10.0
 
 
 class Served(Protocol):
-    """What a transport needs of its running services when it closes."""
+    """What a transport needs of its running services: to abort them, to report them."""
 
     def abort(self) -> None:
         """Stop at once, without waiting (any thread)."""
+
+    def metrics(self) -> tuple[Mapping[str, str], ServerStats] | None:
+        """Its labels (exchange, topic, server) and counters, if it counts (RPC servers)."""
 
 
 class Host(Protocol):
@@ -74,6 +77,10 @@ class Host(Protocol):
 
     settings: Settings
     stats: Stats
+
+    @property
+    def tracing(self) -> ServerTracer | None:
+        """OpenTelemetry spans when the tracing option is on, else None."""
 
     def runtime(self, *, serving: bool = False) -> Runtime:
         """The runtime of this process, started on first use (``serving``: with the poller)."""

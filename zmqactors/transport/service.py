@@ -31,9 +31,11 @@ from zmqactors.net.context import on_fork_child
 from zmqactors.transport.runtime import Runtime
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from types import TracebackType
 
     from zmqactors.core.handler import Handler
+    from zmqactors.core.stats import ServerStats
     from zmqactors.topics import Target
     from zmqactors.transport.runtime import Host
 
@@ -131,6 +133,10 @@ class Service:
         """The destination frame (`wire.destination`) of messages for this service."""
         key, server = self._registrations()[0]
         return wire.destination(key, server)
+
+    def metrics(self) -> tuple[Mapping[str, str], ServerStats] | None:
+        """Labels and counters for the metrics (`RPCServer` has them; others: None)."""
+        return None
 
     def _owned(self) -> bool:
         return self._pid == os.getpid()

@@ -67,7 +67,7 @@ autodoc_default_options = {"members": True}
 # projects in signatures, and the package's private types, stay plain text.
 nitpick_ignore_regex = [
     ("py:class", r"concurrent\.futures\..*|cfg\.ConfigOpts"),
-    ("py:class", r"(zmqactors\.[a-z_.]+\.)?_\w+|Settings|Exposure"),
+    ("py:class", r"(zmqactors\.[a-z_.]+\.)?_\w+|Settings|Exposure|ServerStats"),
 ]
 
 

@@ -22,6 +22,7 @@ from benchmarks.common import (
 )
 from benchmarks.curve import write_keys
 from benchmarks.processes import Children, expect
+from benchmarks.progress import Progress
 from benchmarks.raw import raw_client_main, raw_server_main
 from benchmarks.report import build_figures, losses, print_text, report_json
 from benchmarks.servers import za_server_main, za_sink_main
@@ -146,6 +147,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _planned(config: BenchConfig, phases: int) -> float:
+    """How long a side should take: its measurements, and a few seconds to start its processes."""
+    return 3.0 + config.repeat * phases * (config.duration + config.warmup)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print its report; 0 on success, 1 if a process failed."""
     args = _parse_args(argv)
@@ -155,12 +161,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     directory = tempfile.mkdtemp(prefix="zmqactors-bench-")
     url = f"zmq+file://{directory}/matchmaker?bind_address={config.host}"
+    raw_time, za_time = (_planned(config, phases) for phases in (_RAW_PHASES, _ZA_PHASES))
     try:
         config = dataclasses.replace(config, curve=write_keys(directory))
-        print("measuring raw pyzmq ...", file=sys.stderr, flush=True)
-        raw = _run_side("raw", config, url)
-        print("measuring zmqactors ...", file=sys.stderr, flush=True)
-        zmq_side = _run_side("zmqactors", config, url)
+        with Progress(raw_time + za_time) as progress:
+            progress.stage("measuring raw pyzmq", raw_time)
+            raw = _run_side("raw", config, url)
+            progress.stage("measuring zmqactors", za_time)
+            zmq_side = _run_side("zmqactors", config, url)
     except BenchError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1

@@ -100,4 +100,8 @@ Modules, by figure:
 - `benchmarks.common`, `benchmarks.processes`, `benchmarks.report`: settings,
   child processes, the table and the JSON document.
 - ``bench_oslo.py`` (``make bench-oslo``): oslo.messaging's simulator, a script.
+- `benchmarks.scale` (``make bench-scale``, ``python -m benchmarks.scale``):
+  N = 10, 100, 1,000 servers on one topic, how each figure grows with N;
+  its child processes in `benchmarks.scale_procs`, its tables, JSON and plot
+  in `benchmarks.scale_report`.
 """

@@ -64,7 +64,7 @@ $(STAMP): setup.cfg pyproject.toml $(LOCK) | $(VPY)
 # only uv (at the locked version), not a venv that matches the lock, since
 # its job is to mend a lock that no longer matches setup.cfg.
 UV_LOCKED := $(shell sed -n 's/^uv==\([^ ;]*\).*/\1/p' $(LOCK) 2>/dev/null)
-LOCK_ARGS := setup.cfg requirements/tools.in --extra test --universal --python-version 3.11 \
+LOCK_ARGS := setup.cfg requirements/tools.in --extra test --extra bench --universal --python-version 3.11 \
 	--generate-hashes --custom-compile-command "make lock" -o $(LOCK)
 
 $(VENV)/bin/uv: $(LOCK) | $(VPY)

@@ -110,6 +110,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--executor-size", type=int, default=1, help="workers per server (default 1)")
     add("--threads", type=int, default=4, help="caller threads per client (default 4)")
     add("--duration", type=float, default=3.0, help="seconds per call figure (default 3)")
+    add("--repeat", type=int, default=3, help="repeats of each call figure; the median (3)")
     add("--fanouts", type=int, default=5, help="fanout casts measured per N (default 5)")
     add("--matchmaker", metavar="URL", help="a transport URL (default: a file matchmaker)")
     add("--json", metavar="PATH", type=Path, help="write the figures as JSON to PATH")
@@ -121,6 +122,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         ("--executor-size", args.executor_size, 1, 1024),
         ("--threads", args.threads, 1, 256),
         ("--fanouts", args.fanouts, 1, 1000),
+        ("--repeat", args.repeat, 1, 100),
     ):
         if not low <= value <= high:
             parser.error(f"{option} must be from {low} to {high}, got {value}")
@@ -197,12 +199,13 @@ def _clock(seconds: float) -> str:
 
 
 class _PhaseError(Exception):
-    """An N failed in a phase: ``phase`` and the error's first line."""
+    """An N failed in a phase: ``phase``, the error's first line, the client's resources then."""
 
-    def __init__(self, phase: str, error: str) -> None:
+    def __init__(self, phase: str, error: str, resources: dict[str, float] | None = None) -> None:
         super().__init__(f"{phase}: {error}")
         self.phase = phase
         self.error = error
+        self.resources = resources
 
 
 def _ask(
@@ -221,7 +224,8 @@ def _ask(
         except BenchError as exc:
             raise _PhaseError(phase, first_line(exc)) from None
         if not answer["ok"]:
-            raise _PhaseError(phase, f"{process.name}: {answer['error']}")
+            error = f"{process.name}: {answer['error']}"
+            raise _PhaseError(phase, error, answer.get("resources"))
         answers.append(answer)
     return answers
 
@@ -284,6 +288,8 @@ class OneN:
             self._server_resources()
         except _PhaseError as failed:
             self.run["error"], self.run["failed_in"] = failed.error, failed.phase
+            if failed.resources is not None:
+                self.run["client_at_failure"] = failed.resources
             say(f"FAILED in {failed.phase}: {failed.error}")
         finally:
             counter.close()
@@ -324,11 +330,17 @@ class OneN:
     def _measure_clients(self, counter: Matchmaker, say: Callable[[str], None]) -> None:
         args, figures, clients = self.args, self.figures, self.clients
         window_began, commands = time.monotonic(), counter.commands()
-        say(f"spread calls, {args.clients} client(s) x {args.threads} threads, {args.duration} s")
+        say(
+            f"spread calls, {args.clients} client(s) x {args.threads} threads, "
+            f"{args.repeat} x {args.duration} s"
+        )
         call_timeout = args.duration + 3 * CALL_TIMEOUT
-        spread = _ask(clients, "spread", call_timeout, duration=args.duration, threads=args.threads)
-        figures["spread_calls_per_s"] = sum(answer["calls_per_s"] for answer in spread)
-        figures["spread_cpu_us"] = spread[0]["cpu_us_per_call"]
+        spreads = [
+            _ask(clients, "spread", call_timeout, duration=args.duration, threads=args.threads)
+            for _ in range(args.repeat)
+        ]
+        self._median_of("spread_calls_per_s", [sum(a["calls_per_s"] for a in s) for s in spreads])
+        self._median_of("spread_cpu_us", [answers[0]["cpu_us_per_call"] for answers in spreads])
         say(f"{args.fanouts} fanout casts")
         reporters = [(server_name(first), count) for first, count in self.shares]
         fanout_timeout = (args.fanouts + 2) * (FANOUT_WAIT + CALL_TIMEOUT)
@@ -339,11 +351,14 @@ class OneN:
         self.run["fanout_times_ms"], self.run["fanout_incomplete"] = times, fanout["incomplete"]
         figures["fanout_ms"] = _median(times)
         target = server_name(self.n // 2)
-        say(f"direct calls to {target}, {args.duration} s")
-        (direct,) = _ask(clients[:1], "direct", call_timeout, duration=args.duration, server=target)
-        figures["direct_p50_us"] = direct["p50_us"]
-        figures["direct_p99_us"] = direct["p99_us"]
-        figures["direct_cpu_us"] = direct["cpu_us_per_call"]
+        say(f"direct calls to {target}, {args.repeat} x {args.duration} s")
+        directs = [
+            _ask(clients[:1], "direct", call_timeout, duration=args.duration, server=target)[0]
+            for _ in range(args.repeat)
+        ]
+        self._median_of("direct_p50_us", [direct["p50_us"] for direct in directs])
+        self._median_of("direct_p99_us", [direct["p99_us"] for direct in directs])
+        self._median_of("direct_cpu_us", [direct["cpu_us_per_call"] for direct in directs])
         say("lookups, and a fresh transport's first call")
         (lookup,) = _ask(clients[:1], "lookup", START_TIMEOUT + 3 * CALL_TIMEOUT)
         figures["lookup_ms"], figures["first_call_ms"] = (
@@ -361,6 +376,11 @@ class OneN:
         if counter.counted:
             figures["matchmaker_per_s"] = (counter.commands() - commands) / window
             self.run["matchmaker_source"] = "the Redis server's INFO commandstats"
+
+    def _median_of(self, key: str, samples: list[float]) -> None:
+        """Keep a figure's samples (one per repeat) in the record; the figure is their median."""
+        self.run.setdefault("samples", {})[key] = samples
+        self.figures[key] = _median(sorted(samples))
 
     def _server_resources(self) -> None:
         """Ask each server process for its resources (servers still up), then to stop."""
@@ -456,7 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     directory = tempfile.mkdtemp(prefix="zmqactors-scale-")
     token = Path(directory).name.rpartition("-")[2]
     began = time.monotonic()
-    fixed = 2 * args.duration + args.fanouts * 0.5 + 15.0
+    fixed = 2 * args.repeat * args.duration + args.fanouts * 0.5 + 15.0
     progress = Progress(args.servers, fixed)
 
     def url_for(n: int) -> str:
@@ -483,6 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "threads": args.threads,
         "duration": args.duration,
         "fanouts": args.fanouts,
+        "repeat": args.repeat,
     }
     sources = sorted({run["matchmaker_source"] for run in runs if run.get("matchmaker_source")})
     document = build_document(config, runs, "; ".join(sources) or "-", time.monotonic() - began)

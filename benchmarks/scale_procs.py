@@ -318,8 +318,8 @@ def scale_client_main(conn: Connection, url: str, topic: str, limit: float) -> N
 
     Sends ``("ready", None)``, then for each ``(phase, kwargs)`` received
     answers ``("done", {"ok": True, **figures})`` or ``("done", {"ok": False,
-    "error": first line})``; ends on ``"stop"``, a closed pipe, or ``limit``
-    seconds without a command.
+    "error": first line, "resources": this process's then})``; ends on
+    ``"stop"``, a closed pipe, or ``limit`` seconds without a command.
     """
 
     def body() -> None:
@@ -347,7 +347,8 @@ def scale_client_main(conn: Connection, url: str, topic: str, limit: float) -> N
                 try:
                     figures = run[phase](**kwargs)
                 except Exception as exc:  # noqa: BLE001 - the failure is the phase's result
-                    send_result(conn, "done", {"ok": False, "error": first_line(exc)})
+                    failed = {"ok": False, "error": first_line(exc), "resources": proc_resources()}
+                    send_result(conn, "done", failed)
                 else:
                     send_result(conn, "done", {"ok": True, **figures})
 

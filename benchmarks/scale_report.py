@@ -46,6 +46,8 @@ RESOURCE_COLUMNS: Final = (
     Column("server_fds_per_server", "fds/server", "{:,.1f}"),
 )
 COLUMNS: Final = CALL_COLUMNS + RESOURCE_COLUMNS
+# Columns that a run's settings decide rather than measure: no growth for them.
+SETTINGS: Final = frozenset({"servers_per_process"})
 
 
 def fmt_value(column: Column, value: float | None) -> str:
@@ -55,27 +57,37 @@ def fmt_value(column: Column, value: float | None) -> str:
     return column.fmt.format(value)
 
 
-def format_table(runs: Sequence[Mapping[str, Any]], columns: Sequence[Column]) -> str:
-    """One row per run (its N, then ``columns``), aligned; a failed run shows its error."""
+def format_table(
+    runs: Sequence[Mapping[str, Any]], columns: Sequence[Column], *, notes: bool = True
+) -> str:
+    """One row per run (its N, then ``columns``), aligned; then (``notes``) what went wrong."""
     header = ["N", *(column.label for column in columns)]
     rows = [header]
-    notes = []
+    lines_after = []
     for run in runs:
         figures = run.get("figures", {})
         rows.append([f"{run['servers']:,}", *(fmt_value(c, figures.get(c.key)) for c in columns)])
         if run.get("fanout_incomplete"):
-            notes.append(
+            lines_after.append(
                 f"  N={run['servers']:,}: {run['fanout_incomplete']} fanout cast(s) did not "
                 "reach every server in time (left out of the median)"
             )
         if run.get("error"):
-            notes.append(f"  N={run['servers']:,} FAILED ({run['failed_in']}): {run['error']}")
+            lines_after.append(
+                f"  N={run['servers']:,} FAILED ({run['failed_in']}): {run['error']}"
+            )
+            then = run.get("client_at_failure")
+            if then:
+                lines_after.append(
+                    f"    the client then: {then['fds']:,.0f} fds, {then['threads']:,.0f} threads, "
+                    f"{then['rss_mib']:,.1f} MiB"
+                )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [
         "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
         for row in rows
     ]
-    return "\n".join([*lines, *notes])
+    return "\n".join([*lines, *(lines_after if notes else [])])
 
 
 def slope_label(slope: float) -> str:
@@ -107,6 +119,8 @@ def growth(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """
     result: dict[str, dict[str, Any]] = {}
     for column in COLUMNS:
+        if column.key in SETTINGS:
+            continue
         points = [
             (float(run["servers"]), float(run["figures"][column.key]))
             for run in runs
@@ -159,7 +173,7 @@ def format_report(document: Mapping[str, Any]) -> str:
             format_table(runs, CALL_COLUMNS),
             "",
             "resources (client: client 0; server: the largest of the server processes)",
-            format_table(runs, RESOURCE_COLUMNS),
+            format_table(runs, RESOURCE_COLUMNS, notes=False),
             "",
             f"growth (ratio to N={runs[0]['servers'] if runs else '-'}, log-log slope)",
             format_growth(document["growth"]),

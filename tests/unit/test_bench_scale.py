@@ -40,6 +40,8 @@ def test_tiny_run_reports_every_figure_for_each_n(tmp_path):
         "0.3",
         "--fanouts",
         "2",
+        "--repeat",
+        "1",
         "--json",
         str(tmp_path / "scale.json"),
     ]
@@ -63,6 +65,8 @@ def test_tiny_run_reports_every_figure_for_each_n(tmp_path):
         assert run["routes_found"] == run["servers"]
     assert runs[1]["figures"]["servers_per_process"] == 2
     assert set(document["growth"]["fanout_ms"]["ratios"]) == {"2", "3"}
+    assert "servers_per_process" not in document["growth"]
+    assert document["runs"][0]["samples"]["spread_calls_per_s"][0] > 0
     # The progress lines name each N as it runs.
     assert "N=2: starting 1 server process(es)" in result.stderr
     assert "N=3: starting 2 server process(es)" in result.stderr
@@ -77,7 +81,13 @@ def test_a_failed_n_is_reported_and_the_next_one_runs(capsys):
         if n == 100:
             raise BenchError("servers-0 exited (code 1) before 'ready'\nmore detail")
         if n == 1000:
-            return {"servers": n, "figures": {}, "error": "ZMQError: x", "failed_in": "spread"}
+            return {
+                "servers": n,
+                "figures": {},
+                "error": "ZMQError: x",
+                "failed_in": "spread",
+                "client_at_failure": {"fds": 1023.0, "threads": 5.0, "rss_mib": 60.0},
+            }
         return {"servers": n, "figures": {"fanout_ms": 2.0}, "error": None}
 
     progress = scale.Progress([10, 100, 1000, 2000], fixed=1.0)
@@ -89,6 +99,7 @@ def test_a_failed_n_is_reported_and_the_next_one_runs(capsys):
     assert "N=2,000: measuring" in capsys.readouterr().err
     table = scale_report.format_table(runs, scale_report.CALL_COLUMNS)
     assert "N=1,000 FAILED (spread): ZMQError: x" in table
+    assert "the client then: 1,023 fds, 5 threads, 60.0 MiB" in table
 
 
 def test_growth_is_named_from_the_log_log_slope():
@@ -125,6 +136,7 @@ def test_servers_are_spread_evenly_within_the_per_process_bound():
         (["--per-process", "0"], "--per-process"),
         (["--clients", "100"], "--clients"),
         (["--duration", "0"], "--duration"),
+        (["--repeat", "0"], "--repeat"),
         (["--matchmaker", "zmq+nope://x"], "--matchmaker"),
     ],
 )

@@ -199,9 +199,9 @@ def _clock(seconds: float) -> str:
 
 
 class _PhaseError(Exception):
-    """An N failed in a phase: ``phase``, the error's first line, the client's resources then."""
+    """An N failed in a phase: the phase, the error's first line, the failing process's state."""
 
-    def __init__(self, phase: str, error: str, resources: dict[str, float] | None = None) -> None:
+    def __init__(self, phase: str, error: str, resources: dict[str, Any] | None = None) -> None:
         super().__init__(f"{phase}: {error}")
         self.phase = phase
         self.error = error
@@ -225,7 +225,7 @@ def _ask(
             raise _PhaseError(phase, first_line(exc)) from None
         if not answer["ok"]:
             error = f"{process.name}: {answer['error']}"
-            raise _PhaseError(phase, error, answer.get("resources"))
+            raise _PhaseError(phase, error, {"process": process.name, **answer["resources"]})
         answers.append(answer)
     return answers
 
@@ -289,7 +289,7 @@ class OneN:
         except _PhaseError as failed:
             self.run["error"], self.run["failed_in"] = failed.error, failed.phase
             if failed.resources is not None:
-                self.run["client_at_failure"] = failed.resources
+                self.run["at_failure"] = failed.resources
             say(f"FAILED in {failed.phase}: {failed.error}")
         finally:
             counter.close()
@@ -312,7 +312,8 @@ class OneN:
                 raise _PhaseError("server start", first_line(exc)) from None
             if ready["error"] is not None:
                 what = f"server {ready['started'] + 1} of {count}: {ready['error']}"
-                raise _PhaseError("server start", f"{process.name}: {what}")
+                resources = {"process": process.name, **ready["resources"]}
+                raise _PhaseError("server start", f"{process.name}: {what}", resources)
 
     def _start_clients(self) -> None:
         for index in range(self.args.clients):

@@ -33,9 +33,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable, MutableMapping, Sequence
     from multiprocessing.connection import Connection
 
-# Seconds a server process waits for the arrivals of one fanout before it
-# reports what it got; how many times the lookup phase asks the backend.
+# Seconds a fanout may take to reach every server before it counts as
+# incomplete; how many times the lookup phase asks the backend.
 FANOUT_WAIT: Final = 10.0
+# Seconds between two questions to the server processes about a fanout's arrivals.
+POLL_INTERVAL: Final = 0.005
 LOOKUPS: Final = 20
 # Seconds a server process takes at most to stop its servers politely.
 SERVER_STOP: Final = 20.0
@@ -104,9 +106,9 @@ class ScaleEndpoint:
     """
 
     def __init__(self) -> None:
-        self._changed = threading.Condition()
-        # Fanout sequence -> [arrivals in this process, time of the last one].
-        self._arrivals: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+        # Fanout sequence -> (arrivals in this process, time of the last one).
+        self._arrivals: dict[str, tuple[int, float]] = {}
 
     def echo(self, data: str) -> str:
         """Return ``data``."""
@@ -115,23 +117,19 @@ class ScaleEndpoint:
     def arrive(self, seq: str) -> None:
         """Record that fanout ``seq`` reached one more server of this process, and when."""
         now = shared_clock()
-        with self._changed:
-            seen = self._arrivals.setdefault(seq, [0.0, 0.0])
-            seen[0] += 1
-            seen[1] = max(seen[1], now)
-            self._changed.notify_all()
+        with self._lock:
+            count, last = self._arrivals.get(seq, (0, 0.0))
+            self._arrivals[seq] = (count + 1, max(last, now))
 
-    def report(self, seq: str, expected: int, wait: float) -> dict[str, float]:
-        """Wait up to ``wait`` s for ``expected`` arrivals of ``seq``; their count and last time."""
-        deadline = time.monotonic() + wait
-        with self._changed:
-            while self._arrivals.get(seq, [0.0])[0] < expected:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._changed.wait(left)
-            count, last = self._arrivals.pop(seq, [0.0, 0.0])
-        return {"count": count, "last": last}
+    def report(self, seq: str) -> dict[str, float]:
+        """The arrivals of fanout ``seq`` in this process so far: their count and last time.
+
+        Answers at once: a worker blocked here would hold back the arrivals
+        it waits for whenever the servers share few workers.
+        """
+        with self._lock:
+            count, last = self._arrivals.get(seq, (0, 0.0))
+        return {"count": float(count), "last": last}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,8 +149,8 @@ def scale_server_main(conn: Connection, share: ServerShare) -> None:
     """A server process: one transport hosting the servers of ``share``.
 
     Starts them one after the other and sends ``("ready", {"started",
-    "seconds", "error"})`` (``error``: the first line of what stopped the
-    starts, or None); then serves until told to stop (``share.limit`` s at
+    "seconds", "error", "resources"})`` (``error``: the first line of what
+    stopped the starts, or None); then serves until told to stop (``share.limit`` s at
     most), sends ``("result", {"resources", "stats"})`` measured with every
     server still up, and stops them.
     """
@@ -179,7 +177,12 @@ def scale_server_main(conn: Connection, share: ServerShare) -> None:
             send_result(
                 conn,
                 "ready",
-                {"started": len(servers), "seconds": time.monotonic() - began, "error": error},
+                {
+                    "started": len(servers),
+                    "seconds": time.monotonic() - began,
+                    "error": error,
+                    "resources": proc_resources(),
+                },
             )
             wait_for_stop(conn, share.limit)
             send_result(
@@ -231,15 +234,14 @@ class ClientPhases:
         """``fanouts`` fanout casts, one at a time; each one's time to reach every server.
 
         ``processes`` names one server of each server process and how many
-        servers that process hosts; each is asked for its arrivals. The first
-        fanout is a warm-up. Returns the times in ms of the complete ones and
-        how many were incomplete (some server got nothing within `FANOUT_WAIT`).
+        servers that process hosts; each is asked for its arrivals until all
+        arrived or `FANOUT_WAIT` passed (how often it is asked does not change
+        the figure: the servers time the arrivals). The first fanout is a
+        warm-up. Returns the times in ms of the complete ones and how many
+        were incomplete (some server got nothing within `FANOUT_WAIT`).
         """
         fanout = self.client.prepare(fanout=True)
-        reporters = [
-            (self.client.prepare(server=name, timeout=FANOUT_WAIT + CALL_TIMEOUT), servers)
-            for name, servers in processes
-        ]
+        reporters = [self.client.prepare(server=name) for name, _ in processes]
         expected = sum(servers for _, servers in processes)
         times: list[float] = []
         incomplete = 0
@@ -248,14 +250,17 @@ class ClientPhases:
             seq = f"{token}-{round_}"
             sent = shared_clock()
             fanout.cast("arrive", seq=seq)
-            pending = [
-                reporter.call_async("report", seq=seq, expected=servers, wait=FANOUT_WAIT)
-                for reporter, servers in reporters
-            ]
-            reports = [future.result(timeout=FANOUT_WAIT + CALL_TIMEOUT) for future in pending]
+            deadline = time.monotonic() + FANOUT_WAIT
+            while True:
+                pending = [reporter.call_async("report", seq=seq) for reporter in reporters]
+                reports = [future.result(timeout=CALL_TIMEOUT) for future in pending]
+                arrived = sum(report["count"] for report in reports)
+                if arrived >= expected or time.monotonic() > deadline:
+                    break
+                time.sleep(POLL_INTERVAL)
             if round_ == 0:
                 continue
-            if sum(report["count"] for report in reports) >= expected:
+            if arrived >= expected:
                 times.append((max(report["last"] for report in reports) - sent) * 1e3)
             else:
                 incomplete += 1

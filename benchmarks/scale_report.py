@@ -76,11 +76,11 @@ def format_table(
             lines_after.append(
                 f"  N={run['servers']:,} FAILED ({run['failed_in']}): {run['error']}"
             )
-            then = run.get("client_at_failure")
+            then = run.get("at_failure")
             if then:
                 lines_after.append(
-                    f"    the client then: {then['fds']:,.0f} fds, {then['threads']:,.0f} threads, "
-                    f"{then['rss_mib']:,.1f} MiB"
+                    f"    {then['process']} then: {then['fds']:,.0f} fds, "
+                    f"{then['threads']:,.0f} threads, {then['rss_mib']:,.1f} MiB"
                 )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [

@@ -86,7 +86,12 @@ def test_a_failed_n_is_reported_and_the_next_one_runs(capsys):
                 "figures": {},
                 "error": "ZMQError: x",
                 "failed_in": "spread",
-                "client_at_failure": {"fds": 1023.0, "threads": 5.0, "rss_mib": 60.0},
+                "at_failure": {
+                    "process": "client-0",
+                    "fds": 1023.0,
+                    "threads": 5.0,
+                    "rss_mib": 60.0,
+                },
             }
         return {"servers": n, "figures": {"fanout_ms": 2.0}, "error": None}
 
@@ -99,7 +104,7 @@ def test_a_failed_n_is_reported_and_the_next_one_runs(capsys):
     assert "N=2,000: measuring" in capsys.readouterr().err
     table = scale_report.format_table(runs, scale_report.CALL_COLUMNS)
     assert "N=1,000 FAILED (spread): ZMQError: x" in table
-    assert "the client then: 1,023 fds, 5 threads, 60.0 MiB" in table
+    assert "client-0 then: 1,023 fds, 5 threads, 60.0 MiB" in table
 
 
 def test_growth_is_named_from_the_log_log_slope():

@@ -103,5 +103,6 @@ Modules, by figure:
 - `benchmarks.scale` (``make bench-scale``, ``python -m benchmarks.scale``):
   N = 10, 100, 1,000 servers on one topic, how each figure grows with N;
   its child processes in `benchmarks.scale_procs`, its tables, JSON and plot
-  in `benchmarks.scale_report`.
+  in `benchmarks.scale_report`, matchmaker commands and ``--redis`` in
+  `benchmarks.scale_matchmaker`.
 """

@@ -23,11 +23,13 @@ with a fresh topic per N). It then measures, one phase at a time:
   connect, call);
 - resources: RSS, threads and open fds of client 0 and of each server
   process (``/proc/PID/status`` and ``/proc/PID/fd``), with every server up;
-- matchmaker commands/s: with a Redis matchmaker the ``INFO commandstats``
-  delta over the measured phases; otherwise the transports' matchmaker
-  counters if they have any (names starting with `MATCHMAKER_COUNTERS`),
-  else the rate implied by the options (each server refreshed every
-  ``matchmaker_ttl / 3``, each client's cache every ``lookup_cache_ttl``).
+- matchmaker commands/s: with a Redis matchmaker (``--redis`` starts one)
+  the ``INFO commandstats`` delta over the measured phases, made at least
+  two refresh periods long (``2 * matchmaker_ttl / 3``, 60 s at most) by
+  waiting; otherwise the transports' matchmaker counters if they have any
+  (`benchmarks.scale_matchmaker.MATCHMAKER_COUNTERS`), else the rate
+  implied by the options (each server refreshed every ``matchmaker_ttl /
+  3``, each client's cache every ``lookup_cache_ttl``).
 
 An N whose servers cannot all start, or whose client fails, is reported as
 failed with the error's first line and the phase, and the next N runs.
@@ -53,6 +55,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from benchmarks.common import CALL_TIMEOUT, START_TIMEOUT, BenchError, configure_logging
 from benchmarks.processes import Children, expect
+from benchmarks.scale_matchmaker import (
+    CommandCounter,
+    command_delta,
+    implied_matchmaker,
+    private_redis,
+)
 from benchmarks.scale_procs import (
     FANOUT_WAIT,
     ServerShare,
@@ -63,7 +71,6 @@ from benchmarks.scale_procs import (
 )
 from benchmarks.scale_report import build_document, format_report, plot, write_json
 from zmqactors.errors import ConfigurationError
-from zmqactors.matchmaker import matchmaker_for
 from zmqactors.options import parse_url
 
 if TYPE_CHECKING:
@@ -71,14 +78,13 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
     from multiprocessing.context import SpawnProcess
 
-    from zmqactors.options import Settings
 
 DEFAULT_SERVERS: Final = (10, 100, 1000)
-# Transport counters (if the library keeps any) that count matchmaker commands.
-MATCHMAKER_COUNTERS: Final = ("matchmaker_", "registrations", "refreshes", "lookups")
 # Seconds: how long one server may take to start (on top of START_TIMEOUT),
 # how long children may wait for a command before they give up on us.
 START_PER_SERVER, CHILD_LIMIT = 0.5, 3600.0
+# Seconds the matchmaker's commands are counted over at most (see _measure_clients).
+MAX_COUNTING: Final = 60.0
 # A first guess of the seconds each server costs a run (start, stop), before
 # one has been measured: for the progress lines' estimate only.
 GUESS_PER_SERVER: Final = 0.1
@@ -112,7 +118,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--duration", type=float, default=3.0, help="seconds per call figure (default 3)")
     add("--repeat", type=int, default=3, help="repeats of each call figure; the median (3)")
     add("--fanouts", type=int, default=5, help="fanout casts measured per N (default 5)")
-    add("--matchmaker", metavar="URL", help="a transport URL (default: a file matchmaker)")
+    add(
+        "--matchmaker",
+        metavar="URL",
+        help="a transport URL (default: a file matchmaker); a Redis password goes in "
+        "$ZMQACTORS_REDIS_PASSWORD or ?redis_password_file=, not here",
+    )
+    add("--redis", action="store_true", help="start a private redis-server and use it")
     add("--json", metavar="PATH", type=Path, help="write the figures as JSON to PATH")
     add("--plot", metavar="PATH", type=Path, help="draw the figures into the PNG PATH")
     args = parser.parse_args(argv)
@@ -129,10 +141,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if not 0.1 <= args.duration <= 600:
         parser.error(f"--duration must be from 0.1 to 600 seconds, got {args.duration}")
     if args.matchmaker is not None:
+        if args.redis:
+            parser.error("--matchmaker and --redis: give one of them")
         try:
-            parse_url(args.matchmaker)
+            kind = parse_url(args.matchmaker).matchmaker.kind
         except ConfigurationError as exc:
             parser.error(f"--matchmaker: {exc}")
+        if kind == "memory":
+            parser.error("--matchmaker: zmq+memory:// serves one process; the benchmark runs many")
     if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
         parser.error("--plot needs matplotlib: pip install 'zmqactors[bench]'")
     return args
@@ -230,31 +246,6 @@ def _ask(
     return answers
 
 
-class Matchmaker:
-    """Counts the matchmaker's commands over a window: Redis's own count, or none."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._backend = matchmaker_for(settings) if settings.matchmaker.kind != "file" else None
-        self._client = getattr(self._backend, "client", None)
-
-    @property
-    def counted(self) -> bool:
-        """Whether the backend counts its commands (Redis: ``INFO commandstats``)."""
-        return self._client is not None
-
-    def commands(self) -> float:
-        """Commands the backend has served so far (NaN if it does not count)."""
-        if self._client is None:
-            return float("nan")
-        stats = self._client.info("commandstats")
-        return float(sum(entry["calls"] for entry in stats.values()))
-
-    def close(self) -> None:
-        """Release the backend."""
-        if self._backend is not None:
-            self._backend.close()
-
-
 class OneN:
     """One N's run: its processes, its phases, and the record they fill in (``run``)."""
 
@@ -277,7 +268,7 @@ class OneN:
 
     def measure(self, say: Callable[[str], None]) -> dict[str, Any]:
         """Start the processes, measure every phase, reap the processes; the run's record."""
-        counter = Matchmaker(parse_url(self.url))
+        counter = CommandCounter(parse_url(self.url))
         began = time.monotonic()
         try:
             self._start_servers(say)
@@ -328,7 +319,7 @@ class OneN:
             except BenchError as exc:
                 raise _PhaseError("client start", first_line(exc)) from None
 
-    def _measure_clients(self, counter: Matchmaker, say: Callable[[str], None]) -> None:
+    def _measure_clients(self, counter: CommandCounter, say: Callable[[str], None]) -> None:
         args, figures, clients = self.args, self.figures, self.clients
         window_began, commands = time.monotonic(), counter.commands()
         say(
@@ -367,6 +358,15 @@ class OneN:
             lookup["first_call_ms"],
         )
         self.run["routes_found"] = lookup["routes"]
+        if counter.counted:
+            # Every server's registration is refreshed once per matchmaker_ttl/3,
+            # all of a process's at once: count over two such periods at least.
+            settings = parse_url(self.url)
+            rest = min(MAX_COUNTING, 2 * settings.matchmaker_ttl / 3)
+            rest -= time.monotonic() - window_began
+            if rest > 0:
+                say(f"counting matchmaker commands {rest:.0f} s more (two refresh periods)")
+                time.sleep(rest)
         window = time.monotonic() - window_began
         answers = _ask(clients, "resources", CALL_TIMEOUT)
         resources = answers[0]["resources"]
@@ -375,7 +375,10 @@ class OneN:
         figures["client_fds"] = resources["fds"]
         self.run["client_stats"] = [answer["stats"] for answer in answers]
         if counter.counted:
-            figures["matchmaker_per_s"] = (counter.commands() - commands) / window
+            self.run["matchmaker_window_s"] = window
+            delta = command_delta(commands, counter.commands())
+            figures["matchmaker_per_s"] = sum(delta.values()) / window
+            self.run["matchmaker_commands"] = delta
             self.run["matchmaker_source"] = "the Redis server's INFO commandstats"
 
     def _median_of(self, key: str, samples: list[float]) -> None:
@@ -420,31 +423,6 @@ def _median(values: Sequence[float]) -> float:
     return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
 
-def implied_matchmaker(run: dict[str, Any], settings: Settings, clients: int) -> None:
-    """Fill in matchmaker commands/s where nothing counted them: counters, else the options."""
-    figures = run["figures"]
-    if "matchmaker_per_s" in figures or "start_s" not in figures:
-        return
-    stats = [*run.get("client_stats", []), *run.get("server_stats", [])]
-    counted = sum(
-        count
-        for counters in stats
-        for name, count in counters.items()
-        if name.startswith(MATCHMAKER_COUNTERS)
-    )
-    if counted and run.get("seconds"):
-        figures["matchmaker_per_s"] = counted / run["seconds"]
-        run["matchmaker_source"] = "the transports' matchmaker counters"
-        return
-    refreshes = run["servers"] * 3 / settings.matchmaker_ttl
-    lookups = clients / settings.lookup_cache_ttl if settings.lookup_cache_ttl else 0.0
-    figures["matchmaker_per_s"] = refreshes + lookups
-    run["matchmaker_source"] = (
-        f"implied: N refreshes every matchmaker_ttl/3 ({settings.matchmaker_ttl:g} s) "
-        f"+ a lookup per client every lookup_cache_ttl ({settings.lookup_cache_ttl:g} s)"
-    )
-
-
 def run_all(
     sizes: Sequence[int],
     measure_one: Callable[[int, Callable[[str], None]], dict[str, Any]],
@@ -474,11 +452,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging()
     signal.signal(signal.SIGTERM, _terminate)
-    directory = tempfile.mkdtemp(prefix="zmqactors-scale-")
-    token = Path(directory).name.rpartition("-")[2]
+    directory = Path(tempfile.mkdtemp(prefix="zmqactors-scale-"))
+    try:
+        with contextlib.ExitStack() as stack:
+            if args.redis:
+                args.matchmaker = stack.enter_context(private_redis(directory / "redis"))
+            document = _run(args, directory)
+    except BenchError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    print(format_report(document))
+    if args.json is not None:
+        write_json(document, args.json)
+        print(f"JSON: {args.json}")
+    if args.plot is not None:
+        plot(document, args.plot)
+        print(f"plot: {args.plot}")
+    return 1 if any(run.get("error") for run in document["runs"]) else 0
+
+
+def _run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
+    """Measure every N of ``args.servers``; the report's document."""
+    token = directory.name.rpartition("-")[2]
     began = time.monotonic()
     fixed = 2 * args.repeat * args.duration + args.fanouts * 0.5 + 15.0
-    progress = Progress(args.servers, fixed)
 
     def url_for(n: int) -> str:
         if args.matchmaker is not None:
@@ -490,14 +489,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         implied_matchmaker(run, parse_url(url_for(n)), args.clients)
         return run
 
-    try:
-        runs = run_all(args.servers, measure_one, progress)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    runs = run_all(args.servers, measure_one, Progress(args.servers, fixed))
+    if args.redis:
+        shown = "a private redis-server"
+    elif args.matchmaker:
+        shown = parse_url(args.matchmaker).matchmaker.url
+    else:
+        shown = "a file matchmaker (temporary directory)"
     config = {
-        "matchmaker": parse_url(url_for(args.servers[0])).matchmaker.url
-        if args.matchmaker
-        else "file matchmaker (temporary directory)",
+        "matchmaker": shown,
         "per_process": args.per_process,
         "clients": args.clients,
         "executor_size": args.executor_size,
@@ -507,15 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "repeat": args.repeat,
     }
     sources = sorted({run["matchmaker_source"] for run in runs if run.get("matchmaker_source")})
-    document = build_document(config, runs, "; ".join(sources) or "-", time.monotonic() - began)
-    print(format_report(document))
-    if args.json is not None:
-        write_json(document, args.json)
-        print(f"JSON: {args.json}")
-    if args.plot is not None:
-        plot(document, args.plot)
-        print(f"plot: {args.plot}")
-    return 1 if any(run.get("error") for run in runs) else 0
+    return build_document(config, runs, "; ".join(sources) or "-", time.monotonic() - began)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,8 @@ import pytest
 
 from benchmarks import scale, scale_report
 from benchmarks.common import BenchError
+from benchmarks.scale_matchmaker import CommandCounter, command_delta, private_redis
+from zmqactors.options import parse_url
 
 pytestmark = pytest.mark.bench
 
@@ -143,6 +146,8 @@ def test_servers_are_spread_evenly_within_the_per_process_bound():
         (["--duration", "0"], "--duration"),
         (["--repeat", "0"], "--repeat"),
         (["--matchmaker", "zmq+nope://x"], "--matchmaker"),
+        (["--matchmaker", "zmq+memory://"], "one process"),
+        (["--redis", "--matchmaker", "zmq://"], "--redis"),
     ],
 )
 def test_bad_arguments_exit_with_usage_error_naming_the_option(capsys, argv, named):
@@ -150,3 +155,21 @@ def test_bad_arguments_exit_with_usage_error_naming_the_option(capsys, argv, nam
         scale.main(argv)
     assert exc_info.value.code == 2
     assert named in capsys.readouterr().err
+
+
+def test_private_redis_counts_commands_and_is_gone_after(tmp_path):
+    if shutil.which("redis-server") is None:
+        pytest.skip("no redis-server on PATH (make services)")
+    redis = pytest.importorskip("redis")
+    with private_redis(tmp_path / "redis") as url:
+        counter = CommandCounter(parse_url(url))
+        client = redis.Redis(port=int(url.rpartition(":")[2].split("/")[0]), socket_timeout=2)
+        before = counter.commands()
+        client.set("key", "value")
+        delta = command_delta(before, counter.commands())
+        # The client's connection says HELLO first; the counter's own INFO is left out.
+        assert delta["set"] == 1
+        assert "info" not in delta
+        counter.close()
+    with pytest.raises(redis.ConnectionError):
+        client.ping()

@@ -102,7 +102,8 @@ Modules, by figure:
 - ``bench_oslo.py`` (``make bench-oslo``): oslo.messaging's simulator, a script.
 - `benchmarks.scale` (``make bench-scale``, ``python -m benchmarks.scale``):
   N = 10, 100, 1,000 servers on one topic, how each figure grows with N;
-  its child processes in `benchmarks.scale_procs`, its tables, JSON and plot
+  one N's phases in `benchmarks.scale_run`, its child processes in
+  `benchmarks.scale_procs`, its tables, JSON and plot
   in `benchmarks.scale_report`, matchmaker commands and ``--redis`` in
   `benchmarks.scale_matchmaker`.
 """

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import scale, scale_report
+from benchmarks import scale, scale_report, scale_run
 from benchmarks.common import BenchError
 from benchmarks.scale_matchmaker import CommandCounter, command_delta, private_redis
 from zmqactors.options import parse_url
@@ -128,10 +128,10 @@ def test_growth_is_named_from_the_log_log_slope():
 
 
 def test_servers_are_spread_evenly_within_the_per_process_bound():
-    assert scale.split(10, 200) == [(0, 10)]
-    assert scale.split(1000, 200) == [(0, 200), (200, 200), (400, 200), (600, 200), (800, 200)]
-    assert scale.split(5, 2) == [(0, 2), (2, 2), (4, 1)]
-    shares = scale.split(1001, 200)
+    assert scale_run.split(10, 200) == [(0, 10)]
+    assert scale_run.split(1000, 200) == [(0, 200), (200, 200), (400, 200), (600, 200), (800, 200)]
+    assert scale_run.split(5, 2) == [(0, 2), (2, 2), (4, 1)]
+    shares = scale_run.split(1001, 200)
     assert sum(count for _, count in shares) == 1001
     assert max(count for _, count in shares) <= 200
 

@@ -72,6 +72,8 @@ def format_table(
                 f"  N={run['servers']:,}: {run['fanout_incomplete']} fanout cast(s) did not "
                 "reach every server in time (left out of the median)"
             )
+        if run.get("lookup_error"):
+            lines_after.append(f"  N={run['servers']:,}: no lookup figure: {run['lookup_error']}")
         if run.get("error"):
             lines_after.append(
                 f"  N={run['servers']:,} FAILED ({run['failed_in']}): {run['error']}"

@@ -195,6 +195,8 @@ class OneN:
             lookup["first_call_ms"],
         )
         self.run["routes_found"] = lookup["routes"]
+        if lookup.get("lookup_error"):
+            self.run["lookup_error"] = lookup["lookup_error"]
         if counter.counted:
             # Every server's registration is refreshed once per matchmaker_ttl/3,
             # all of a process's at once: count over two such periods at least.

@@ -268,6 +268,7 @@ def plot(document: Mapping[str, Any], path: Path) -> None:
         ax.set_yscale("log")
         ax.xaxis.set_major_formatter(plain)
         ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
         ax.set_title(title)
         ax.set_xlabel("servers on the topic (N)")
         ax.set_ylabel(unit)

@@ -65,6 +65,8 @@ if TYPE_CHECKING:
 
 
 DEFAULT_SERVERS: Final = (10, 100, 1000)
+# The error of the N that an interrupt stopped.
+INTERRUPTED: Final = "interrupted"
 # A first guess of the seconds each server costs a run (start, stop), before
 # one has been measured: for the progress lines' estimate only.
 GUESS_PER_SERVER: Final = 0.1
@@ -186,7 +188,11 @@ def run_all(
     measure_one: Callable[[int, Callable[[str], None]], dict[str, Any]],
     progress: Progress,
 ) -> list[dict[str, Any]]:
-    """Measure every N in order; a failed N is recorded and the next one runs."""
+    """Measure every N in order; a failed N is recorded and the next one runs.
+
+    An interrupt (Ctrl-C, SIGTERM) ends the run: the N it stopped is
+    recorded as interrupted, and the Ns before it are kept for the report.
+    """
     runs = []
     for index, n in enumerate(sizes):
         progress.begin(index)
@@ -194,19 +200,27 @@ def run_all(
             run = measure_one(n, progress.say)
         except BenchError as exc:
             run = {"servers": n, "figures": {}, "error": first_line(exc), "failed_in": "setup"}
+        except KeyboardInterrupt:
+            progress.say("interrupted")
+            runs.append({"servers": n, "figures": {}, "error": INTERRUPTED, "failed_in": "-"})
+            break
         progress.end(n, failed=bool(run.get("error")))
         runs.append(run)
     return runs
 
 
 def _terminate(signum: int, frame: object) -> None:
-    del frame
-    # SystemExit unwinds through every finally: the children are reaped.
-    raise SystemExit(128 + signum)
+    del signum, frame
+    # As Ctrl-C: unwinds through every finally (the children are reaped),
+    # then the Ns measured so far are reported.
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the scale benchmark; 0 if every N completed, 1 if one failed, 2 for bad arguments."""
+    """Run the scale benchmark; 0 if every N completed, 1 if one failed, 2 for bad arguments.
+
+    130 when interrupted (Ctrl-C, SIGTERM): the Ns measured so far are reported.
+    """
     args = parse_args(argv)
     configure_logging()
     signal.signal(signal.SIGTERM, _terminate)
@@ -228,7 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.plot is not None:
         plot(document, args.plot)
         print(f"plot: {args.plot}")
-    return 1 if any(run.get("error") for run in document["runs"]) else 0
+    errors = [run.get("error") for run in document["runs"]]
+    if INTERRUPTED in errors:
+        return 130
+    return 1 if any(errors) else 0
 
 
 def _run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:

@@ -110,6 +110,22 @@ def test_a_failed_n_is_reported_and_the_next_one_runs(capsys):
     assert "client-0 then: 1,023 fds, 5 threads, 60.0 MiB" in table
 
 
+def test_an_interrupt_keeps_the_ns_measured_before_it(capsys):
+    measured = []
+
+    def measure_one(n, say):
+        del say
+        measured.append(n)
+        if n == 100:
+            raise KeyboardInterrupt
+        return {"servers": n, "figures": {"fanout_ms": 2.0}, "error": None}
+
+    runs = scale.run_all([10, 100, 1000], measure_one, scale.Progress([10, 100, 1000], 1.0))
+    assert measured == [10, 100]
+    assert [run["error"] for run in runs] == [None, scale.INTERRUPTED]
+    assert "N=100: interrupted" in capsys.readouterr().err
+
+
 def test_growth_is_named_from_the_log_log_slope():
     runs = [
         {

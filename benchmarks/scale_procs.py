@@ -42,7 +42,7 @@ SERVER_STOP: Final = 20.0
 
 
 def quiet_logging() -> None:
-    """Warnings and errors on one line each, an exception as its type and message.
+    """Warnings and errors on one line each to stderr, an exception as its type and message.
 
     A limit reached at scale fails many calls at once; a traceback for each
     would bury the progress lines. This program is an application and may
@@ -50,6 +50,8 @@ def quiet_logging() -> None:
     """
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        # stdout is the report's (the children inherit it).
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         processors=[
             structlog.processors.add_log_level,
             _exception_in_one_line,
@@ -75,9 +77,14 @@ def server_name(index: int) -> str:
 
 
 def first_line(exc: BaseException) -> str:
-    """``Type: first line of the message``: how a failed N is reported."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    """``Type: first line of the message``: how a failed N is reported.
+
+    Control and other unprintable characters are escaped: a `RemoteError`'s
+    message came from the network, and the report goes to a terminal.
+    """
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
 
 
 def proc_resources(pid: int | str = "self") -> dict[str, float]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import statistics
 import time
 from typing import TYPE_CHECKING, Any, Final
 
@@ -223,7 +224,7 @@ class OneN:
     def _median_of(self, key: str, samples: list[float]) -> None:
         """Keep a figure's samples (one per repeat) in the record; the figure is their median."""
         self.run.setdefault("samples", {})[key] = samples
-        self.figures[key] = _median(sorted(samples))
+        self.figures[key] = _median(samples)
 
     def _server_resources(self) -> None:
         """Ask each server process for its resources (servers still up), then to stop."""
@@ -256,7 +257,5 @@ def _reap(children: Children) -> None:
 
 
 def _median(values: Sequence[float]) -> float:
-    if not values:
-        return float("nan")
-    middle = len(values) // 2
-    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+    """The median of ``values``; NaN when there are none (every fanout incomplete)."""
+    return statistics.median(values) if values else float("nan")

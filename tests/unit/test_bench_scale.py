@@ -17,6 +17,7 @@ import pytest
 from benchmarks import scale, scale_report, scale_run
 from benchmarks.common import BenchError
 from benchmarks.scale_matchmaker import CommandCounter, command_delta, private_redis
+from benchmarks.scale_procs import first_line
 from zmqactors.options import parse_url
 
 pytestmark = pytest.mark.bench
@@ -141,6 +142,12 @@ def test_growth_is_named_from_the_log_log_slope():
     assert table["lookup_ms"]["growth"] == "O(1/N)"
     assert scale_report.slope_label(0.5) == "O(N^0.50)"
     assert math.isnan(scale_report.log_slope([(10.0, 1.0)]))
+
+
+def test_a_failure_is_one_line_with_controls_escaped():
+    assert first_line(OSError("Too many open files\nmore")) == "OSError: Too many open files"
+    assert first_line(ValueError("\x1b[2Jboom\u202e")) == "ValueError: \\x1b[2Jboom\\u202e"
+    assert first_line(KeyError()) == "KeyError"
 
 
 def test_servers_are_spread_evenly_within_the_per_process_bound():

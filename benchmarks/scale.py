@@ -5,16 +5,19 @@ For each N of ``--servers`` (default ``10,100,1000``) this program starts
 share of the N servers (`RPCServer`) of one topic (``--executor-size`` workers
 each), and ``--clients`` client processes, all on one matchmaker (a file
 matchmaker in a fresh temporary directory per N, or ``--matchmaker URL``
-with a fresh topic per N). It then measures, one phase at a time:
+with a fresh topic per N). It then measures, one phase at a time (call
+figures ``--repeat`` times, the median reported):
 
+- fanout: ``--fanouts`` fanout casts from client 0, one at a time, after a
+  warm-up one that also connects the client to every server (the other
+  clients then cast a fanout of ``echo`` to connect as well); every server
+  records when the cast reached it (CLOCK_MONOTONIC, one clock for the
+  processes of a host); the figure is the median over the casts of (last
+  arrival - send time);
 - spread: sync calls to the topic (no server named) from ``--threads``
   threads in every client process at once for ``--duration`` s: calls/s
   (all clients) and the client process's CPU per call (``process_time``,
   every thread of the process; client 0);
-- fanout: ``--fanouts`` fanout casts from client 0, one at a time (after a
-  warm-up one); every server records when the cast reached it
-  (CLOCK_MONOTONIC, one clock for the processes of a host); the figure is
-  the median over the casts of (last arrival - send time);
 - direct: sync calls to one named server for ``--duration`` s: p50/p99 and
   CPU per call;
 - discovery: the topic's routes read from the matchmaker backend itself

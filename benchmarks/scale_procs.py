@@ -271,6 +271,11 @@ class ClientPhases:
                 incomplete += 1
         return {"times_ms": times, "incomplete": incomplete}
 
+    def connect(self) -> dict[str, float]:
+        """A fanout cast of ``echo``: this client connects to every server of the topic."""
+        self.client.prepare(fanout=True).cast("echo", data="")
+        return {}
+
     def direct(self, duration: float, server: str) -> dict[str, float]:
         """Sync calls to the one server ``server`` for ``duration`` s: p50/p99 µs, CPU per call."""
         direct = self.client.prepare(server=server)
@@ -353,6 +358,7 @@ def scale_client_main(conn: Connection, url: str, topic: str, limit: float) -> N
             run: dict[str, Callable[..., dict[str, Any]]] = {
                 "spread": phases.spread,
                 "fanout": phases.fanout,
+                "connect": phases.connect,
                 "direct": phases.direct,
                 "lookup": phases.lookup,
                 "resources": phases.resources,

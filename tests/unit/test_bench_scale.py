@@ -46,6 +46,8 @@ def test_tiny_run_reports_every_figure_for_each_n(tmp_path):
         "2",
         "--repeat",
         "1",
+        "--clients",
+        "2",
         "--json",
         str(tmp_path / "scale.json"),
     ]
@@ -67,6 +69,8 @@ def test_tiny_run_reports_every_figure_for_each_n(tmp_path):
         assert run["fanout_incomplete"] == 0
         assert len(run["fanout_times_ms"]) == 2
         assert run["routes_found"] == run["servers"]
+        # Both client processes took part in the spread calls.
+        assert len(run["client_stats"]) == 2
     assert runs[1]["figures"]["servers_per_process"] == 2
     assert set(document["growth"]["fanout_ms"]["ratios"]) == {"2", "3"}
     assert "servers_per_process" not in document["growth"]

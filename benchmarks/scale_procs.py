@@ -242,14 +242,16 @@ class ClientPhases:
         servers that process hosts; each is asked for its arrivals until all
         arrived or `FANOUT_WAIT` passed (how often it is asked does not change
         the figure: the servers time the arrivals). The first fanout is a
-        warm-up. Returns the times in ms of the complete ones and how many
-        were incomplete (some server got nothing within `FANOUT_WAIT`).
+        warm-up. Returns the times in ms of the complete ones, how many were
+        incomplete (some server got nothing within `FANOUT_WAIT`) and the
+        fewest servers an incomplete one reached.
         """
         fanout = self.client.prepare(fanout=True)
         reporters = [self.client.prepare(server=name) for name, _ in processes]
         expected = sum(servers for _, servers in processes)
         times: list[float] = []
         incomplete = 0
+        fewest = float(expected)
         token = os.urandom(4).hex()
         for round_ in range(fanouts + 1):
             seq = f"{token}-{round_}"
@@ -269,7 +271,8 @@ class ClientPhases:
                 times.append((max(report["last"] for report in reports) - sent) * 1e3)
             else:
                 incomplete += 1
-        return {"times_ms": times, "incomplete": incomplete}
+                fewest = min(fewest, arrived)
+        return {"times_ms": times, "incomplete": incomplete, "fewest_reached": fewest}
 
     def connect(self) -> dict[str, float]:
         """A fanout cast of ``echo``: this client connects to every server of the topic."""

@@ -70,7 +70,8 @@ def format_table(
         if run.get("fanout_incomplete"):
             lines_after.append(
                 f"  N={run['servers']:,}: {run['fanout_incomplete']} fanout cast(s) did not "
-                "reach every server in time (left out of the median)"
+                f"reach every server in time (the fewest reached "
+                f"{run.get('fanout_fewest_reached', float('nan')):,.0f}); left out of the median"
             )
         if run.get("lookup_error"):
             lines_after.append(f"  N={run['servers']:,}: no lookup figure: {run['lookup_error']}")

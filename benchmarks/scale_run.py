@@ -170,6 +170,7 @@ class OneN:
         )
         times = sorted(fanout["times_ms"])
         self.run["fanout_times_ms"], self.run["fanout_incomplete"] = times, fanout["incomplete"]
+        self.run["fanout_fewest_reached"] = fanout["fewest_reached"]
         figures["fanout_ms"] = _median(times)
         # The other clients connect the same way (a fanout of echo) before measuring.
         _ask(clients[1:], "connect", CALL_TIMEOUT)

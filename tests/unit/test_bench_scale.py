@@ -101,7 +101,13 @@ def test_a_failed_n_is_reported_and_the_next_one_runs(capsys):
                     "rss_mib": 60.0,
                 },
             }
-        return {"servers": n, "figures": {"fanout_ms": 2.0}, "error": None}
+        return {
+            "servers": n,
+            "figures": {"fanout_ms": 2.0},
+            "error": None,
+            "fanout_incomplete": 2 if n == 10 else 0,
+            "fanout_fewest_reached": 7.0,
+        }
 
     progress = scale.Progress([10, 100, 1000, 2000], fixed=1.0)
     runs = scale.run_all([10, 100, 1000, 2000], measure_one, progress)
@@ -112,6 +118,10 @@ def test_a_failed_n_is_reported_and_the_next_one_runs(capsys):
     assert "N=2,000: measuring" in capsys.readouterr().err
     table = scale_report.format_table(runs, scale_report.CALL_COLUMNS)
     assert "N=1,000 FAILED (spread): ZMQError: x" in table
+    assert (
+        "N=10: 2 fanout cast(s) did not reach every server in time (the fewest reached 7)" in table
+    )
+    assert "N=2,000: " not in table
     assert "client-0 then: 1,023 fds, 5 threads, 60.0 MiB" in table
 
 

@@ -24,7 +24,7 @@ NOX := PATH="$(PYENV_PATH)$(abspath $(VENV))/bin:$$PATH" "$(VENV)/bin/nox"
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv lock lock-upgrade demo lint docs services test matrix test-oldest test-latest dist \
-	soak bench bench-oslo clean
+	soak bench bench-scale bench-oslo clean
 
 help: ## list the targets
 	@echo "zmqactors make targets (PYTHON=$(PYTHON) VENV=$(VENV)):"
@@ -64,7 +64,7 @@ $(STAMP): setup.cfg pyproject.toml $(LOCK) | $(VPY)
 # only uv (at the locked version), not a venv that matches the lock, since
 # its job is to mend a lock that no longer matches setup.cfg.
 UV_LOCKED := $(shell sed -n 's/^uv==\([^ ;]*\).*/\1/p' $(LOCK) 2>/dev/null)
-LOCK_ARGS := setup.cfg requirements/tools.in --extra test --extra docs --universal --python-version 3.11 \
+LOCK_ARGS := setup.cfg requirements/tools.in --extra test --extra docs --extra bench --universal --python-version 3.11 \
 	--generate-hashes --custom-compile-command "make lock" -o $(LOCK)
 
 $(VENV)/bin/uv: $(LOCK) | $(VPY)
@@ -145,6 +145,12 @@ soak: venv ## 60 s of load with the ledger: counts, latency, RSS/fd trends
 # the checkout. Options go in BENCH_ARGS, e.g. make bench BENCH_ARGS="--host ::1".
 bench: venv ## zmqactors beside raw pyzmq (python -m benchmarks [--quick] [--host ::1] ...)
 	"$(VPY)" -m benchmarks $(BENCH_ARGS)
+
+# N = 10, 100, 1,000 servers on one topic, up to 200 a process (issue #19);
+# minutes, not seconds, so not in .ci/run. Tables on stdout, JSON and plot in
+# build/. Options in BENCH_ARGS, e.g. BENCH_ARGS="--servers 10,100 --clients 2".
+bench-scale: venv ## N servers on one topic: fanout, calls, latency, resources, growth
+	"$(VPY)" -m benchmarks.scale --json build/bench-scale.json --plot build/bench-scale.png $(BENCH_ARGS)
 
 bench-oslo: venv ## oslo.messaging's simulator: zmqactors vs a local RabbitMQ (started, stopped)
 	"$(VPY)" benchmarks/bench_oslo.py

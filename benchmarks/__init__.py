@@ -100,4 +100,10 @@ Modules, by figure:
 - `benchmarks.common`, `benchmarks.processes`, `benchmarks.report`: settings,
   child processes, the table and the JSON document.
 - ``bench_oslo.py`` (``make bench-oslo``): oslo.messaging's simulator, a script.
+- `benchmarks.scale` (``make bench-scale``, ``python -m benchmarks.scale``):
+  N = 10, 100, 1,000 servers on one topic, how each figure grows with N;
+  one N's phases in `benchmarks.scale_run`, its child processes in
+  `benchmarks.scale_procs`, its tables, JSON and plot
+  in `benchmarks.scale_report`, matchmaker commands and ``--redis`` in
+  `benchmarks.scale_matchmaker`.
 """

@@ -94,6 +94,11 @@ class Children:
         self._started.append((process, ours))
         return process, ours
 
+    @property
+    def started(self) -> list[tuple[SpawnProcess, Connection]]:
+        """The children started and not yet reaped, with our ends of their pipes."""
+        return list(self._started)
+
     def close(self) -> None:
         """Terminate (then kill) every child still running and close the pipes."""
         for process, conn in self._started:

@@ -95,6 +95,8 @@ OPTION_BOUNDS: Final[Mapping[str, Bounds]] = MappingProxyType(
         "max_decoded_items": Bounds(int, 16, 1 << 30),
         "max_decoded_depth": Bounds(int, 2, 10_000),
         "max_decoded_bytes": Bounds(int, 1024, 1 << 30),
+        # libzmq's ZMQ_MAX_SOCKETS, at most its ZMQ_SOCKET_LIMIT (65,535).
+        "max_sockets": Bounds(int, 64, 65535),
         # ZeroMQ stores the high-water mark in a C int: larger values fail in setsockopt.
         "high_water_mark": Bounds(int, 0, 2**31 - 1),
         "linger": Bounds(float, 0.0, 60.0),
@@ -148,6 +150,7 @@ class Settings:
     max_decoded_items: int = _limits.DEFAULT_MAX_DECODED_ITEMS
     max_decoded_depth: int = _limits.DEFAULT_MAX_DECODED_DEPTH
     max_decoded_bytes: int = _limits.DEFAULT_MAX_DECODED_BYTES
+    max_sockets: int = 4096
     high_water_mark: int = 10000
     linger: float = 1.0
     handshake_timeout: float = 10.0
@@ -475,6 +478,16 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
         "may hold in all (their length on the wire; a string may take up to "
         "four times that in memory); more is dropped and counted "
         "(protocol_errors). Checked for messages over 32 KiB.",
+    ),
+    _numeric_opt(
+        "max_sockets",
+        "Most ZeroMQ sockets this process may open (ZMQ_MAX_SOCKETS of its "
+        "one ZeroMQ context, set by the first transport the process starts; a "
+        "later transport asking for more is logged and gets what is set). A "
+        "socket past the limit fails with ResourceLimitError naming this "
+        "option. The process's open-file limit (RLIMIT_NOFILE) is raised to "
+        "its hard limit when a transport starts, and a warning names it "
+        "if it stays below max_sockets plus the connections expected.",
     ),
     _numeric_opt(
         "high_water_mark",

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.wire_helpers import make_request
+from tests.wire_helpers import make_request, msgpack_values
 from zmqactors import wire
 from zmqactors._limits import SCAN_THRESHOLD
 from zmqactors.errors import ProtocolError
@@ -52,22 +52,8 @@ def shape(value: object, depth: int = 0) -> tuple[int, int, int]:
     return 1, depth, 0
 
 
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**63), max_value=2**64 - 1),
-    st.floats(allow_nan=False),
-    st.text(max_size=300),
-    st.binary(max_size=70_000),
-)
-values = st.recursive(
-    scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=20),
-        st.dictionaries(st.text(max_size=8), inner, max_size=20),
-    ),
-    max_leaves=60,
-)
+# Long strings and byte strings, so that bodies reach the scan's threshold.
+values = msgpack_values(max_text=300, max_binary=70_000, max_items=20, max_leaves=60)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

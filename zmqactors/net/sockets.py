@@ -9,6 +9,7 @@ a limit of the process (``RLIMIT_NOFILE``) or of its ZeroMQ context
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import zmq
@@ -16,19 +17,31 @@ import zmq
 from zmqactors.net.limits import limit_error
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from zmqactors.options import Settings
 
-__all__ = ["bind", "connect", "inproc_socket", "monitor", "network_socket"]
+__all__ = ["bind", "connect", "inproc_socket", "monitor", "named_limits", "network_socket"]
 
 
-def _socket(context: zmq.Context[zmq.Socket[bytes]], kind: int) -> zmq.Socket[bytes]:
+@contextlib.contextmanager
+def named_limits(what: str) -> Iterator[None]:
+    """Turn a ``ZMQError`` that means a limit into `ResourceLimitError` (``what`` failed).
+
+    For pyzmq calls not wrapped here; other ``ZMQError`` s pass unchanged.
+    """
     try:
-        return context.socket(kind)
+        yield
     except zmq.ZMQError as exc:
-        error = limit_error(exc, "open a ZeroMQ socket")
+        error = limit_error(exc, what)
         if error is None:
             raise
         raise error from None
+
+
+def _socket(context: zmq.Context[zmq.Socket[bytes]], kind: int) -> zmq.Socket[bytes]:
+    with named_limits("open a ZeroMQ socket"):
+        return context.socket(kind)
 
 
 def network_socket(
@@ -74,13 +87,8 @@ def bind(sock: zmq.Socket[bytes], endpoint: str) -> None:
     A TCP bind opens its listening descriptor at once, so ``RLIMIT_NOFILE``
     shows here; other errors (the address in use, ...) are raised unchanged.
     """
-    try:
+    with named_limits(f"bind {endpoint}"):
         sock.bind(endpoint)
-    except zmq.ZMQError as exc:
-        error = limit_error(exc, f"bind {endpoint}")
-        if error is None:
-            raise
-        raise error from None
 
 
 def connect(sock: zmq.Socket[bytes], endpoint: str) -> None:
@@ -92,13 +100,8 @@ def connect(sock: zmq.Socket[bytes], endpoint: str) -> None:
     `zmqactors.net.limits.descriptors_exhausted` tells that case from an
     unreachable peer.
     """
-    try:
+    with named_limits(f"connect to {endpoint}"):
         sock.connect(endpoint)
-    except zmq.ZMQError as exc:
-        error = limit_error(exc, f"connect to {endpoint}")
-        if error is None:
-            raise
-        raise error from None
 
 
 def monitor(sock: zmq.Socket[bytes], events: int) -> zmq.Socket[bytes]:
@@ -107,10 +110,5 @@ def monitor(sock: zmq.Socket[bytes], events: int) -> zmq.Socket[bytes]:
     The monitor is one more socket of the context (and descriptor). Call from
     ``sock``'s owner thread; the monitor belongs to that thread too.
     """
-    try:
+    with named_limits("open a socket monitor"):
         return sock.get_monitor_socket(events)
-    except zmq.ZMQError as exc:
-        error = limit_error(exc, "open a socket monitor")
-        if error is None:
-            raise
-        raise error from None

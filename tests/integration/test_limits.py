@@ -148,3 +148,27 @@ def test_a_call_out_of_descriptors_ends_typed_within_its_deadline(
     # Descriptors given back, the next call is served.
     assert after["error"] is None, after
     assert after["message"] == "5"
+
+
+def test_the_decode_options_reach_a_notification_listener(matchmaker_url):
+    """``max_decoded_items`` from the URL bounds what the listener's workers decode."""
+    seen: list[object] = []
+
+    class Handler:
+        def info(self, publisher_id, event_type, payload, metadata):  # noqa: ARG002 - the protocol
+            seen.append(payload)
+
+    url = f"{matchmaker_url}?max_decoded_items=1000"
+    with za.Transport.from_url(url) as transport:
+        listener = za.NotificationListener(transport, [za.Target("decode")], [Handler()])
+        with listener:
+            notifier = za.Notifier(transport, "limits", topics=("decode",))
+            errors = transport.stats.snapshot().get("protocol_errors", 0)
+            notifier.info("too.many", list(range(2000)))
+            wait_until(
+                lambda: transport.stats.snapshot().get("protocol_errors", 0) > errors,
+                "the oversized notification to be refused",
+            )
+            notifier.info("fits", list(range(500)))
+            wait_until(lambda: seen, "the notification that fits")
+    assert seen == [list(range(500))]

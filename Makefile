@@ -24,7 +24,7 @@ NOX := PATH="$(PYENV_PATH)$(abspath $(VENV))/bin:$$PATH" "$(VENV)/bin/nox"
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv lock lock-upgrade demo lint docs services test matrix test-oldest test-latest dist \
-	soak bench bench-scale bench-oslo clean
+	soak soak-overload bench bench-scale bench-oslo clean
 
 help: ## list the targets
 	@echo "zmqactors make targets (PYTHON=$(PYTHON) VENV=$(VENV)):"
@@ -140,6 +140,9 @@ dist: venv ## build sdist and wheel, check them, smoke-test the wheel in a fresh
 # calls/s, latency and the RSS/fd trends, and fails unless all are clean.
 soak: venv ## 60 s of load with the ledger: counts, latency, RSS/fd trends
 	"$(VPY)" tests/reliability/ledger.py --threads 64 --duration 60 --servers 3
+
+soak-overload: venv ## a well-behaved client's p99 beside a greedy client, bombs, 1,000 idle connections
+	"$(VPY)" tests/reliability/overload.py --unloaded 10 --loaded 30
 
 # The benchmarks live in benchmarks/, outside the installed package: run from
 # the checkout. Options go in BENCH_ARGS, e.g. make bench BENCH_ARGS="--host ::1".

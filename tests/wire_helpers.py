@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hypothesis import strategies as st
+
 from zmqactors import wire
 from zmqactors.topics import Target, matchmaker_key
 from zmqactors.wire import CallKind, Request
@@ -11,7 +13,29 @@ from zmqactors.wire import CallKind, Request
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["make_request", "to_server"]
+__all__ = ["make_request", "msgpack_values", "to_server"]
+
+
+def msgpack_values(
+    *, max_text: int = 40, max_binary: int = 40, max_items: int = 5, max_leaves: int = 20
+) -> st.SearchStrategy[Any]:
+    """Values msgpack carries: scalars, and lists and string-keyed maps of them, nested."""
+    scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**63), max_value=2**64 - 1),
+        st.floats(allow_nan=False),
+        st.text(max_size=max_text),
+        st.binary(max_size=max_binary),
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=max_items),
+            st.dictionaries(st.text(max_size=10), inner, max_size=max_items),
+        ),
+        max_leaves=max_leaves,
+    )
 
 
 def make_request(method: str = "ping", **changes: Any) -> Request:

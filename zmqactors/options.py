@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from oslo_config import cfg
 
-from zmqactors import _addresses, urls
+from zmqactors import _addresses, _limits, urls
 from zmqactors.errors import ConfigurationError
 from zmqactors.urls import MatchmakerKind, MatchmakerSpec, default_file_directory
 
@@ -92,6 +92,11 @@ OPTION_BOUNDS: Final[Mapping[str, Bounds]] = MappingProxyType(
         "matchmaker_ttl": Bounds(float, 1.0),
         "lookup_cache_ttl": Bounds(float, 0.0),
         "max_message_size": Bounds(int, 1024, 1 << 30),
+        "max_decoded_items": Bounds(int, 16, 1 << 30),
+        "max_decoded_depth": Bounds(int, 2, 10_000),
+        "max_decoded_bytes": Bounds(int, 1024, 1 << 30),
+        # libzmq's ZMQ_MAX_SOCKETS, at most its ZMQ_SOCKET_LIMIT (65,535).
+        "max_sockets": Bounds(int, 64, 65535),
         # ZeroMQ stores the high-water mark in a C int: larger values fail in setsockopt.
         "high_water_mark": Bounds(int, 0, 2**31 - 1),
         "linger": Bounds(float, 0.0, 60.0),
@@ -143,7 +148,11 @@ class Settings:
     ssl_keyfile: str | None = None
     sentinel_username: str | None = None
     sentinel_password_file: str | None = None
-    max_message_size: int = 4 * 1024 * 1024
+    max_message_size: int = _limits.DEFAULT_MAX_MESSAGE_SIZE
+    max_decoded_items: int = _limits.DEFAULT_MAX_DECODED_ITEMS
+    max_decoded_depth: int = _limits.DEFAULT_MAX_DECODED_DEPTH
+    max_decoded_bytes: int = _limits.DEFAULT_MAX_DECODED_BYTES
+    max_sockets: int = 4096
     high_water_mark: int = 10000
     linger: float = 1.0
     handshake_timeout: float = 10.0
@@ -208,6 +217,19 @@ class Settings:
         if self.bind_address in _addresses.WILDCARDS:
             return _addresses.wildcard_host(ipv6=self.bind_address != "0.0.0.0")  # noqa: S104 - compared
         return self.bind_address
+
+    @property
+    def decode_limits(self) -> _limits.DecodeLimits:
+        """The bounds of a decoded message body (`zmqactors.wire.decode_body`).
+
+        A new value at each read: read it once and keep it.
+        """
+        return _limits.DecodeLimits(
+            self.max_message_size,
+            self.max_decoded_items,
+            self.max_decoded_depth,
+            self.max_decoded_bytes,
+        )
 
     def evolve(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied, validated like construction.
@@ -443,7 +465,42 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
     ),
     _numeric_opt(
         "max_message_size",
-        "Largest frame, in bytes, accepted from the network; larger ones are dropped.",
+        "Largest frame, in bytes, accepted from the network; larger ones are "
+        "dropped (and a peer that sends one is disconnected by ZeroMQ). The "
+        "default, 4 MiB, is an order of magnitude above the largest requests "
+        "oslo.messaging services usually send (tens to hundreds of KiB).",
+    ),
+    _numeric_opt(
+        "max_decoded_items",
+        "Most objects (every value and map key) one message may hold; a "
+        "message with more is dropped and counted (protocol_errors) before it "
+        "is decoded. An empty map is one byte on the wire and about 72 bytes "
+        "in memory, so this bounds what a small message can become. Checked "
+        "for messages over 32 KiB (smaller ones cannot reach the limit).",
+    ),
+    _numeric_opt(
+        "max_decoded_depth",
+        "Deepest nesting of lists and maps in one message, the message itself "
+        "counting as one; deeper ones are dropped and counted "
+        "(protocol_errors). Checked for messages over 32 KiB; in smaller "
+        "ones, nesting is bounded by their size and Python's recursion limit.",
+    ),
+    _numeric_opt(
+        "max_decoded_bytes",
+        "Most bytes of strings, byte strings and extension values one message "
+        "may hold in all (their length on the wire; a string may take up to "
+        "four times that in memory); more is dropped and counted "
+        "(protocol_errors). Checked for messages over 32 KiB.",
+    ),
+    _numeric_opt(
+        "max_sockets",
+        "Most ZeroMQ sockets this process may open (ZMQ_MAX_SOCKETS of its "
+        "one ZeroMQ context, set by the first transport the process starts; a "
+        "later transport asking for more is logged and gets what is set). A "
+        "socket past the limit fails with ResourceLimitError naming this "
+        "option. The process's open-file limit (RLIMIT_NOFILE) is raised to "
+        "its hard limit when a transport starts, and a warning names it "
+        "if it stays below max_sockets plus the connections expected.",
     ),
     _numeric_opt(
         "high_water_mark",

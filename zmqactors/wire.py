@@ -17,17 +17,25 @@ msgpack-encoded tagged union of the message types below.
 
 Decoding validates every field's type, bounds the size of what it accepts and
 raises `ProtocolError` for anything else; it never evaluates or unpickles.
+What a body may decode to is bounded too (`DecodeLimits`): a body longer
+than `DecodeLimits.scan_above` is first scanned, at Python speed but
+stopping at the first limit it exceeds, for its object count, nesting and
+string bytes, so a megabyte of empty maps is refused before it becomes
+72 MiB of dicts; a typical small body is decoded at C speed with no scan.
 """
 
 from __future__ import annotations
 
 import collections
 import enum
+import functools
 import os
+import struct
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import msgspec
 
+from zmqactors._limits import SCAN_THRESHOLD, DecodeLimits
 from zmqactors.errors import (
     NoRespondersError,
     NoSuchMethod,
@@ -47,6 +55,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "Ack",
     "CallKind",
+    "DecodeLimits",
     "ErrorKind",
     "ErrorReply",
     "Heartbeat",
@@ -279,15 +288,34 @@ def check_header(frame: bytes) -> None:
     raise ProtocolError(msg)
 
 
-def decode_body(body: bytes, max_size: int) -> Message:
-    """Decode one message body, validating every field.
+@functools.lru_cache(maxsize=16)
+def _limits_for(max_size: int) -> DecodeLimits:
+    return DecodeLimits(max_size=max_size)
 
-    Raises `ProtocolError` if ``body`` is larger than ``max_size`` bytes, is not
-    a valid message, or has a message id of the wrong size.
+
+def decode_body(body: bytes, limits: DecodeLimits | int) -> Message:
+    """Decode one message body, validating every field and bounding what it becomes.
+
+    ``limits`` is a `DecodeLimits` (``Settings.decode_limits``), or just the
+    largest body size in bytes, with the default limits on the rest. Raises
+    `ProtocolError` if ``body`` exceeds a limit (the message names the
+    option), is not a valid message, or has a message id of the wrong size.
+    Any thread.
     """
-    if len(body) > max_size:
-        msg = f"message of {len(body)} bytes exceeds the limit of {max_size}"
-        raise ProtocolError(msg)
+    size = len(body)
+    if isinstance(limits, int):
+        if size > limits:
+            msg = f"message of {size} bytes exceeds the limit of {limits} (max_message_size)"
+            raise ProtocolError(msg)
+        if size > SCAN_THRESHOLD:
+            _check_shape(body, _limits_for(limits))
+    elif size > limits.scan_above:
+        if size > limits.max_size:
+            msg = (
+                f"message of {size} bytes exceeds the limit of {limits.max_size} (max_message_size)"
+            )
+            raise ProtocolError(msg)
+        _check_shape(body, limits)
     try:
         message = _decoder.decode(body)
     except (msgspec.DecodeError, RecursionError, ValueError, TypeError) as exc:
@@ -299,13 +327,124 @@ def decode_body(body: bytes, max_size: int) -> Message:
     return message
 
 
-def decode(frames: Sequence[bytes], max_size: int) -> Message:
-    """Decode a whole message (``[HEADER, body]``); raises `ProtocolError`."""
+# The scan of a long body reads msgpack's type bytes only (the format's
+# specification, not a decoder's code): per first byte, how many bytes a
+# value of fixed size takes (0: not fixed), and for strings, byte strings
+# and extensions how many length bytes follow and how many more header
+# bytes precede the payload.
+def _fixed_sizes() -> tuple[int, ...]:
+    sizes = [0] * 256
+    for byte in (*range(0x80), *range(0xE0, 0x100), 0xC0, 0xC2, 0xC3):
+        sizes[byte] = 1  # fixint, nil, false, true
+    for byte, size in {0xCA: 5, 0xCB: 9, 0xCC: 2, 0xCD: 3, 0xCE: 5, 0xCF: 9}.items():
+        sizes[byte] = size  # floats, unsigned ints
+    for byte, size in {0xD0: 2, 0xD1: 3, 0xD2: 5, 0xD3: 9}.items():
+        sizes[byte] = size  # signed ints
+    return tuple(sizes)
+
+
+_FIXED_SIZES: Final = _fixed_sizes()
+# first byte -> (length bytes, header bytes before the payload)
+_SIZED: Final[dict[int, tuple[int, int]]] = {
+    0xC4: (1, 2), 0xC5: (2, 3), 0xC6: (4, 5),  # bin 8/16/32
+    0xD9: (1, 2), 0xDA: (2, 3), 0xDB: (4, 5),  # str 8/16/32
+    0xC7: (1, 3), 0xC8: (2, 4), 0xC9: (4, 6),  # ext 8/16/32 (a type byte more)
+}  # fmt: skip
+# fixext 1/2/4/8/16: payload size (a type byte and the first byte before it)
+_FIXEXT: Final = {0xD4: 1, 0xD5: 2, 0xD6: 4, 0xD7: 8, 0xD8: 16}
+# first byte -> (count bytes, objects per counted entry): arrays 16/32, maps 16/32
+_COUNTED: Final = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}
+_UINT: Final = {1: struct.Struct(">B").unpack_from, 2: struct.Struct(">H").unpack_from,
+                4: struct.Struct(">I").unpack_from}  # fmt: skip
+
+
+# One loop on purpose: a function call per object would double the scan's cost.
+def _check_shape(body: bytes, limits: DecodeLimits) -> None:  # noqa: C901, PLR0912, PLR0915
+    """Raise `ProtocolError` at the first limit of ``limits`` that ``body`` exceeds.
+
+    Counts objects as their containers declare them (so a declared count
+    beyond the limit is refused at once, before anything is read of it),
+    tracks the nesting and adds up the lengths of strings, byte strings and
+    extensions. Malformed input is left to the decoder that follows, except
+    where the scan cannot go on (a truncated body, the reserved byte 0xc1).
+    """
+    data = memoryview(body).cast("B") if not isinstance(body, bytes) else body
+    max_items, max_depth, max_bytes = limits.max_items, limits.max_depth, limits.max_bytes
+    fixed, sized, counted, uint = _FIXED_SIZES, _SIZED, _COUNTED, _UINT
+    items = 1
+    strings = 0
+    pos = 0
+    # What is left to read of the container being read (first: the body
+    # itself), and of each container around it.
+    left = 1
+    outer: list[int] = []
+    try:
+        while True:
+            while left:
+                left -= 1
+                byte = data[pos]
+                step = fixed[byte]
+                if step:
+                    pos += step
+                    continue
+                if 0xA0 <= byte <= 0xBF:  # noqa: PLR2004 - fixstr
+                    length = byte & 0x1F
+                    pos += 1 + length
+                elif byte <= 0x9F or byte in counted:  # noqa: PLR2004 - arrays and maps
+                    if byte <= 0x9F:  # noqa: PLR2004 - fixmap, fixarray
+                        count = (byte & 0x0F) * 2 if byte < 0x90 else byte & 0x0F  # noqa: PLR2004
+                        pos += 1
+                    else:
+                        width, per = counted[byte]
+                        count = uint[width](data, pos + 1)[0] * per
+                        pos += 1 + width
+                    # This container's depth is one more than those around it.
+                    if len(outer) >= max_depth:
+                        msg = f"message nests deeper than {max_depth} levels (max_decoded_depth)"
+                        raise ProtocolError(msg)
+                    if count:
+                        items += count
+                        if items > max_items:
+                            msg = f"message holds more than {max_items} objects (max_decoded_items)"
+                            raise ProtocolError(msg)
+                        outer.append(left)
+                        left = count
+                    continue
+                elif byte in sized:
+                    width, header = sized[byte]
+                    length = uint[width](data, pos + 1)[0]
+                    pos += header + length
+                elif byte in _FIXEXT:
+                    length = _FIXEXT[byte]
+                    pos += 2 + length
+                else:  # 0xc1, reserved
+                    msg = f"malformed message: reserved byte 0xc1 at offset {pos}"
+                    raise ProtocolError(msg)
+                strings += length
+                if strings > max_bytes:
+                    msg = (
+                        f"message holds more than {max_bytes} bytes of strings and binary "
+                        "data (max_decoded_bytes)"
+                    )
+                    raise ProtocolError(msg)
+            if not outer:
+                return
+            left = outer.pop()
+    except (IndexError, struct.error):
+        msg = f"malformed message: truncated at offset {pos}"
+        raise ProtocolError(msg) from None
+
+
+def decode(frames: Sequence[bytes], limits: DecodeLimits | int) -> Message:
+    """Decode a whole message (``[HEADER, body]``) within ``limits`` (see `decode_body`).
+
+    Raises `ProtocolError`.
+    """
     if len(frames) != 2:  # noqa: PLR2004 - the protocol has exactly two frames
         msg = f"expected 2 frames, got {len(frames)}"
         raise ProtocolError(msg)
     check_header(frames[0])
-    return decode_body(frames[1], max_size)
+    return decode_body(frames[1], limits)
 
 
 def error_to_exception(reply: ErrorReply) -> Exception:

@@ -246,7 +246,12 @@ def test_the_codec_imports_alone_without_zmq_or_pykka():
         "frames = module.encode(module.Reply(module.new_msg_id(), 3))\n"
         "assert module.decode(frames, 1024).result == 3"
     )
-    assert run_blocked("zmqactors.wire", use) == ["zmqactors", "zmqactors.errors", "zmqactors.wire"]
+    assert run_blocked("zmqactors.wire", use) == [
+        "zmqactors",
+        "zmqactors._limits",
+        "zmqactors.errors",
+        "zmqactors.wire",
+    ]
 
 
 def test_the_codec_works_in_a_venv_without_zmq_or_pykka(tmp_path):

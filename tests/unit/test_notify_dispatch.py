@@ -53,7 +53,7 @@ def dispatcher(endpoint: object, size: int = 1, timeout: float | None = None):
         [endpoint],
         batch_size=size,
         batch_timeout=timeout,
-        max_message_size=1 << 20,
+        limits=1 << 20,
         stats=stats,
     )
     return d, stats

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.wire_helpers import make_request
+from tests.wire_helpers import make_request, msgpack_values
 from zmqactors import wire
 from zmqactors.errors import (
     MessagingError,
@@ -40,22 +40,7 @@ MSG_ID = bytes(range(16))
 
 # -- strategies -------------------------------------------------------------------
 
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**63), max_value=2**64 - 1),
-    st.floats(allow_nan=False),
-    st.text(max_size=40),
-    st.binary(max_size=40),
-)
-values = st.recursive(
-    scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=5),
-        st.dictionaries(st.text(max_size=10), inner, max_size=5),
-    ),
-    max_leaves=20,
-)
+values = msgpack_values()
 kwargs = st.dictionaries(st.text(max_size=10), values, max_size=5)
 msg_ids = st.binary(min_size=16, max_size=16)
 optional_text = st.one_of(st.none(), st.text(max_size=20))

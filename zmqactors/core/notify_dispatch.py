@@ -97,7 +97,7 @@ class NotificationDispatcher:
         *,
         batch_size: int,
         batch_timeout: float | None,
-        max_message_size: int,
+        limits: wire.DecodeLimits | int,
         stats: Stats,
         tracer: ServerTracer | None = None,
     ) -> None:
@@ -105,7 +105,8 @@ class NotificationDispatcher:
         self._tracer = tracer
         self._endpoints = tuple(endpoints)
         self._batch_size = batch_size
-        self._max_size = max_message_size
+        # What a notification's body may be and decode to (`wire.decode_body`).
+        self._limits = limits
         self._stats = stats
         self._lock = threading.Lock()
         self._batch: Batcher[wire.Notification] = Batcher(batch_size, batch_timeout)
@@ -117,7 +118,7 @@ class NotificationDispatcher:
     def handle(self, body: bytes, client: bytes = b"") -> bytes | None:  # noqa: ARG002 - notifications get no reply
         """Deliver (or batch) the notification in ``body``; never answers, never raises."""
         try:
-            message = wire.decode_body(body, self._max_size)
+            message = wire.decode_body(body, self._limits)
         except ProtocolError as exc:
             self._stats.incr("protocol_errors")
             self._log.warning("dropped a malformed notification", error=str(exc))

@@ -10,6 +10,11 @@ check the pid too, so dropping the parent's objects in the child is safe).
 but cannot use: pykka's registry of the parent's actors (whose threads do not
 exist in the child; ``ActorRegistry.stop_all()`` there would hang) and any
 resource registered with `on_fork_child` (doorbell descriptors, locks).
+
+How many sockets the context may hold (``ZMQ_MAX_SOCKETS``) must be set
+before its first socket: `configure` records the first transport's
+``max_sockets`` and `get_context` applies it when it creates the context
+(in a forked child too). A later transport asking for more is logged once.
 """
 
 from __future__ import annotations
@@ -19,18 +24,61 @@ import threading
 from typing import TYPE_CHECKING
 
 import pykka
+import structlog
 import zmq
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["before_terminate", "get_context", "on_fork_child", "terminate"]
+__all__ = [
+    "before_terminate",
+    "configure",
+    "get_context",
+    "max_sockets",
+    "on_fork_child",
+    "terminate",
+]
+
+_log = structlog.get_logger("zmqactors.context")
 
 _lock = threading.Lock()
 _context: zmq.Context[zmq.Socket[bytes]] | None = None
 _context_pid = 0
 _child_hooks: list[Callable[[], None]] = []
 _terminate_hooks: list[Callable[[], None]] = []
+# ZMQ_MAX_SOCKETS of the contexts this module creates (None: libzmq's own,
+# 1,023), and the larger values asked too late, each logged once.
+_max_sockets: int | None = None
+_refused_max: set[int] = set()
+
+
+def configure(max_sockets: int) -> None:
+    """Ask for a context that holds ``max_sockets`` sockets. Any thread.
+
+    Takes effect when the context is created, before its first socket (the
+    only time libzmq reads it). Once it exists, a larger value cannot apply:
+    that is logged once per value, and the context keeps its limit.
+    """
+    global _max_sockets  # noqa: PLW0603 - the one process-wide context lives here
+    with _lock:
+        if _context is None or _context_pid != os.getpid():
+            _max_sockets = max(max_sockets, _max_sockets or 0)
+            return
+        current = _context.get(zmq.MAX_SOCKETS)
+        if max_sockets <= current or max_sockets in _refused_max:
+            return
+        _refused_max.add(max_sockets)
+    _log.warning(
+        "max_sockets cannot grow once the process's ZeroMQ context exists",
+        asked=max_sockets,
+        max_sockets=current,
+        hint="set max_sockets on the first transport the process starts",
+    )
+
+
+def max_sockets() -> int:
+    """The ``ZMQ_MAX_SOCKETS`` of this process's context (created if needed). Any thread."""
+    return get_context().get(zmq.MAX_SOCKETS)
 
 
 def get_context() -> zmq.Context[zmq.Socket[bytes]]:
@@ -42,7 +90,15 @@ def get_context() -> zmq.Context[zmq.Socket[bytes]]:
         return context
     with _lock:
         if _context is None or _context_pid != pid:
-            _context = zmq.Context()
+            created: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+            if _max_sockets is not None:
+                created.set(zmq.MAX_SOCKETS, _max_sockets)
+            # libzmq starts its I/O thread and reaper with the first socket,
+            # and aborts the process if their epoll descriptors cannot be
+            # opened then: start them now, while the creator has descriptors,
+            # so running out later fails a socket or connection instead.
+            created.socket(zmq.PAIR).close(linger=0)
+            _context = created
             _context_pid = pid
         return _context
 

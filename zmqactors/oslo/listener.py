@@ -192,7 +192,7 @@ class _Handler:
         """Hand the request or notification in ``body`` to oslo; maybe answer a refusal."""
         listener = self._listener
         try:
-            message = wire.decode_body(body, listener.max_message_size)
+            message = wire.decode_body(body, listener.decode_limits)
         except ProtocolError as exc:
             return self._drop(None, "protocol_errors", f"malformed message: {exc}")
         if isinstance(message, wire.Request) and self._rpc:
@@ -323,6 +323,7 @@ class OsloListener(base.Listener):  # type: ignore[misc] # oslo ships no type hi
         self.transport = transport
         self.stats = transport.stats
         self.max_message_size = transport.settings.max_message_size
+        self.decode_limits = transport.settings.decode_limits
         self._lock = threading.Lock()
         self._requeued: collections.OrderedDict[bytes, bytes] = collections.OrderedDict()
         self._handler_obj = _Handler(

@@ -211,7 +211,7 @@ class NotificationListener(Service):
             self.endpoints,
             batch_size=self.batch_size,
             batch_timeout=self.batch_timeout,
-            max_message_size=self.transport.settings.max_message_size,
+            limits=self.transport.settings.decode_limits,
             stats=self.transport.stats,
             tracer=self.transport.tracing,
         )

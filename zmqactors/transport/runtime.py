@@ -38,7 +38,7 @@ from zmqactors.core.routes import RouteCache
 from zmqactors.core.window import SendWindow
 from zmqactors.errors import MessagingTimeout, TransportClosedError
 from zmqactors.matchmaker import matchmaker_for
-from zmqactors.net import security
+from zmqactors.net import limits, security
 from zmqactors.topics import matchmaker_key, notification_key
 from zmqactors.transport.routing import Router
 
@@ -137,6 +137,7 @@ class Runtime:
         keys (``curve_server_keys_dir``) cannot be read or are not sound.
         """
         pins = security.client_pins(settings)
+        limits.prepare(settings)
         factory: Callable[[], Matchmaker] = lambda: matchmaker_for(  # noqa: E731
             settings, on_bad_route=lambda: stats.incr("bad_routes")
         )

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import inspect
+import time
 import traceback
 import types
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, get_args
@@ -44,6 +45,7 @@ __all__ = [
     "Dispatcher",
     "Exposure",
     "check_exposure",
+    "expired",
     "expose",
     "exposed_methods",
     "request_context",
@@ -171,6 +173,24 @@ class _Failure(Exception):  # noqa: N818 - internal control flow, carries an Err
         self.message = message
 
 
+def expired(request: wire.Request, arrival: float, stats: Stats) -> bool:
+    """Whether ``request`` waited past its timeout since ``arrival`` (counted: ``expired_dropped``).
+
+    Only calls and acknowledged casts expire: their caller stops waiting
+    at its timeout, so running them would be wasted (and surprising) work.
+    Clocks of two hosts are never compared: arrival plus the timeout falls
+    after the caller's own deadline, so a call its caller still waits for is
+    never dropped. ``arrival`` is ``time.monotonic()``.
+    """
+    timeout = request.timeout
+    if timeout is None or request.kind is wire.CallKind.CAST:
+        return False
+    if time.monotonic() - arrival <= timeout:
+        return False
+    stats.incr("expired_dropped")
+    return True
+
+
 class Dispatcher:
     """Finds and calls the endpoint method a request names. Any worker thread."""
 
@@ -201,21 +221,21 @@ class Dispatcher:
         self._dedup = DedupCache() if dedup is None else dedup
         self._log = _log.bind(actor="worker", target=str(target))
 
-    def handle(self, body: bytes, client: bytes = b"") -> bytes | None:  # noqa: ARG002 - replies go back inline
+    def handle(
+        self,
+        body: bytes,
+        client: bytes = b"",  # noqa: ARG002 - replies go back inline
+        arrival: float | None = None,
+    ) -> bytes | None:
         """Run the request in ``body``; return the reply body, or None when none is due.
 
         Never raises for anything a peer sent: malformed requests are logged,
-        counted (``protocol_errors``) and answered with nothing.
+        counted (``protocol_errors``) and answered with nothing. A call or
+        acknowledged cast whose caller has given up (`expired`) is counted
+        (``expired_dropped``) and neither run nor answered.
         """
-        try:
-            request = wire.decode_body(body, self._max_size)
-        except ProtocolError as exc:
-            self._stats.incr("protocol_errors")
-            self._log.warning("dropped a malformed request", error=str(exc))
-            return None
-        if not isinstance(request, wire.Request):
-            self._stats.incr("protocol_errors")
-            self._log.warning("dropped a reply sent to a server socket")
+        request = self._runnable(body, arrival)
+        if request is None:
             return None
         if request.kind is wire.CallKind.ACKED_CAST:
             return self._handle_acked(request)
@@ -238,6 +258,22 @@ class Dispatcher:
             )
             text = traceback.format_exc() if self._send_tracebacks and is_call else ""
             return self._error(request, wire.ErrorKind.REMOTE, _qualified_name(exc), str(exc), text)
+
+    def _runnable(self, body: bytes, arrival: float | None) -> wire.Request | None:
+        """The request in ``body`` if it is one to run (not malformed, not expired)."""
+        try:
+            request = wire.decode_body(body, self._max_size)
+        except ProtocolError as exc:
+            self._stats.incr("protocol_errors")
+            self._log.warning("dropped a malformed request", error=str(exc))
+            return None
+        if not isinstance(request, wire.Request):
+            self._stats.incr("protocol_errors")
+            self._log.warning("dropped a reply sent to a server socket")
+            return None
+        if arrival is not None and expired(request, arrival, self._stats):
+            return None
+        return request
 
     def _handle_acked(self, request: wire.Request) -> bytes | None:
         """Run an acknowledged cast once per message id; the body to send back, or None.

@@ -110,7 +110,12 @@ class NotificationDispatcher:
 
     # -- Handler ------------------------------------------------------------
 
-    def handle(self, body: bytes, client: bytes = b"") -> bytes | None:  # noqa: ARG002 - notifications get no reply
+    def handle(
+        self,
+        body: bytes,
+        client: bytes = b"",  # noqa: ARG002 - notifications get no reply
+        arrival: float | None = None,  # noqa: ARG002 - nor expire
+    ) -> bytes | None:
         """Deliver (or batch) the notification in ``body``; never answers, never raises."""
         try:
             message = wire.decode_body(body, self._max_size)

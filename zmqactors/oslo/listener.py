@@ -40,6 +40,7 @@ from oslo_messaging._drivers import base
 
 from zmqactors import wire
 from zmqactors.core.batch import Batcher
+from zmqactors.core.dispatch import expired
 from zmqactors.errors import MessagingError, MessagingTimeout, ProtocolError
 from zmqactors.oslo import _envelope
 from zmqactors.transport.service import Service
@@ -188,14 +189,22 @@ class _Handler:
         )
         self._log = _log.bind(actor="worker")
 
-    def handle(self, body: bytes, client: bytes = b"") -> bytes | None:
-        """Hand the request or notification in ``body`` to oslo; maybe answer a refusal."""
+    def handle(
+        self, body: bytes, client: bytes = b"", arrival: float | None = None
+    ) -> bytes | None:
+        """Hand the request or notification in ``body`` to oslo; maybe answer a refusal.
+
+        A call whose caller has given up (``timeout`` passed since
+        ``arrival``) is dropped and counted (``expired_dropped``), not handed over.
+        """
         listener = self._listener
         try:
             message = wire.decode_body(body, listener.max_message_size)
         except ProtocolError as exc:
             return self._drop(None, "protocol_errors", f"malformed message: {exc}")
         if isinstance(message, wire.Request) and self._rpc:
+            if arrival is not None and expired(message, arrival, listener.stats):
+                return None
             return self._request(message, body, client)
         if isinstance(message, wire.Notification) and not self._rpc:
             self._notification(message, body)
@@ -278,6 +287,9 @@ class _Handler:
 
 class _Service(Service):
     """The zmqactors service behind one `OsloListener`."""
+
+    # A partial batch is flushed by a timer (`_Handler.next_deadline`).
+    _timers = True
 
     def __init__(
         self,

@@ -197,6 +197,9 @@ class NotificationListener(Service):
         label = self.targets[0].evolve(server=f"{self._listener_id}:{pool or ''}")
         super().__init__(transport, label, size)
 
+    # Batch flushes and requeues are timers (`NotificationDispatcher.next_deadline`).
+    _timers = True
+
     def _handler(self) -> NotificationDispatcher:
         return NotificationDispatcher(
             self.targets,

@@ -513,20 +513,26 @@ class Poller(SocketActor):
         """A request beyond a bound: whether to queue it anyway (a plain cast, reading paused).
 
         A call or acknowledged cast is answered BUSY at once (nothing ran;
-        the caller may retry). A plain cast cannot be answered: past its
-        client's bound it is queued and the poller stops reading (ZeroMQ's
-        and TCP's queues then push back on the sender, whose casts block
-        rather than get lost); past the byte bound it is refused and counted.
+        the caller may retry). A plain cast or a notification cannot be
+        answered: past its client's bound it is queued and the poller stops
+        reading (ZeroMQ's and TCP's queues then push back on the sender,
+        whose casts block rather than get lost); past the byte bound it is
+        refused and counted.
         """
-        request = self._decode_request(body)
-        if request is None:
+        try:
+            message = wire.decode_body(body, self._settings.max_message_size)
+        except ProtocolError as exc:
+            self._stats.incr("protocol_errors")
+            self.log.warning("dropped a request", reason=str(exc))
             return False
-        if request.kind is wire.CallKind.CAST:
+        if not isinstance(message, wire.Request) or message.kind is wire.CallKind.CAST:
+            # A plain cast or a notification: nobody to tell it is busy.
             if admission is Admission.CLIENT_FULL:
                 self._pause(served.index, client)
                 return True
             self._stats.incr("busy_refused")
             return False
+        request = message
         self._stats.incr("busy_refused")
         if admission is Admission.CLIENT_FULL:
             limit = self._settings.max_queued_per_client

@@ -1,9 +1,11 @@
 """One transport hosting 1,000 servers has the threads and sockets of one (issue #19, item 2).
 
 Every server of a transport shares its network socket and its pool of
-workers: 1,000 `RPCServer`s (before, the 64th failed to start) are each
+workers: 1,000 `RPCServer`s (before, the 58th failed to start) are each
 reached by name through the one address, and the process has the threads
-and descriptors it had with one server.
+and descriptors it had with one server. The shared socket answers what no
+server of the transport serves; servers sharing a name take turns; running
+out of descriptors raises `ResourceLimitError`.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+import zmq
 
 import zmqactors as za
+from tests.helpers import wait_until
+from tests.wire_helpers import make_request, to_server
+from zmqactors import wire
 
 pytestmark = pytest.mark.integration
 
@@ -115,3 +121,61 @@ def test_out_of_descriptors_a_server_start_raises_a_resource_limit_error_naming_
     assert first.startswith("ResourceLimitError"), first
     assert "RLIMIT_NOFILE" in first
     assert then == "then pong"
+
+
+def raw_exchange(address: str, frames: list[bytes], *, expect_reply: bool) -> list[bytes] | None:
+    """Send ``frames`` from a raw DEALER; the reply's frames (None when none is expected)."""
+    context = zmq.Context()
+    dealer = context.socket(zmq.DEALER)
+    # Long enough for a cast to leave before the socket closes.
+    dealer.setsockopt(zmq.LINGER, 5_000)
+    dealer.setsockopt(zmq.RCVTIMEO, 10_000)
+    try:
+        dealer.connect(address)
+        dealer.send_multipart(frames)
+        return dealer.recv_multipart() if expect_reply else None
+    finally:
+        dealer.close()
+        context.term()
+
+
+def test_a_destination_the_transport_does_not_serve_is_answered_not_served_and_counted(
+    on_loopback,
+):
+    url = on_loopback(f"zmq+memory://stale-{uuid.uuid4().hex}")
+    with za.Transport.from_url(url) as host:
+        server = za.RPCServer(host, za.Target("here", server="s"), [Named("s")])
+        server.start()
+        elsewhere = za.Target("gone", server="old")
+        call = make_request("whoami", topic="gone", server="old")
+        reply = raw_exchange(
+            server.address, to_server(wire.encode(call), elsewhere), expect_reply=True
+        )
+        assert reply is not None
+        error = wire.decode(reply, 1 << 20)
+        assert isinstance(error, wire.ErrorReply)
+        assert error.msg_id == call.msg_id
+        assert isinstance(wire.error_to_exception(error), za.NoRespondersError)
+        assert "'default/gone'" in error.message
+        assert "'old'" in error.message
+        cast = make_request("whoami", topic="gone", server="old", kind=wire.CallKind.CAST)
+        raw_exchange(server.address, to_server(wire.encode(cast), elsewhere), expect_reply=False)
+        wait_until(lambda: host.stats.snapshot().get("not_served", 0) == 2, "the count")
+        # The server it does serve is untouched.
+        client = za.RPCClient(host, za.Target("here", server="s"), timeout=10.0)
+        assert client.call("whoami") == "s"
+
+
+def test_two_servers_with_one_name_in_a_transport_take_its_requests_in_turn(on_loopback):
+    url = on_loopback(f"zmq+memory://twins-{uuid.uuid4().hex}")
+    with za.Transport.from_url(url) as host:
+        first = za.RPCServer(host, za.Target("twins", server="s"), [Named("first")])
+        second = za.RPCServer(host, za.Target("twins", server="s"), [Named("second")])
+        first.start()
+        second.start()
+        client = za.RPCClient(host, za.Target("twins", server="s"), timeout=10.0)
+        answers = [client.call("whoami") for _ in range(6)]
+        assert sorted(answers) == ["first"] * 3 + ["second"] * 3
+        first.stop()
+        first.wait(timeout=10.0)
+        assert {client.call("whoami") for _ in range(4)} == {"second"}

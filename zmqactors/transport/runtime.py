@@ -11,6 +11,7 @@ that misses the route cache adds a round trip to the matchmaker actor.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import errno
@@ -136,6 +137,10 @@ class Runtime:
     # on the thread that is inside `_grow_pool`.
     pool_lock: threading.RLock = dataclasses.field(default_factory=threading.RLock)
     pool_stopped: bool = False
+    # How many running services hold each registration (see `register`).
+    registered: collections.Counter[tuple[str, str, str, str | None]] = dataclasses.field(
+        default_factory=collections.Counter
+    )
 
     @classmethod
     def start(cls, settings: Settings, stats: Stats) -> Runtime:
@@ -370,12 +375,26 @@ class Runtime:
                     raise _closed()
 
     def register(self, key: str, server: str, address: str, server_key: str | None) -> None:
-        """Register ``address`` under ``key`` and wait for the matchmaker actor to confirm."""
-        self.matchmaker.ask(Register(key, server, address, server_key), timeout=ACTOR_TIMEOUT)
+        """Register ``address`` under ``key`` and wait for the matchmaker actor to confirm.
+
+        Counted: servers of one transport share its address, so two with
+        one key and name make one registration, which stays until both
+        have unregistered.
+        """
+        entry = (key, server, address, server_key)
+        self.matchmaker.ask(Register(*entry), timeout=ACTOR_TIMEOUT)
+        with self.pool_lock:
+            self.registered[entry] += 1
 
     def unregister(self, key: str, server: str, address: str, server_key: str | None) -> None:
         """Undo `register`; raises pykka's ``ActorDeadError`` or ``Timeout`` on failure."""
-        self.matchmaker.ask(Unregister(key, server, address, server_key), timeout=ACTOR_TIMEOUT)
+        entry = (key, server, address, server_key)
+        with self.pool_lock:
+            self.registered[entry] -= 1
+            if self.registered[entry] > 0:
+                return
+            del self.registered[entry]
+        self.matchmaker.ask(Unregister(*entry), timeout=ACTOR_TIMEOUT)
 
     def drain_server(self, server_id: str, drained: concurrent.futures.Future[None]) -> None:
         """Tell the poller to take no new requests; ``drained`` is set when none run."""

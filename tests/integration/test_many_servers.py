@@ -17,11 +17,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-import zmq
 
 import zmqactors as za
 from tests.helpers import wait_until
-from tests.wire_helpers import make_request, to_server
+from tests.wire_helpers import make_request, raw_exchange, to_server
 from zmqactors import wire
 
 pytestmark = pytest.mark.integration
@@ -121,22 +120,6 @@ def test_out_of_descriptors_a_server_start_raises_a_resource_limit_error_naming_
     assert first.startswith("ResourceLimitError"), first
     assert "RLIMIT_NOFILE" in first
     assert then == "then pong"
-
-
-def raw_exchange(address: str, frames: list[bytes], *, expect_reply: bool) -> list[bytes] | None:
-    """Send ``frames`` from a raw DEALER; the reply's frames (None when none is expected)."""
-    context = zmq.Context()
-    dealer = context.socket(zmq.DEALER)
-    # Long enough for a cast to leave before the socket closes.
-    dealer.setsockopt(zmq.LINGER, 5_000)
-    dealer.setsockopt(zmq.RCVTIMEO, 10_000)
-    try:
-        dealer.connect(address)
-        dealer.send_multipart(frames)
-        return dealer.recv_multipart() if expect_reply else None
-    finally:
-        dealer.close()
-        context.term()
 
 
 def test_a_destination_the_transport_does_not_serve_is_answered_not_served_and_counted(

@@ -467,15 +467,19 @@ class Poller(SocketActor):
 
     # -- the rare paths: decode to answer -------------------------------------
 
-    def _decode_request(self, body: bytes) -> wire.Request | None:
-        """The request in ``body``, or None (a malformed body is a counted protocol error)."""
+    def _decode(self, body: bytes) -> wire.Message | None:
+        """The message in ``body``, or None (a malformed body is a counted protocol error)."""
         try:
-            request = wire.decode_body(body, self._settings.max_message_size)
+            return wire.decode_body(body, self._settings.max_message_size)
         except ProtocolError as exc:
             self._stats.incr("protocol_errors")
             self.log.warning("dropped a request", reason=str(exc))
             return None
-        return request if isinstance(request, wire.Request) else None
+
+    def _decode_request(self, body: bytes) -> wire.Request | None:
+        """The request in ``body``, or None (not a request, or malformed: see `_decode`)."""
+        message = self._decode(body)
+        return message if isinstance(message, wire.Request) else None
 
     def _answer(
         self, client: bytes, request: wire.Request, kind: wire.ErrorKind, text: str
@@ -519,11 +523,8 @@ class Poller(SocketActor):
         whose casts block rather than get lost); past the byte bound it is
         refused and counted.
         """
-        try:
-            message = wire.decode_body(body, self._settings.max_message_size)
-        except ProtocolError as exc:
-            self._stats.incr("protocol_errors")
-            self.log.warning("dropped a request", reason=str(exc))
+        message = self._decode(body)
+        if message is None:
             return False
         if not isinstance(message, wire.Request) or message.kind is wire.CallKind.CAST:
             # A plain cast or a notification: nobody to tell it is busy.

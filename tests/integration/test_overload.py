@@ -98,3 +98,24 @@ def test_past_its_bound_a_client_is_told_busy_at_once_and_another_is_served(
         accepted = [outcome(f) for f in futures if f not in busy]
         assert accepted == [0.3] * len(accepted)
         assert polite.call("stats").get("busy_refused", 0) == len(busy)
+
+
+def test_casts_past_the_bound_pause_the_reading_and_none_is_lost(
+    spawn_server, matchmaker_url, with_query, transport
+):
+    # Casts cannot be told busy: the server stops reading until the queue
+    # halves, and the sender's cast() waits instead of losing them.
+    server_url = with_query(matchmaker_url, "max_queued_per_client=2")
+    spawn_server("paced", "node-1", "--executor-size", "1", url=server_url)
+    target = za.Target("paced", server="node-1")
+    client = za.RPCClient(transport, target, timeout=TIMEOUT)
+    for i in range(300):
+        client.cast("record", value=i)
+    with za.Transport.from_url(matchmaker_url) as other_side:
+        # Another client: this one's queue is full of casts (a call from it may be busy).
+        checker = za.RPCClient(other_side, target, timeout=TIMEOUT)
+        wait_until(lambda: len(checker.call("recorded")) == 300, "every cast", timeout=TIMEOUT)
+        assert checker.call("recorded") == list(range(300))
+        stats = checker.call("stats")
+    assert stats.get("reads_paused", 0) > 0
+    assert stats.get("busy_refused", 0) == 0

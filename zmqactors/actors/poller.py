@@ -404,7 +404,8 @@ class Poller(SocketActor):
             if served is not None and client == TIMER_TICK:
                 served.ticking = False
         if body:
-            if served is None or self._router is None:
+            # Even if its server was removed meanwhile: the caller still waits.
+            if self._router is None:
                 self._stats.incr("undeliverable_replies")
             else:
                 self._reply(client, body)
@@ -415,6 +416,9 @@ class Poller(SocketActor):
     def _pump(self) -> None:
         """Hand queued requests to workers while the balancer finds one."""
         queues = self._queues
+        paused = self._paused
+        if paused is not None and queues.queued_for(*paused) <= self._resume_at:
+            self._resume()
         if not queues.waiting:
             return
         balancer = self._balancer
@@ -430,9 +434,6 @@ class Poller(SocketActor):
             assert picked is not None  # noqa: S101 - runnable said so
             key, client, (arrival, body) = picked
             send_frames(backend, (worker, INDEX.pack(key), client, arrival, body))
-        paused = self._paused
-        if paused is not None and queues.queued_for(*paused) <= self._resume_at:
-            self._resume()
 
     def next_deadline(self) -> float | None:
         """When queued requests, or a server's timers, should be looked at again."""

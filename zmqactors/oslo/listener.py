@@ -1,12 +1,13 @@
 """The server side of the oslo.messaging driver: listeners and incoming messages.
 
 `OsloListener` is an oslo ``Listener`` (the callback kind, not the polling
-kind: one hop fewer). Behind it runs a zmqactors `Service` whose single
-worker actor decodes each request or notification and hands it straight to
-oslo's callback, which queues it on oslo's executor; the actor answers
-nothing itself. oslo's executor later calls `RpcIncoming.reply` (or
-``heartbeat``) from its own thread, which sends the reply through
-`Service.send_reply`.
+kind: one hop fewer). Behind it runs a zmqactors `Service` whose handler,
+one request at a time on the transport's worker pool, decodes each request
+or notification and hands it straight to oslo's callback, which queues it on
+oslo's executor; the handler answers nothing itself (a call whose caller has
+already given up is dropped and counted, ``expired_dropped``). oslo's
+executor later calls `RpcIncoming.reply` (or ``heartbeat``) from its own
+thread, which sends the reply through `Service.send_reply`.
 
 Life cycle, as oslo's ``MessageHandlingServer`` drives it:
 
@@ -15,7 +16,7 @@ Life cycle, as oslo's ``MessageHandlingServer`` drives it:
   "stopping" answer and the caller tries another server until its deadline);
   a partial batch is flushed; the callback is never called again.
 - oslo waits for its executor, so replies of calls in progress still go out;
-- ``cleanup()``: release the socket and the worker actor.
+- ``cleanup()``: leave the transport's socket and worker pool.
 
 ``requeue()`` puts the message back on the wire to this listener, as
 RabbitMQ puts it back in its queue: it is delivered again at once, as often
@@ -298,8 +299,8 @@ class _Service(Service):
         registrations: list[tuple[str, str]],
         make_handler: Callable[[], _Handler],
     ) -> None:
-        # One worker actor: it only decodes and queues on oslo's executor,
-        # and one keeps batches in arrival order.
+        # One request at a time: it only decodes and queues on oslo's
+        # executor, and one at a time keeps batches in arrival order.
         super().__init__(transport, label, 1)
         self.label = label
         self._keys = registrations
@@ -373,7 +374,7 @@ class OsloListener(base.Listener):  # type: ignore[misc] # oslo ships no type hi
             super().stop()
 
     def cleanup(self) -> None:
-        """Release the socket and the worker actor (after ``stop``, or stopping first)."""
+        """Leave the transport's socket and worker pool (after ``stop``, or stopping first)."""
         self.stop()
         try:
             self._service.wait(timeout=_CLEANUP_TIMEOUT)

@@ -155,7 +155,8 @@ class NotificationListener(Service):
     of at most ``batch_size`` dicts, flushed at the latest ``batch_timeout``
     seconds after the first one arrived. An endpoint's optional
     ``filter_rule`` (`NotificationFilter`) selects by publisher and event type.
-    A batch listener runs one worker thread, so batches keep arrival order.
+    A batch listener runs one notification (or flush) at a time, so batches
+    keep arrival order.
     Life cycle as for `RPCServer` (`start`, `stop`, `wait`, context manager).
     """
 

@@ -140,9 +140,11 @@ class Service:
     # -- life cycle ---------------------------------------------------------
 
     def start(self) -> None:
-        """Bind, start the workers and register; returns when requests can reach the service.
+        """Join the transport's socket and workers, register; returns when requests can reach it.
 
-        Raises `ConfigurationError` if the socket cannot be bound, `SecurityError`
+        Raises `ConfigurationError` if the socket cannot be bound,
+        `ResourceLimitError` if it or a worker cannot be opened for lack of
+        file descriptors, `SecurityError`
         if CURVE is configured but cannot be enforced (see
         `zmqactors.net.security.prepare_server`; nothing is bound then),
         `MessagingError` if the matchmaker refuses the registration,

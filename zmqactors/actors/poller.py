@@ -131,7 +131,8 @@ class Poller(SocketActor):
         self._monitor: zmq.Socket[bytes] | None = None
         self._backend: zmq.Socket[bytes] | None = None
         self._address = ""
-        self._curve = False
+        # The CURVE public key the socket serves with (None: no CURVE).
+        self._curve_key: str | None = None
         self._servers: dict[str, _Served] = {}
         self._by_index: dict[int, _Served] = {}
         # The servers whose handlers have timers (notification listeners).
@@ -180,13 +181,14 @@ class Poller(SocketActor):
     def _add(self, message: AddServer) -> str:
         if self._router is None:
             self._open_router(message)
-        elif (message.curve is not None) != self._curve:
+        elif (message.curve.public_key if message.curve else None) != self._curve_key:
             # Every server of a transport reads the same settings: only a
-            # key pair or allow-list removed between two starts gets here.
+            # key pair file changed between two starts gets here.
             msg = (
-                "every server of a transport shares its socket: cannot start "
-                f"{message.target} {'with' if message.curve else 'without'} CURVE "
-                f"next to servers {'with' if self._curve else 'without'} it"
+                "every server of a transport shares its socket, which serves with "
+                f"CURVE key {self._curve_key}: cannot start {message.target} with "
+                f"{message.curve.public_key if message.curve else 'no key'} (did the "
+                "curve_secret_key_file change? Close the transport to serve with it)"
             )
             raise SecurityError(msg)
         index = next(self._indexes)
@@ -229,7 +231,7 @@ class Poller(SocketActor):
             _close_router(router, monitor)
             raise _bind_failure(settings, exc) from None
         self._router = router
-        self._curve = message.curve is not None
+        self._curve_key = message.curve.public_key if message.curve else None
         if monitor is not None:
             self._monitor = monitor
             self.watch(monitor, self._on_handshake_failed)

@@ -22,6 +22,11 @@ empty message and answers every request (an empty body for a cast). Workers
 decode bodies in their own threads, so a malformed body can neither slow nor
 kill the poller; the poller decodes one only on rare paths (a request for a
 server it does not host, one refused as busy or stopping) to answer it.
+
+Longer than 400 lines on purpose: the one socket every server shares, its
+CURVE set-up and refusals, and the queues, bounds and answers of all the
+transport's servers are one actor's state, owned by one thread; the pure
+parts already live in `zmqactors.core` (fairness, balance, refusals).
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ through its methods: none of them builds an actor message or holds an actor
 reference. Clients' methods run in the caller's thread and cost no hop but
 the one hand-off to the reply-waiter (`call`, `cast`, `notify`); a lookup
 that misses the route cache adds a round trip to the matchmaker actor.
+
+Longer than 400 lines on purpose: it is the seam (the architecture's rule
+that only it builds actor messages), so every client and service path
+into the actors, the worker pool's life included, passes through here.
 """
 
 from __future__ import annotations

@@ -58,6 +58,7 @@ _EXPOSURES: Final[tuple[str, ...]] = get_args(Exposure)
 # Set on a function by `expose`; copied by functools.wraps like any attribute.
 _MARK: Final = "__zmqactors_exposed__"
 _F = TypeVar("_F")
+_Msg = TypeVar("_Msg", bound=wire.Message)
 
 _log = structlog.get_logger("zmqactors.dispatch")
 _EMPTY: Mapping[str, Any] = {}
@@ -173,6 +174,28 @@ class _Failure(Exception):  # noqa: N818 - internal control flow, carries an Err
         self.message = message
 
 
+def decode_as(kind: type[_Msg], body: bytes, max_size: int, stats: Stats, log: Any) -> _Msg | None:
+    """The ``kind`` message in ``body``, or None: malformed or another kind (counted, logged).
+
+    Both count as ``protocol_errors``: a peer sent what this handler never takes.
+    """
+    try:
+        message = wire.decode_body(body, max_size)
+    except ProtocolError as exc:
+        stats.incr("protocol_errors")
+        log.warning("dropped a malformed message", expected=kind.__name__, error=str(exc))
+        return None
+    if not isinstance(message, kind):
+        stats.incr("protocol_errors")
+        log.warning(
+            "dropped a message of the wrong kind",
+            expected=kind.__name__,
+            got=type(message).__name__,
+        )
+        return None
+    return message
+
+
 def expired(request: wire.Request, arrival: float, stats: Stats) -> bool:
     """Whether ``request`` waited past its timeout since ``arrival`` (counted: ``expired_dropped``).
 
@@ -261,15 +284,8 @@ class Dispatcher:
 
     def _runnable(self, body: bytes, arrival: float | None) -> wire.Request | None:
         """The request in ``body`` if it is one to run (not malformed, not expired)."""
-        try:
-            request = wire.decode_body(body, self._max_size)
-        except ProtocolError as exc:
-            self._stats.incr("protocol_errors")
-            self._log.warning("dropped a malformed request", error=str(exc))
-            return None
-        if not isinstance(request, wire.Request):
-            self._stats.incr("protocol_errors")
-            self._log.warning("dropped a reply sent to a server socket")
+        request = decode_as(wire.Request, body, self._max_size, self._stats, self._log)
+        if request is None:
             return None
         if arrival is not None and expired(request, arrival, self._stats):
             return None

@@ -13,7 +13,7 @@ from zmqactors.wire import CallKind, Request
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["make_request", "msgpack_values", "to_server"]
+__all__ = ["make_request", "msgpack_values", "raw_exchange", "to_server"]
 
 
 def msgpack_values(
@@ -60,3 +60,26 @@ def to_server(frames: Sequence[bytes], target: Target) -> list[bytes]:
     """``[HEADER, body]`` as a client sends it to ``target``'s server: with its destination."""
     header, body = frames
     return [header, wire.destination(matchmaker_key(target), target.server or ""), body]
+
+
+def raw_exchange(
+    address: str, frames: Sequence[bytes], *, expect_reply: bool
+) -> list[bytes] | None:
+    """Send ``frames`` from a raw pyzmq DEALER to ``address``; the reply (None if none expected).
+
+    Past every check of zmqactors' own client. Waits at most 10 s for the
+    reply, and as long for the message to leave before the socket closes.
+    """
+    import zmq  # noqa: PLC0415 - only the tests that talk raw ZeroMQ need it
+
+    context = zmq.Context()
+    dealer = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 10_000)
+    dealer.setsockopt(zmq.RCVTIMEO, 10_000)
+    try:
+        dealer.connect(address)
+        dealer.send_multipart(frames)
+        return dealer.recv_multipart() if expect_reply else None
+    finally:
+        dealer.close()
+        context.term()

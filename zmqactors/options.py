@@ -104,6 +104,8 @@ OPTION_BOUNDS: Final[Mapping[str, Bounds]] = MappingProxyType(
         "handshake_timeout": Bounds(float, 0.1, 3600.0),
         # 0: no metrics endpoint.
         "metrics_port": Bounds(int, 0, _MAX_PORT),
+        "max_queued_per_client": Bounds(int, 1, 1_000_000),
+        "max_queued_bytes": Bounds(int, 1024, 1 << 40),
     }
 )
 
@@ -156,6 +158,8 @@ class Settings:
     high_water_mark: int = 10000
     linger: float = 1.0
     handshake_timeout: float = 10.0
+    max_queued_per_client: int = 1000
+    max_queued_bytes: int = 64 * 1024 * 1024
     curve_secret_key_file: str | None = None
     curve_public_keys_dir: str | None = None
     curve_server_keys_dir: str | None = None
@@ -395,7 +399,12 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
     ),
     _numeric_opt("port_max", "Highest TCP port a server socket may bind to; see port_min."),
     _numeric_opt("timeout", "Default timeout of an RPC call, in seconds."),
-    _numeric_opt("executor_size", "Number of threads per RPC server that run endpoint methods."),
+    _numeric_opt(
+        "executor_size",
+        "Most endpoint methods an RPC server or notification listener runs at "
+        "once. A transport's servers share one pool of threads, as large as "
+        "the largest executor_size among them.",
+    ),
     cfg.StrOpt(
         "matchmaker_url",
         default=DEFAULT_URL,
@@ -514,6 +523,18 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
         "Seconds a network connection may take to complete its ZeroMQ (and "
         "CURVE) handshake before it is dropped (ZMQ_HANDSHAKE_IVL), so peers "
         "that connect and stay silent do not hold connections open.",
+    ),
+    _numeric_opt(
+        "max_queued_per_client",
+        "Requests one client connection may have queued for one server. "
+        "Beyond, a call gets ServerBusyError at once (nothing ran; retry later) "
+        "and a cast makes the server stop reading until the queue halves.",
+    ),
+    _numeric_opt(
+        "max_queued_bytes",
+        "Bytes of requests a transport's servers may hold queued in all. "
+        "Beyond, a call gets ServerBusyError at once and a cast is refused "
+        "and counted (busy_refused).",
     ),
     cfg.StrOpt(
         "curve_secret_key_file",

@@ -199,8 +199,9 @@ def test_an_actor_stopped_twice_answers_both_stoppers(transport):
     server.start()
     running = za.RPCClient(transport, za.Target("stop.twice")).call_async("block")
     assert endpoint.entered.acquire(timeout=TIMEOUT)
-    # The worker is busy: both stop requests wait in its inbox.
-    worker = server._workers[0]
+    # The worker is busy: both stop requests wait in its inbox. The pool
+    # has as many workers as the largest executor_size: this one.
+    (worker,) = transport.runtime().pool
     first = worker.stop(block=False)
     second = worker.stop(block=False)
     endpoint.release.set()

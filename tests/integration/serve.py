@@ -29,6 +29,8 @@ class Endpoint(Recorder):
         super().__init__()
         self.name = name
         self._released = threading.Event()
+        # Set by serve(): its counters answer `stats`.
+        self.transport: za.Transport | None = None
 
     def add(self, a: int, b: int) -> int:
         return a + b
@@ -58,6 +60,10 @@ class Endpoint(Recorder):
 
     def release(self) -> None:
         self._released.set()
+
+    def stats(self) -> dict[str, int]:
+        """The serving transport's counters (``expired_dropped``, ``busy_refused``, ...)."""
+        return {} if self.transport is None else dict(self.transport.stats.snapshot())
 
 
 def script_parser() -> argparse.ArgumentParser:
@@ -91,6 +97,8 @@ def serve(make_endpoint: Callable[[str], object], *, show_pid: bool = False) -> 
     with za.Transport.from_url(args.url) as transport:
         target = za.Target(args.topic, server=args.server)
         endpoint = make_endpoint(args.server)
+        if isinstance(endpoint, Endpoint):
+            endpoint.transport = transport
         server = za.RPCServer(
             transport, target, [endpoint], executor_size=args.executor_size, exposed=args.exposed
         )

@@ -28,7 +28,12 @@ class _Later:
     def __init__(self, inbox: queue.Queue[tuple[bytes, wire.Request]]) -> None:
         self._inbox = inbox
 
-    def handle(self, body: bytes, client: bytes = b"") -> bytes | None:
+    def handle(
+        self,
+        body: bytes,
+        client: bytes = b"",
+        arrival: float | None = None,  # noqa: ARG002 - answers later, never expires
+    ) -> bytes | None:
         request = wire.decode_body(body, 1 << 20)
         assert isinstance(request, wire.Request)
         self._inbox.put((client, request))

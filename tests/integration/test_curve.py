@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Self
 
 import pytest
@@ -406,3 +407,20 @@ def test_the_server_key_travels_through_redis(curve_keys, redis_server, spawn_se
     # Without a key pair the route's key still makes the client refuse plain text.
     with pytest.raises(za.SecurityError, match="requires CURVE"):
         za.RPCClient(transports(url), za.Target("calc.curve"), timeout=TIMEOUT).call("whoami")
+
+
+def test_servers_of_a_transport_share_its_curve_socket_and_refuse_a_changed_key(
+    curve_server, curve_keys, transports, memory_url
+):
+    server, _ = curve_server
+    second = za.RPCServer(server.transport, za.Target("calc", server="t"), [Endpoint()])
+    with second:
+        assert (second.address, second.server_key) == (server.address, server.server_key)
+        client = za.RPCClient(transports(curve_keys.client_url(memory_url)), za.Target("calc"))
+        assert client.prepare(server="t", timeout=TIMEOUT).call("add", a=2, b=2) == 4
+    # The key pair file changes under the running transport: its socket still
+    # serves with the old key, so a server advertising the new one is refused.
+    Path(curve_keys.secret("server")).write_bytes(Path(curve_keys.secret("client")).read_bytes())
+    third = za.RPCServer(server.transport, za.Target("calc", server="u"), [Endpoint()])
+    with pytest.raises(za.SecurityError, match=r"shares its socket.*curve_secret_key_file"):
+        third.start()

@@ -12,10 +12,9 @@ import os
 from pathlib import Path
 
 import pytest
-import zmq
 
 import zmqactors as za
-from tests.wire_helpers import to_server
+from tests.wire_helpers import raw_exchange, to_server
 from zmqactors import wire
 
 pytestmark = pytest.mark.integration
@@ -26,20 +25,13 @@ SCRIPT = Path(__file__).parent / "expose_server.py"
 
 def raw_call(address: str, method: str) -> Exception:
     """Send a call for ``method`` with raw pyzmq, past the client's own name check."""
-    context = zmq.Context()
-    dealer = context.socket(zmq.DEALER)
-    dealer.setsockopt(zmq.LINGER, 0)
-    dealer.setsockopt(zmq.RCVTIMEO, 10_000)
-    try:
-        dealer.connect(address)
-        request = wire.Request(
-            os.urandom(16), wire.CallKind.CALL, "default", TOPIC, None, None, None, method, {}, {}
-        )
-        dealer.send_multipart(to_server(wire.encode(request), za.Target(TOPIC, server="s")))
-        reply = wire.decode(dealer.recv_multipart(), 1 << 20)
-    finally:
-        dealer.close()
-        context.term()
+    request = wire.Request(
+        os.urandom(16), wire.CallKind.CALL, "default", TOPIC, None, None, None, method, {}, {}
+    )
+    frames = to_server(wire.encode(request), za.Target(TOPIC, server="s"))
+    received = raw_exchange(address, frames, expect_reply=True)
+    assert received is not None
+    reply = wire.decode(received, 1 << 20)
     assert isinstance(reply, wire.ErrorReply), reply
     return wire.error_to_exception(reply)
 

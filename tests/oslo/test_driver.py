@@ -529,6 +529,24 @@ def test_pinned_server_keys_keep_oslo_calls_off_rogue_routes(harness, curve_keys
     assert _stats(client.transport)["untrusted_routes"] == 2
 
 
+def test_a_busy_server_is_tried_again_until_it_answers(harness):
+    # One request per client queued at most: a burst of calls from one
+    # connection meets ServerBusyError, which the driver retries, backing off.
+    busy_url = f"{harness.url}?max_queued_per_client=1"
+    server_transport = oslo_messaging.get_rpc_transport(harness.conf, url=busy_url)
+    harness._transports.append(server_transport)
+    server = oslo_messaging.get_rpc_server(
+        server_transport, oslo_messaging.Target(topic="t", server="s"), [Endpoint()]
+    )
+    server.start()
+    harness._servers.append(server)
+    client = harness.client(oslo_messaging.Target(topic="t"), timeout=30)
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(lambda n: client.call({}, "echo", n=n), range(300)))
+    assert results == [{"n": n} for n in range(300)]
+    assert _stats(server_transport).get("busy_refused", 0) > 0
+
+
 # -- operability ------------------------------------------------------------------
 
 

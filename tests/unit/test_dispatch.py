@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -611,3 +612,26 @@ def test_an_unknown_exposure_names_the_value(exposed):
 def test_expose_is_exported_lazily():
     assert zmqactors.expose is expose
     assert "expose" in zmqactors.__all__
+
+
+# -- deadlines on the server ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [CallKind.CALL, CallKind.ACKED_CAST])
+def test_a_call_queued_past_its_timeout_is_dropped_unrun_and_counted(harness, calc, kind):
+    request = make_request("log", args={"line": "late"}, kind=kind, timeout=0.5)
+    arrived = time.monotonic() - 0.6
+    assert harness.dispatcher.handle(body_of(request), b"client", arrived) is None
+    assert calc.calls == []
+    assert harness.stats.snapshot() == {"expired_dropped": 1}
+
+
+def test_a_call_within_its_timeout_and_a_plain_cast_run_whatever_their_wait(harness, calc):
+    call = make_request("log", args={"line": "on time"}, timeout=5.0)
+    assert harness.dispatcher.handle(body_of(call), b"client", time.monotonic() - 1.0) is not None
+    cast = make_request("log", args={"line": "cast"}, kind=CallKind.CAST)
+    harness.dispatcher.handle(body_of(cast), b"client", time.monotonic() - 3600.0)
+    untimed = make_request("log", args={"line": "no timeout"}, timeout=None)
+    harness.dispatcher.handle(body_of(untimed), b"client", time.monotonic() - 3600.0)
+    assert [args["line"] for _, args in calc.calls] == ["on time", "cast", "no timeout"]
+    assert "expired_dropped" not in harness.stats.snapshot()

@@ -55,6 +55,8 @@ OPTION_NAMES = {
     "sentinel_username",
     "sentinel_password_file",
     "curve_server_keys_dir",
+    "max_queued_per_client",
+    "max_queued_bytes",
 }
 SCALAR_NAMES = OPTION_NAMES - {"matchmaker_url"}
 
@@ -377,3 +379,18 @@ def test_from_conf_other_group():
 def test_override_out_of_bounds_is_refused_by_oslo(conf):
     with pytest.raises(ValueError, match="1024"):
         conf.set_override("executor_size", 5000, group="zmq")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("max_queued_per_client", 0), ("max_queued_bytes", 100)]
+)
+def test_queue_bounds_refuse_values_below_their_minimum_naming_the_option(name, value):
+    with pytest.raises(ConfigurationError, match=name):
+        Settings(**{name: value})
+
+
+def test_queue_bounds_have_safe_defaults_and_come_from_the_url():
+    settings = Settings()
+    assert (settings.max_queued_per_client, settings.max_queued_bytes) == (1000, 64 << 20)
+    changed = parse_url("zmq+memory://q?max_queued_per_client=5&max_queued_bytes=4096")
+    assert (changed.max_queued_per_client, changed.max_queued_bytes) == (5, 4096)

@@ -22,6 +22,7 @@ from zmqactors.topics import Target
 if TYPE_CHECKING:
     # Only for type checkers: these Structs are never encoded, so msgspec never
     # resolves their annotations, and importing security here would be circular.
+    from zmqactors.core.handler import Handler  # noqa: TC004
     from zmqactors.net.security import ServerCurve  # noqa: TC004
 
 __all__ = [
@@ -124,15 +125,23 @@ MatchmakerMessage = Register | Unregister | Lookup | Refresh | Unreachable
 
 
 class AddServer(msgspec.Struct, frozen=True):
-    """Bind a server's network socket and its inproc socket to its workers.
+    """Serve requests for ``destinations`` (`wire.destination` frames) with ``handler``.
 
-    Answers the address to advertise, e.g. ``tcp://127.0.0.1:40123``. With
+    The first server binds the transport's network socket; every server
+    answers the address to advertise, e.g. ``tcp://127.0.0.1:40123``. With
     ``curve``, the socket is a CURVE server (checked by `prepare_server`).
+    At most ``executor_size`` of its requests run at once in the shared
+    workers; ``timers``: its handler has timers (`Handler.next_deadline`),
+    which the poller has a worker run when due. ``handler`` is, like a
+    future, a handle rather than a value: the workers run it.
     """
 
     server_id: str
     target: Target
-    backend_address: str
+    destinations: tuple[bytes, ...]
+    executor_size: int
+    handler: Handler
+    timers: bool = False
     curve: ServerCurve | None = None
 
 

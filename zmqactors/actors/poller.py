@@ -1,24 +1,39 @@
-"""The poller: every server-side network socket of a transport, and the way to its workers.
+"""The poller: the transport's one network socket, and the way to its shared workers.
 
-One poller per transport (per process). For each running server it owns two
-sockets, both created, used and closed in its thread:
+One poller per transport (per process), started with the first server. It
+owns, created, used and closed in its thread:
 
-- the network ROUTER that clients' DEALERs connect to;
-- an inproc ROUTER that the server's worker actors connect to.
+- one network ROUTER that clients' DEALERs connect to, bound when the first
+  server starts and shared by every server and notification listener of the
+  transport (they all advertise its address); closed when the last one goes;
+- one inproc ROUTER that the transport's pool of worker actors connects to.
 
-It gives each worker one request at a time (under load, as many as it
-serves in a millisecond), bringing in only as many workers as the load
-needs (`zmqactors.core.balance.Balancer`), queues requests meanwhile, and writes each reply back on
-the network socket. A worker announces itself
-with an empty message and answers every request (an empty body for a cast). It
-decodes nothing but the header frame: workers decode bodies in their own
-threads, so a malformed body can neither slow nor kill the poller.
+Each request names its server in its destination frame (`wire.destination`):
+the poller finds the server in a dict, decoding nothing but the header. It
+queues the request in that server's queue for the client it came from
+(`zmqactors.core.fairness.FairQueues`: servers and, inside each, clients
+served in turn, each server at most ``executor_size`` at once, bounded per
+client and in bytes: beyond, a call is answered `ErrorKind.BUSY`), and gives
+queued requests to workers, bringing in only as many as the load needs
+(`zmqactors.core.balance.Balancer`). A request travels to a worker with its
+server's index and its arrival time, so the worker runs the right `Handler`
+and drops a call whose caller has given up. A worker announces itself with an
+empty message and answers every request (an empty body for a cast). Workers
+decode bodies in their own threads, so a malformed body can neither slow nor
+kill the poller; the poller decodes one only on rare paths (a request for a
+server it does not host, one refused as busy or stopping) to answer it.
+
+Longer than 400 lines on purpose: the one socket every server shares, its
+CURVE set-up and refusals, and the queues, bounds and answers of all the
+transport's servers are one actor's state, owned by one thread; the pure
+parts already live in `zmqactors.core` (fairness, balance, refusals).
 """
 
 from __future__ import annotations
 
-import collections
 import errno
+import itertools
+import struct
 import time
 from typing import TYPE_CHECKING, assert_never
 
@@ -37,9 +52,10 @@ from zmqactors.actors.messages import (
     SendReply,
 )
 from zmqactors.core.balance import Balancer
+from zmqactors.core.fairness import Admission, FairQueues
 from zmqactors.core.refusals import REFUSAL_LOG_INTERVAL, RefusalLog
 from zmqactors.core.waiter import settle
-from zmqactors.errors import ConfigurationError, ProtocolError, SecurityError
+from zmqactors.errors import ConfigurationError, ProtocolError, ResourceLimitError, SecurityError
 from zmqactors.net import security, zap
 from zmqactors.net.context import get_context
 from zmqactors.net.sockets import inproc_socket, network_socket
@@ -48,52 +64,102 @@ from zmqactors.options import GROUP_NAME
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    from zmqactors.core.handler import Handler
     from zmqactors.core.stats import Stats
     from zmqactors.options import Settings
     from zmqactors.topics import Target
 
-__all__ = ["Poller"]
+__all__ = ["INDEX", "TIMER_TICK", "Poller", "pack_arrival", "unpack_arrival"]
 
 # A worker whose request started less than this ago is "fast": the next
 # request waits for it rather than wake another thread (see Balancer).
 FAST_WORKER = 0.001
-# While every worker is full, at most this many requests wait in the poller;
-# beyond that it stops reading the network socket and ZeroMQ's high-water
-# marks push back on the senders.
-_BACKLOG_LIMIT = 1000
+
+# Poller -> worker: [server index, client, arrival, body]; worker -> poller:
+# [server index, client, reply body]. The index says which `Handler` runs it.
+INDEX = struct.Struct("!I")
+_ARRIVAL = struct.Struct("!d")
+# A request with this client and an empty body asks the worker to run its
+# server's timers (`Handler.on_deadline`): ROUTER routing ids are never empty.
+TIMER_TICK = b""
+# How much of an unknown destination an answer repeats.
+_NAME_ECHO = 200
+
+
+def pack_arrival(when: float) -> bytes:
+    """``when`` (``time.monotonic()``) as the arrival frame."""
+    return _ARRIVAL.pack(when)
+
+
+def unpack_arrival(frame: bytes) -> float:
+    """The arrival time in an arrival frame."""
+    (when,) = _ARRIVAL.unpack(frame)
+    return float(when)
 
 
 class _Served:
     """The poller's state for one running server."""
 
-    def __init__(self, server_id: str, target: Target, router: zmq.Socket[bytes]) -> None:
-        self.server_id = server_id
-        self.target = target
-        self.router = router
-        self.backend: zmq.Socket[bytes] | None = None
-        # With CURVE: the router's monitor, which reports refused handshakes.
-        self.monitor: zmq.Socket[bytes] | None = None
-        self.balancer = Balancer(FAST_WORKER)
-        self.backlog: collections.deque[tuple[bytes, bytes]] = collections.deque()
-        self.paused = False
+    def __init__(self, message: AddServer, index: int, cap: int) -> None:
+        self.server_id = message.server_id
+        self.target: Target = message.target
+        self.destinations = message.destinations
+        self.handler: Handler = message.handler
+        self.timers = message.timers
+        self.index = index
+        self.cap = cap
         self.draining = False
         self.drained: list[Future[None]] = []
+        # A timer tick is queued or running: do not queue another.
+        self.ticking = False
 
 
 class Poller(SocketActor):
-    """Owns servers' inbound sockets; routes requests to workers and replies back."""
+    """Owns the transport's inbound sockets; routes requests to the shared workers and back."""
 
     actor_name = "poller"
 
-    def __init__(self, settings: Settings, stats: Stats) -> None:
+    def __init__(
+        self, settings: Settings, stats: Stats, pool_address: str, handlers: dict[int, Handler]
+    ) -> None:
         super().__init__()
         self._settings = settings
         self._stats = stats
-        # Refused handshakes, logged one line per server and reason per interval.
+        self._pool_address = pool_address
+        # The table the workers read a request's `Handler` from; only this thread writes it.
+        self._table = handlers
+        # Refused handshakes, logged one line per address and reason per interval.
         self._refusals = RefusalLog(REFUSAL_LOG_INTERVAL)
         # Whether this transport warned of a plain-text server on the network.
         self._warned_plain = False
+        self._router: zmq.Socket[bytes] | None = None
+        self._monitor: zmq.Socket[bytes] | None = None
+        self._backend: zmq.Socket[bytes] | None = None
+        self._address = ""
+        # The CURVE public key the socket serves with (None: no CURVE).
+        self._curve_key: str | None = None
         self._servers: dict[str, _Served] = {}
+        self._by_index: dict[int, _Served] = {}
+        # The servers whose handlers have timers (notification listeners).
+        self._timed: dict[int, _Served] = {}
+        # Destination frame -> the indexes of the servers it names (several
+        # servers with one name and key take its requests in turn).
+        self._routes: dict[bytes, list[int]] = {}
+        self._turn = itertools.count()
+        self._indexes = itertools.count(1)
+        self._queues: FairQueues[tuple[bytes, bytes]] = FairQueues(settings.max_queued_bytes)
+        self._balancer = Balancer(FAST_WORKER)
+        # (server index, client) whose casts stopped the reading (back-pressure), or None.
+        self._paused: tuple[int, bytes] | None = None
+        self._resume_at = settings.max_queued_per_client // 2
+
+    def on_start(self) -> None:
+        """Bind the inproc socket the pool's workers connect to (actor thread)."""
+        backend = inproc_socket(get_context(), zmq.ROUTER)
+        backend.bind(self._pool_address)
+        self._backend = backend
+        # [worker, index, client, body]: our own workers, which always send three frames.
+        self.watch(backend, self._on_worker, frames=4)
 
     def on_receive(self, message: PollerMessage) -> str | None:
         """Handle one inbox message (actor thread)."""
@@ -107,11 +173,10 @@ class Poller(SocketActor):
                 self._remove(message.server_id)
                 return None
             case SendReply(server_id, client, body):
-                served = self._servers.get(server_id)
-                if served is None:
+                if server_id not in self._servers or self._router is None:
                     self._stats.incr("undeliverable_replies")
                 else:
-                    self._reply(served, client, body)
+                    self._reply(client, body)
                 return None
             case _:
                 assert_never(message)
@@ -119,9 +184,40 @@ class Poller(SocketActor):
     # -- servers ------------------------------------------------------------
 
     def _add(self, message: AddServer) -> str:
+        if self._router is None:
+            self._open_router(message)
+        elif (message.curve.public_key if message.curve else None) != self._curve_key:
+            # Every server of a transport reads the same settings: only a
+            # key pair file changed between two starts gets here.
+            msg = (
+                "every server of a transport shares its socket, which serves with "
+                f"CURVE key {self._curve_key}: cannot start {message.target} with "
+                f"{message.curve.public_key if message.curve else 'no key'} (did the "
+                "curve_secret_key_file change? Close the transport to serve with it)"
+            )
+            raise SecurityError(msg)
+        index = next(self._indexes)
+        served = _Served(message, index, message.executor_size)
+        self._table[index] = message.handler
+        self._queues.add(index, served.cap, self._settings.max_queued_per_client)
+        self._servers[message.server_id] = served
+        self._by_index[index] = served
+        if served.timers:
+            self._timed[index] = served
+        for dest in message.destinations:
+            self._routes.setdefault(dest, []).append(index)
+        self.log.info(
+            "server started", target=str(message.target), address=self._address, index=index
+        )
+        return self._address
+
+    def _open_router(self, message: AddServer) -> None:
+        """Create, configure and bind the network ROUTER (the first server's start)."""
         settings = self._settings
-        context = get_context()
-        router = network_socket(context, zmq.ROUTER, settings)
+        try:
+            router = network_socket(get_context(), zmq.ROUTER, settings)
+        except zmq.ZMQError as exc:
+            raise _bind_failure(settings, exc) from None
         # Report replies to vanished clients as errors instead of dropping them silently.
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         monitor = None
@@ -138,24 +234,15 @@ class Poller(SocketActor):
             raise
         except zmq.ZMQError as exc:
             _close_router(router, monitor)
-            msg = (
-                f"option {GROUP_NAME}.bind_address: cannot bind a server socket on "
-                f"{settings.bind_address!r} (ports {settings.port_min}-{settings.port_max}): "
-                f"{_bind_error(exc)}"
-            )
-            raise ConfigurationError(msg) from None
-        served = _Served(message.server_id, message.target, router)
+            raise _bind_failure(settings, exc) from None
+        self._router = router
+        self._curve_key = message.curve.public_key if message.curve else None
         if monitor is not None:
-            served.monitor = monitor
-            self.watch(monitor, lambda frames: self._on_handshake_failed(served, frames))
-        backend = inproc_socket(context, zmq.ROUTER)
-        backend.bind(message.backend_address)
-        served.backend = backend
-        self._servers[message.server_id] = served
-        self.watch(router, lambda frames: self._on_request(served, frames))
-        # [worker, client, body]: our own workers, which always send two frames.
-        self.watch(backend, lambda frames: self._on_worker(served, frames), frames=3)
+            self._monitor = monitor
+            self.watch(monitor, self._on_handshake_failed)
+        self.watch(router, self._on_request)
         address = advertised_endpoint(bound, settings.host)
+        self._address = address
         if message.curve is None and not self._warned_plain and not is_loopback_endpoint(bound):
             self._warned_plain = True
             self.log.warning(
@@ -166,18 +253,12 @@ class Poller(SocketActor):
                 bind_address=settings.bind_address,
                 target=str(message.target),
             )
-        self.log.info(
-            "server bound",
-            target=str(message.target),
-            address=address,
-            curve=message.curve is not None,
-        )
-        return address
+        self.log.info("server socket bound", address=address, curve=message.curve is not None)
 
-    def _on_handshake_failed(self, served: _Served, frames: list[bytes]) -> None:
+    def _on_handshake_failed(self, frames: list[bytes]) -> None:
         """A client was refused: its key is not allowed, it does not speak CURVE, or no ZAP.
 
-        Counted each time, logged once per server and reason per interval
+        Counted each time, logged once per reason per interval
         (`RefusalLog`): a client retrying in a loop must not flood the log.
         """
         event = parse_monitor_message(frames)
@@ -193,19 +274,26 @@ class Poller(SocketActor):
             reason = "no CURVE, or a broken handshake"
         else:
             reason = "handshake failed (a client without CURVE?)"
-        target = str(served.target)
-        line = self._refusals.refused(f"{target} {reason}", time.monotonic())
+        line = self._refusals.refused(f"{self._address} {reason}", time.monotonic())
         if line is None:
             return
         log = self.log.warning if zap_running else self.log.error
         log(
             "refused a client",
-            target=target,
+            address=self._address,
+            target=self._targets(),
             reason=reason,
             code=int(event["value"]),
             count=line[1],
             interval=REFUSAL_LOG_INTERVAL,
         )
+
+    def _targets(self) -> str:
+        """The targets served on the socket, for a log line (a count beyond a few)."""
+        servers = list(self._servers.values())
+        if len(servers) > 3:  # noqa: PLR2004 - a log line stays short
+            return f"{len(servers)} servers"
+        return ", ".join(str(served.target) for served in servers)
 
     def _bind(self, router: zmq.Socket[bytes]) -> str:
         """Bind ``router`` as the settings say; the endpoint libzmq bound (``LAST_ENDPOINT``)."""
@@ -233,7 +321,7 @@ class Poller(SocketActor):
         self._check_drained(served)
 
     def _check_drained(self, served: _Served) -> None:
-        if served.draining and served.balancer.in_progress == 0 and not served.backlog:
+        if served.draining and self._queues.idle(served.index):
             for future in served.drained:
                 settle(future)
             served.drained.clear()
@@ -242,110 +330,243 @@ class Poller(SocketActor):
         served = self._servers.pop(server_id, None)
         if served is None:
             return
-        if served.monitor is not None:
-            self.unwatch(served.monitor)
-        for sock in (served.router, served.backend):
-            if sock is not None:
-                self.unwatch(sock)
-        _close_router(served.router, served.monitor)
-        if served.backend is not None:
-            served.backend.close()
+        index = served.index
+        del self._by_index[index]
+        self._timed.pop(index, None)
+        for dest in served.destinations:
+            indexes = self._routes.get(dest)
+            if indexes is not None and index in indexes:
+                indexes.remove(index)
+                if not indexes:
+                    del self._routes[dest]
+        left = self._queues.remove(index)
+        if left:
+            self._stats.incr("rejected_stopping", len(left))
+        if self._paused is not None and self._paused[0] == index:
+            self._resume()
+        # A worker may still be running one of its requests: it finds no
+        # handler for a late one, and its answer is counted undeliverable.
+        self._table.pop(index, None)
         for future in served.drained:
             settle(future)
+        if not self._servers:
+            self._close_router()
+
+    def _close_router(self) -> None:
+        router, self._router = self._router, None
+        monitor, self._monitor = self._monitor, None
+        if router is None:
+            return
+        if monitor is not None:
+            self.unwatch(monitor)
+        self.unwatch(router)
+        _close_router(router, monitor)
+        self._paused = None
+        self.log.info("server socket closed", address=self._address)
+        self._address = ""
 
     # -- traffic ------------------------------------------------------------
 
-    def _on_request(self, served: _Served, frames: list[bytes]) -> None:
+    def _on_request(self, frames: list[bytes]) -> None:
         if len(frames) != 4:  # noqa: PLR2004 - client identity, header, destination, body
             self._stats.incr("protocol_errors")
             self.log.warning("dropped a request", reason=f"{len(frames)} frames, expected 4")
             return
-        client, header, _dest, body = frames
+        client, header, dest, body = frames
         try:
             wire.check_header(header)
         except ProtocolError as exc:
             self._stats.incr("protocol_errors")
             self.log.warning("dropped a request", reason=str(exc))
             return
+        indexes = self._routes.get(dest)
+        if not indexes:
+            self._not_served(client, dest, body)
+            return
+        index = indexes[0] if len(indexes) == 1 else indexes[next(self._turn) % len(indexes)]
+        served = self._by_index[index]
         if served.draining:
             self._refuse_stopping(served, client, body)
             return
-        served.backlog.append((client, body))
-        self._pump(served)
-        if len(served.backlog) >= _BACKLOG_LIMIT and not served.paused:
-            served.paused = True
-            self.unwatch(served.router)
+        queues = self._queues
+        size = len(body)
+        admission = queues.admit(index, client, size)
+        if admission is not Admission.OK and not self._over_bound(served, client, body, admission):
+            return
+        queues.push(index, client, (pack_arrival(time.monotonic()), body), size)
+        self._pump()
 
-    def _send_to(self, served: _Served, worker: bytes, client: bytes, body: bytes) -> None:
-        assert served.backend is not None  # noqa: S101 - set in _add
-        send_frames(served.backend, (worker, client, body))
-
-    def _on_worker(self, served: _Served, frames: list[bytes]) -> None:
-        worker, client, body = frames
-        balancer = served.balancer
+    def _on_worker(self, frames: list[bytes]) -> None:
+        worker, index, client, body = frames
+        balancer = self._balancer
         if balancer.known(worker):
             balancer.done(worker, time.monotonic())
         else:
             balancer.add(worker)
+        served = None
+        if index:
+            (key,) = INDEX.unpack(index)
+            self._queues.done(key)
+            served = self._by_index.get(key)
+            if served is not None and client == TIMER_TICK:
+                served.ticking = False
         if body:
-            self._reply(served, client, body)
-        self._pump(served)
-        self._check_drained(served)
+            # Even if its server was removed meanwhile: the caller still waits.
+            if self._router is None:
+                self._stats.incr("undeliverable_replies")
+            else:
+                self._reply(client, body)
+        self._pump()
+        if served is not None:
+            self._check_drained(served)
 
-    def _pump(self, served: _Served) -> None:
+    def _pump(self) -> None:
         """Hand queued requests to workers while the balancer finds one."""
-        backlog = served.backlog
-        if not backlog:
+        queues = self._queues
+        paused = self._paused
+        if paused is not None and queues.queued_for(*paused) <= self._resume_at:
+            self._resume()
+        if not queues.waiting:
             return
-        balancer = served.balancer
+        balancer = self._balancer
+        backend = self._backend
+        assert backend is not None  # noqa: S101 - bound in on_start
         now = time.monotonic()
-        while backlog:
-            worker = balancer.take(now, len(backlog))
+        # Only servers below their cap may run more: the others' work waits.
+        while queues.runnable:
+            worker = balancer.take(now, queues.waiting)
             if worker is None:
                 break
-            client, body = backlog.popleft()
-            self._send_to(served, worker, client, body)
-        if served.paused and len(backlog) < _BACKLOG_LIMIT // 2:
-            served.paused = False
-            self.watch(served.router, lambda f: self._on_request(served, f))
+            picked = queues.pop()
+            assert picked is not None  # noqa: S101 - runnable said so
+            key, client, (arrival, body) = picked
+            send_frames(backend, (worker, INDEX.pack(key), client, arrival, body))
 
     def next_deadline(self) -> float | None:
-        """When a server's queued requests should be looked at again."""
-        times = [
-            s.balancer.wake_at
-            for s in self._servers.values()
-            if s.backlog and s.balancer.wake_at is not None
-        ]
-        return min(times) if times else None
+        """When queued requests, or a server's timers, should be looked at again."""
+        # Only while a server below its cap has work: take() refreshes wake_at then.
+        wake = self._balancer.wake_at if self._queues.runnable else None
+        for served in self._timed.values():
+            if not served.ticking:
+                due = served.handler.next_deadline()
+                if due is not None and (wake is None or due < wake):
+                    wake = due
+        return wake
 
-    def on_deadline(self, now: float) -> None:  # noqa: ARG002 - each pump reads the clock
-        """A worker may have stopped being fast: hand its queue to others."""
-        for served in list(self._servers.values()):
-            self._pump(served)
+    def on_deadline(self, now: float) -> None:
+        """Queue due timers; a worker may have stopped being fast: hand its queue to others."""
+        for served in self._timed.values():
+            if not served.ticking:
+                due = served.handler.next_deadline()
+                if due is not None and due <= now:
+                    served.ticking = True
+                    self._queues.push(served.index, TIMER_TICK, (pack_arrival(now), b""), 0)
+        self._pump()
 
-    def _reply(self, served: _Served, client: bytes, body: bytes) -> None:
+    def _reply(self, client: bytes, body: bytes) -> None:
+        router = self._router
+        assert router is not None  # noqa: S101 - callers check
         try:
-            send_frames(served.router, (client, wire.HEADER, body), block=False)
+            send_frames(router, (client, wire.HEADER, body), block=False)
         except zmq.ZMQError as exc:
             # The client went away (EHOSTUNREACH) or stopped reading (EAGAIN).
             self._stats.incr("undeliverable_replies")
-            self.log.info("reply not delivered", target=str(served.target), error=str(exc))
+            self.log.info("reply not delivered", error=str(exc))
+
+    # -- the rare paths: decode to answer -------------------------------------
+
+    def _decode(self, body: bytes) -> wire.Message | None:
+        """The message in ``body``, or None (a malformed body is a counted protocol error)."""
+        try:
+            return wire.decode_body(body, self._settings.decode_limits)
+        except ProtocolError as exc:
+            self._stats.incr("protocol_errors")
+            self.log.warning("dropped a request", reason=str(exc))
+            return None
+
+    def _decode_request(self, body: bytes) -> wire.Request | None:
+        """The request in ``body``, or None (not a request, or malformed: see `_decode`)."""
+        message = self._decode(body)
+        return message if isinstance(message, wire.Request) else None
+
+    def _answer(
+        self, client: bytes, request: wire.Request, kind: wire.ErrorKind, text: str
+    ) -> None:
+        """Answer a call or acknowledged cast with an `ErrorReply` (a plain cast gets nothing)."""
+        if request.kind is wire.CallKind.CAST:
+            return
+        exc_type = {
+            wire.ErrorKind.BUSY: "zmqactors.errors.ServerBusyError",
+        }.get(kind, "zmqactors.errors.NoRespondersError")
+        self._reply(client, wire.encode(wire.ErrorReply(request.msg_id, kind, exc_type, text))[1])
+
+    def _not_served(self, client: bytes, dest: bytes, body: bytes) -> None:
+        self._stats.incr("not_served")
+        request = self._decode_request(body)
+        if request is None:
+            return
+        # From the network: quoted (repr) and cut, never echoed raw.
+        key, _, name = dest[:_NAME_ECHO].decode(errors="replace").partition("\0")
+        text = f"{self._address} does not serve {key!r} server={name!r} (stopped, or a stale route)"
+        self._answer(client, request, wire.ErrorKind.NOT_SERVED, text)
 
     def _refuse_stopping(self, served: _Served, client: bytes, body: bytes) -> None:
         self._stats.incr("rejected_stopping")
-        try:
-            request = wire.decode_body(body, self._settings.max_message_size)
-        except ProtocolError:
-            self._stats.incr("protocol_errors")
+        request = self._decode_request(body)
+        if request is None or request.kind is wire.CallKind.ACKED_CAST:
+            # An acknowledged cast gets no answer: its sender retries elsewhere.
             return
-        if isinstance(request, wire.Request) and request.kind is wire.CallKind.CALL:
-            reply = wire.ErrorReply(
-                request.msg_id,
-                wire.ErrorKind.STOPPING,
-                "zmqactors.errors.NoRespondersError",
-                f"server {served.target.server} of {served.target.topic} is stopping",
+        text = f"server {served.target.server} of {served.target.topic} is stopping"
+        self._answer(client, request, wire.ErrorKind.STOPPING, text)
+
+    def _over_bound(
+        self, served: _Served, client: bytes, body: bytes, admission: Admission
+    ) -> bool:
+        """A request beyond a bound: whether to queue it anyway (a plain cast, reading paused).
+
+        A call or acknowledged cast is answered BUSY at once (nothing ran;
+        the caller may retry). A plain cast or a notification cannot be
+        answered: past its client's bound it is queued and the poller stops
+        reading (ZeroMQ's and TCP's queues then push back on the sender,
+        whose casts block rather than get lost); past the byte bound it is
+        refused and counted.
+        """
+        message = self._decode(body)
+        if message is None:
+            return False
+        if not isinstance(message, wire.Request) or message.kind is wire.CallKind.CAST:
+            # A plain cast or a notification: nobody to tell it is busy.
+            if admission is Admission.CLIENT_FULL:
+                self._pause(served.index, client)
+                return True
+            self._stats.incr("busy_refused")
+            return False
+        request = message
+        self._stats.incr("busy_refused")
+        if admission is Admission.CLIENT_FULL:
+            limit = self._settings.max_queued_per_client
+            text = (
+                f"server {served.target} is busy: {limit} requests of this client are "
+                f"queued (option {GROUP_NAME}.max_queued_per_client)"
             )
-            self._reply(served, client, wire.encode(reply)[1])
+        else:
+            text = (
+                f"server {served.target} is busy: {self._queues.queued_bytes} bytes of "
+                f"requests are queued (option {GROUP_NAME}.max_queued_bytes)"
+            )
+        self._answer(client, request, wire.ErrorKind.BUSY, text)
+        return False
+
+    def _pause(self, index: int, client: bytes) -> None:
+        if self._paused is None and self._router is not None:
+            self._paused = (index, client)
+            self._stats.incr("reads_paused")
+            self.unwatch(self._router)
+
+    def _resume(self) -> None:
+        self._paused = None
+        if self._router is not None:
+            self.watch(self._router, self._on_request)
 
     # -- life cycle ---------------------------------------------------------
 
@@ -356,20 +577,41 @@ class Poller(SocketActor):
                 settle(future)
 
     def close_sockets(self) -> None:
-        """Close every server's sockets."""
-        for served in self._servers.values():
-            _close_router(served.router, served.monitor)
-            if served.backend is not None:
-                served.backend.close()
+        """Close the network socket and the workers' socket."""
+        self._close_router()
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
         self._servers.clear()
+        self._by_index.clear()
+        self._timed.clear()
 
 
-def _bind_error(exc: zmq.ZMQError) -> str:
+def _bind_failure(settings: Settings, exc: zmq.ZMQError) -> Exception:
+    """The error for a server socket that cannot be bound."""
+    if exc.errno == errno.EMFILE:
+        msg = (
+            "cannot open a server socket: this process reached its limit of open "
+            "files (RLIMIT_NOFILE: raise it with ulimit -n or LimitNOFILE=) or the "
+            f"ZeroMQ context its socket limit (ZMQ_MAX_SOCKETS): {exc}"
+        )
+        return ResourceLimitError(msg)
+    if exc.errno == errno.ENFILE:
+        msg = (
+            "cannot open a server socket: the system's limit of open files is "
+            f"reached (fs.file-max): {exc}"
+        )
+        return ResourceLimitError(msg)
     # libzmq says "No such device" for a name it could neither resolve nor
     # find as an interface: say that in words a user can act on.
+    reason = str(exc)
     if exc.errno == errno.ENODEV:
-        return "not an address of this host, a host name that resolves, nor a network interface"
-    return str(exc)
+        reason = "not an address of this host, a host name that resolves, nor a network interface"
+    msg = (
+        f"option {GROUP_NAME}.bind_address: cannot bind a server socket on "
+        f"{settings.bind_address!r} (ports {settings.port_min}-{settings.port_max}): {reason}"
+    )
+    return ConfigurationError(msg)
 
 
 def _close_router(router: zmq.Socket[bytes], monitor: zmq.Socket[bytes] | None) -> None:

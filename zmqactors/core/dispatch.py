@@ -40,6 +40,7 @@ from zmqactors.topics import Target, version_compatible
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
+    from zmqactors._limits import DecodeLimits
     from zmqactors.core.handler import ServerTracer
     from zmqactors.core.stats import Stats
 
@@ -48,6 +49,7 @@ __all__ = [
     "Dispatcher",
     "Exposure",
     "check_exposure",
+    "expired",
     "expose",
     "exposed_methods",
     "request_context",
@@ -60,6 +62,7 @@ _EXPOSURES: Final[tuple[str, ...]] = get_args(Exposure)
 # Set on a function by `expose`; copied by functools.wraps like any attribute.
 _MARK: Final = "__zmqactors_exposed__"
 _F = TypeVar("_F")
+_Msg = TypeVar("_Msg", bound=wire.Message)
 
 _log = structlog.get_logger("zmqactors.dispatch")
 _EMPTY: Mapping[str, Any] = {}
@@ -192,6 +195,48 @@ class _Failure(Exception):  # noqa: N818 - internal control flow, carries an Err
         self.message = message
 
 
+def decode_as(
+    kind: type[_Msg], body: bytes, limits: DecodeLimits | int, stats: Stats, log: Any
+) -> _Msg | None:
+    """The ``kind`` message in ``body``, or None: malformed or another kind (counted, logged).
+
+    Both count as ``protocol_errors``: a peer sent what this handler never takes.
+    """
+    try:
+        message = wire.decode_body(body, limits)
+    except ProtocolError as exc:
+        stats.incr("protocol_errors")
+        log.warning("dropped a malformed message", expected=kind.__name__, error=str(exc))
+        return None
+    if not isinstance(message, kind):
+        stats.incr("protocol_errors")
+        log.warning(
+            "dropped a message of the wrong kind",
+            expected=kind.__name__,
+            got=type(message).__name__,
+        )
+        return None
+    return message
+
+
+def expired(request: wire.Request, arrival: float, stats: Stats) -> bool:
+    """Whether ``request`` waited past its timeout since ``arrival`` (counted: ``expired_dropped``).
+
+    Only calls and acknowledged casts expire: their caller stops waiting
+    at its timeout, so running them would be wasted (and surprising) work.
+    Clocks of two hosts are never compared: arrival plus the timeout falls
+    after the caller's own deadline, so a call its caller still waits for is
+    never dropped. ``arrival`` is ``time.monotonic()``.
+    """
+    timeout = request.timeout
+    if timeout is None or request.kind is wire.CallKind.CAST:
+        return False
+    if time.monotonic() - arrival <= timeout:
+        return False
+    stats.incr("expired_dropped")
+    return True
+
+
 class Dispatcher:
     """Finds and calls the endpoint method a request names. Any worker thread."""
 
@@ -206,9 +251,15 @@ class Dispatcher:
         exposed: Exposure = "methods",
         send_tracebacks: bool = False,
         tracer: ServerTracer | None = None,
+        decode_limits: DecodeLimits | None = None,
     ) -> None:
         self._target = target
         self._tracer = tracer
+        # What a request may decode to (Settings.decode_limits); by default the
+        # default limits within max_message_size.
+        self._decode_limits: DecodeLimits | int = (
+            max_message_size if decode_limits is None else decode_limits
+        )
         self._endpoints = tuple(endpoints)
         # Fixed now: name -> (endpoint, bound method), in endpoint order.
         self._methods: dict[str, list[tuple[object, Callable[..., Any]]]] = {}
@@ -225,21 +276,21 @@ class Dispatcher:
         self._counters = ServerStats()
         self._log = _log.bind(actor="worker", target=str(target))
 
-    def handle(self, body: bytes, client: bytes = b"") -> bytes | None:  # noqa: ARG002 - replies go back inline
+    def handle(
+        self,
+        body: bytes,
+        client: bytes = b"",  # noqa: ARG002 - replies go back inline
+        arrival: float | None = None,
+    ) -> bytes | None:
         """Run the request in ``body``; return the reply body, or None when none is due.
 
         Never raises for anything a peer sent: malformed requests are logged,
-        counted (``protocol_errors``) and answered with nothing.
+        counted (``protocol_errors``) and answered with nothing. A call or
+        acknowledged cast whose caller has given up (`expired`) is counted
+        (``expired_dropped``) and neither run nor answered.
         """
-        try:
-            request = wire.decode_body(body, self._max_size)
-        except ProtocolError as exc:
-            self._stats.incr("protocol_errors")
-            self._log.warning("dropped a malformed request", error=str(exc))
-            return None
-        if not isinstance(request, wire.Request):
-            self._stats.incr("protocol_errors")
-            self._log.warning("dropped a reply sent to a server socket")
+        request = self._runnable(body, arrival)
+        if request is None:
             return None
         if request.kind is wire.CallKind.ACKED_CAST:
             return self._handle_acked(request)
@@ -288,6 +339,15 @@ class Dispatcher:
             self._stats.incr("misrouted")
         self._log.info("request refused", msg_id=request.msg_id.hex(), reason=failure.message)
         return self._error(request, failure.kind, failure.exc_type, failure.message, "")
+
+    def _runnable(self, body: bytes, arrival: float | None) -> wire.Request | None:
+        """The request in ``body`` if it is one to run (not malformed, not expired)."""
+        request = decode_as(wire.Request, body, self._decode_limits, self._stats, self._log)
+        if request is None:
+            return None
+        if arrival is not None and expired(request, arrival, self._stats):
+            return None
+        return request
 
     def _handle_acked(self, request: wire.Request) -> bytes | None:
         """Run an acknowledged cast once per message id; the body to send back, or None.

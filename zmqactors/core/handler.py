@@ -28,11 +28,15 @@ class ServerTracer(Protocol):
 class Handler(Protocol):
     """What a worker runs for each request body (an RPC or a notification dispatcher)."""
 
-    def handle(self, body: bytes, client: bytes = b"") -> bytes | None:
+    def handle(
+        self, body: bytes, client: bytes = b"", arrival: float | None = None
+    ) -> bytes | None:
         """Run the request from ``client``; return the reply body, or None.
 
         Never raises for bad input. ``client`` identifies the caller's
-        connection, for handlers that reply later (`SendReply`).
+        connection, for handlers that reply later (`SendReply`). ``arrival``
+        is when the poller received it (``time.monotonic()``): a call whose
+        ``timeout`` has passed since is dropped unrun (`expired`).
         """
 
     def next_deadline(self) -> float | None:

@@ -25,8 +25,7 @@ import structlog
 
 from zmqactors import wire
 from zmqactors.core.batch import Batcher
-from zmqactors.core.dispatch import request_context_set
-from zmqactors.errors import ProtocolError
+from zmqactors.core.dispatch import decode_as, request_context_set
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -115,17 +114,15 @@ class NotificationDispatcher:
 
     # -- Handler ------------------------------------------------------------
 
-    def handle(self, body: bytes, client: bytes = b"") -> bytes | None:  # noqa: ARG002 - notifications get no reply
+    def handle(
+        self,
+        body: bytes,
+        client: bytes = b"",  # noqa: ARG002 - notifications get no reply
+        arrival: float | None = None,  # noqa: ARG002 - nor expire
+    ) -> bytes | None:
         """Deliver (or batch) the notification in ``body``; never answers, never raises."""
-        try:
-            message = wire.decode_body(body, self._limits)
-        except ProtocolError as exc:
-            self._stats.incr("protocol_errors")
-            self._log.warning("dropped a malformed notification", error=str(exc))
-            return None
-        if not isinstance(message, wire.Notification):
-            self._stats.incr("protocol_errors")
-            self._log.warning("dropped a non-notification sent to a listener")
+        message = decode_as(wire.Notification, body, self._limits, self._stats, self._log)
+        if message is None:
             return None
         if (message.exchange, message.topic) not in self._targets:
             self._stats.incr("misrouted")

@@ -33,8 +33,16 @@ class Stats:
     again), ``duplicates_dropped`` (copies of an acknowledged cast a server did
     not run again), ``misrouted`` (a request for a target the receiving server
     does not serve), ``rejected_stopping`` (requests that reached a stopping
-    server); with CURVE: ``auth_rejections`` (a server refused a client's
-    handshake: key not on its allow-list, or no CURVE), ``auth_failures`` (a
+    server), ``not_served`` (requests for a destination no server of the
+    transport serves: a stale route or a stopped server; a call is answered
+    `NoRespondersError`), ``expired_dropped`` (calls and acknowledged casts
+    dropped unrun because their timeout passed while they were queued),
+    ``busy_refused`` (requests refused past ``max_queued_per_client`` or
+    ``max_queued_bytes``: a call is answered `ServerBusyError`, a cast is
+    dropped), ``reads_paused`` (times a client's casts past
+    ``max_queued_per_client`` made the server stop reading); with CURVE:
+    ``auth_rejections`` (a server refused a client's handshake: key not on
+    its allow-list, or no CURVE), ``auth_failures`` (a
     server refused this client's handshake) and ``security_refusals`` (casts
     not sent because client and server disagree on CURVE), ``untrusted_routes``
     (distinct routes refused because their key is not pinned in

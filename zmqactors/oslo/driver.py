@@ -18,6 +18,12 @@ What oslo's interface asks and how it is met:
   gets it, and an absent one costs oslo's ``MessagingTimeout`` after the
   timeout, as with RabbitMQ. With ``transport_options.at_least_once`` it
   raises ``MessageUndeliverable`` at once instead (RabbitMQ's mandatory flag).
+  A server that answers busy (zmqactors' ``ServerBusyError``: its queues for
+  this client are full, nothing ran) is tried again the same way, backing
+  off; past the deadline oslo gets ``MessagingTimeout`` saying it was busy.
+  Not ``MessageDeliveryFailure``: oslo callers (nova, neutron) retry or
+  report on a timeout, and a busy server that frees up within the timeout
+  should serve the call, as a busy RabbitMQ consumer would.
   ``call_monitor_timeout`` fails the call early when the server sends neither
   reply nor heartbeat for that long. A remote exception is re-raised as its
   own type when its module is allowed, else as oslo's ``RemoteError``. Its
@@ -85,6 +91,7 @@ from zmqactors.errors import (
     NoRespondersError,
     ProtocolError,
     RemoteError,
+    ServerBusyError,
     TransportClosedError,
 )
 from zmqactors.oslo import _envelope
@@ -291,7 +298,8 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
                         raise oslo_messaging.MessagingException(str(exc)) from None
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                msg = f"no reply to {method!r} from {zt} within {timeout}s (no server answered)"
+                why = result if route is not None and result else "no server answered"
+                msg = f"no reply to {method!r} from {zt} within {timeout}s ({why})"
                 raise _timeout_error(msg)
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, _RETRY_MAX)
@@ -353,6 +361,11 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
             with contextlib.suppress(TransportClosedError):
                 runtime.refresh(zt)
             return False, None
+        except ServerBusyError as exc:
+            # Nothing ran and the server said so at once: back off and try
+            # again until the deadline, as a busy RabbitMQ consumer makes a
+            # call wait; oslo callers then get the MessagingTimeout they handle.
+            return False, f"the server was busy: {exc}"
         except MessagingTimeout as exc:
             raise _timeout_error(str(exc)) from None
         except RemoteError as exc:

@@ -1,12 +1,13 @@
 """The server side of the oslo.messaging driver: listeners and incoming messages.
 
 `OsloListener` is an oslo ``Listener`` (the callback kind, not the polling
-kind: one hop fewer). Behind it runs a zmqactors `Service` whose single
-worker actor decodes each request or notification and hands it straight to
-oslo's callback, which queues it on oslo's executor; the actor answers
-nothing itself. oslo's executor later calls `RpcIncoming.reply` (or
-``heartbeat``) from its own thread, which sends the reply through
-`Service.send_reply`.
+kind: one hop fewer). Behind it runs a zmqactors `Service` whose handler,
+one request at a time on the transport's worker pool, decodes each request
+or notification and hands it straight to oslo's callback, which queues it on
+oslo's executor; the handler answers nothing itself (a call whose caller has
+already given up is dropped and counted, ``expired_dropped``). oslo's
+executor later calls `RpcIncoming.reply` (or ``heartbeat``) from its own
+thread, which sends the reply through `Service.send_reply`.
 
 Life cycle, as oslo's ``MessageHandlingServer`` drives it:
 
@@ -15,7 +16,7 @@ Life cycle, as oslo's ``MessageHandlingServer`` drives it:
   "stopping" answer and the caller tries another server until its deadline);
   a partial batch is flushed; the callback is never called again.
 - oslo waits for its executor, so replies of calls in progress still go out;
-- ``cleanup()``: release the socket and the worker actor.
+- ``cleanup()``: leave the transport's socket and worker pool.
 
 ``requeue()`` puts the message back on the wire to this listener, as
 RabbitMQ puts it back in its queue: it is delivered again at once, as often
@@ -40,6 +41,7 @@ from oslo_messaging._drivers import base
 
 from zmqactors import wire
 from zmqactors.core.batch import Batcher
+from zmqactors.core.dispatch import expired
 from zmqactors.errors import MessagingError, MessagingTimeout, ProtocolError
 from zmqactors.oslo import _envelope
 from zmqactors.transport.service import Service
@@ -188,14 +190,22 @@ class _Handler:
         )
         self._log = _log.bind(actor="worker")
 
-    def handle(self, body: bytes, client: bytes = b"") -> bytes | None:
-        """Hand the request or notification in ``body`` to oslo; maybe answer a refusal."""
+    def handle(
+        self, body: bytes, client: bytes = b"", arrival: float | None = None
+    ) -> bytes | None:
+        """Hand the request or notification in ``body`` to oslo; maybe answer a refusal.
+
+        A call whose caller has given up (``timeout`` passed since
+        ``arrival``) is dropped and counted (``expired_dropped``), not handed over.
+        """
         listener = self._listener
         try:
             message = wire.decode_body(body, listener.decode_limits)
         except ProtocolError as exc:
             return self._drop(None, "protocol_errors", f"malformed message: {exc}")
         if isinstance(message, wire.Request) and self._rpc:
+            if arrival is not None and expired(message, arrival, listener.stats):
+                return None
             return self._request(message, body, client)
         if isinstance(message, wire.Notification) and not self._rpc:
             self._notification(message, body)
@@ -279,6 +289,9 @@ class _Handler:
 class _Service(Service):
     """The zmqactors service behind one `OsloListener`."""
 
+    # A partial batch is flushed by a timer (`_Handler.next_deadline`).
+    _timers = True
+
     def __init__(
         self,
         transport: Transport,
@@ -286,8 +299,8 @@ class _Service(Service):
         registrations: list[tuple[str, str]],
         make_handler: Callable[[], _Handler],
     ) -> None:
-        # One worker actor: it only decodes and queues on oslo's executor,
-        # and one keeps batches in arrival order.
+        # One request at a time: it only decodes and queues on oslo's
+        # executor, and one at a time keeps batches in arrival order.
         super().__init__(transport, label, 1)
         self.label = label
         self._keys = registrations
@@ -362,7 +375,7 @@ class OsloListener(base.Listener):  # type: ignore[misc] # oslo ships no type hi
             super().stop()
 
     def cleanup(self) -> None:
-        """Release the socket and the worker actor (after ``stop``, or stopping first)."""
+        """Leave the transport's socket and worker pool (after ``stop``, or stopping first)."""
         self.stop()
         try:
             self._service.wait(timeout=_CLEANUP_TIMEOUT)

@@ -59,8 +59,8 @@ def _release(holder: _Holder) -> None:
     actors, holder.actors = holder.actors, None
     if actors is None or actors.pid != os.getpid():
         return
-    workers = [ref for refs in actors.workers.values() for ref in refs]
-    for ref in [*workers, *actors.refs()]:
+    actors.stop_pool()
+    for ref in actors.refs():
         with contextlib.suppress(pykka.ActorDeadError):
             ref.stop(block=False)
 
@@ -168,13 +168,10 @@ class Transport:
         # reuse a freed one's id().
         return f"{os.getpid()}-{next(_server_ids)}"
 
-    def track(self, service: Served, workers: list[pykka.ActorRef[Any]]) -> None:
-        """Remember a started service (close() aborts it) and its workers (for the finalizer)."""
+    def track(self, service: Served) -> None:
+        """Remember a started service (close() aborts it)."""
         with self._lock:
             self._servers.add(service)
-            actors = self._holder.actors
-            if actors is not None:
-                actors.workers[id(service)] = list(workers)
 
     def served_stats(self) -> list[tuple[Mapping[str, str], ServerStats]]:
         """Labels and counters of each running service that counts (for the metrics)."""
@@ -186,9 +183,6 @@ class Transport:
         """Forget a service that has stopped."""
         with self._lock:
             self._servers.discard(service)
-            actors = self._holder.actors
-            if actors is not None:
-                actors.workers.pop(id(service), None)
 
     # -- closing ----------------------------------------------------------------
 
@@ -219,6 +213,7 @@ class Transport:
         _stop_all([actors.reply_waiter])
         for server in servers:
             server.abort()
+        actors.stop_pool()
         _stop_all(actors.refs())
 
     def __enter__(self) -> Self:

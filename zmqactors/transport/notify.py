@@ -163,7 +163,8 @@ class NotificationListener(Service):
     of at most ``batch_size`` dicts, flushed at the latest ``batch_timeout``
     seconds after the first one arrived. An endpoint's optional
     ``filter_rule`` (`NotificationFilter`) selects by publisher and event type.
-    A batch listener runs one worker thread, so batches keep arrival order.
+    A batch listener runs one notification (or flush) at a time, so batches
+    keep arrival order.
     Life cycle as for `RPCServer` (`start`, `stop`, `wait`, context manager).
     """
 
@@ -204,6 +205,9 @@ class NotificationListener(Service):
         size = 1 if batch_size > 1 else executor_size or transport.settings.executor_size
         label = self.targets[0].evolve(server=f"{self._listener_id}:{pool or ''}")
         super().__init__(transport, label, size)
+
+    # Batch flushes and requeues are timers (`NotificationDispatcher.next_deadline`).
+    _timers = True
 
     def _handler(self) -> NotificationDispatcher:
         return NotificationDispatcher(

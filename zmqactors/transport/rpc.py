@@ -385,7 +385,8 @@ class RPCServer(Service):
     """Serves the public methods of ``endpoints`` to the clients of ``target``.
 
     Endpoints are plain objects; a call ``client.call("add", a=1)`` runs
-    ``endpoint.add(a=1)`` on one of ``executor_size`` worker threads. An
+    ``endpoint.add(a=1)`` on a thread of the transport's worker pool, at
+    most ``executor_size`` of this server's calls at once. An
     endpoint may carry a ``target`` attribute whose ``namespace`` and
     ``version`` say what it serves. The server's name is ``target.server``,
     else the transport's ``host`` option, else this machine's host name.
@@ -460,6 +461,7 @@ class RPCServer(Service):
             exposed=self.exposed,
             send_tracebacks=settings.send_tracebacks,
             tracer=self.transport.tracing,
+            decode_limits=settings.decode_limits,
         )
         if service is not None:
             service.bind(dispatcher.counters)

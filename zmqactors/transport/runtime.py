@@ -7,12 +7,21 @@ through its methods: none of them builds an actor message or holds an actor
 reference. Clients' methods run in the caller's thread and cost no hop but
 the one hand-off to the reply-waiter (`call`, `cast`, `notify`); a lookup
 that misses the route cache adds a round trip to the matchmaker actor.
+
+Longer than 400 lines on purpose: it is the seam (the architecture's rule
+that only it builds actor messages), so every client and service path
+into the actors, the worker pool's life included, passes through here.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import dataclasses
+import errno
+import itertools
 import os
+import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pykka
@@ -36,7 +45,7 @@ from zmqactors.actors.reply_waiter import ReplyWaiter
 from zmqactors.actors.worker import Worker
 from zmqactors.core.routes import RouteCache
 from zmqactors.core.window import SendWindow
-from zmqactors.errors import MessagingTimeout, TransportClosedError
+from zmqactors.errors import MessagingTimeout, ResourceLimitError, TransportClosedError
 from zmqactors.matchmaker import matchmaker_for
 from zmqactors.net import limits, security
 from zmqactors.topics import matchmaker_key, notification_key
@@ -60,6 +69,9 @@ __all__ = ["Host", "Runtime", "Served"]
 
 # How long a service's requests to the poller and the matchmaker may take.
 ACTOR_TIMEOUT = 10.0
+# Names the inproc endpoint of each pool: unique in the process, since a
+# closed transport's endpoints are unbound asynchronously.
+_pools = itertools.count()
 
 
 class Served(Protocol):
@@ -88,8 +100,8 @@ class Host(Protocol):
     def next_id(self) -> str:
         """A server id unique in this process."""
 
-    def track(self, service: Served, workers: list[pykka.ActorRef[Any]]) -> None:
-        """Remember a running service (for close()) and its workers (for the finalizer)."""
+    def track(self, service: Served) -> None:
+        """Remember a running service (for close())."""
 
     def untrack(self, service: Served) -> None:
         """Forget a service that has stopped."""
@@ -125,9 +137,21 @@ class Runtime:
     # The reply-waiter's inbox, for `_send`.
     reply_inbox: PollingInbox
     poller: pykka.ActorRef[Any] | None = None
-    # The workers of the running services, by id(service): the finalizer
-    # cannot reach the services (they hold the transport), yet must stop these.
-    workers: dict[int, list[pykka.ActorRef[Any]]] = dataclasses.field(default_factory=dict)
+    # The pool of workers every server of the transport shares (started with
+    # the poller, grown to the largest executor_size of its servers), the
+    # inproc address they reach the poller at, and the table of each
+    # server's `Handler` by index (written by the poller, read by workers).
+    pool: list[pykka.ActorRef[Any]] = dataclasses.field(default_factory=list)
+    pool_address: str = ""
+    handlers: dict[int, Handler] = dataclasses.field(default_factory=dict)
+    # Re-entrant: a signal handler closing the transport may run `stop_pool`
+    # on the thread that is inside `_grow_pool`.
+    pool_lock: threading.RLock = dataclasses.field(default_factory=threading.RLock)
+    pool_stopped: bool = False
+    # How many running services hold each registration (see `register`).
+    registered: collections.Counter[tuple[str, str, str, str | None]] = dataclasses.field(
+        default_factory=collections.Counter
+    )
 
     @classmethod
     def start(cls, settings: Settings, stats: Stats) -> Runtime:
@@ -154,12 +178,26 @@ class Runtime:
     def start_poller(self, settings: Settings) -> pykka.ActorRef[Any]:
         """The poller, started now if it is not (caller holds the transport's lock)."""
         if self.poller is None:
-            self.poller = Poller.start(settings, self.stats)
+            self.pool_address = f"inproc://zmqactors-pool-{os.getpid()}-{next(_pools)}"
+            self.poller = Poller.start(settings, self.stats, self.pool_address, self.handlers)
         return self.poller
 
     def refs(self) -> list[pykka.ActorRef[Any]]:
-        """The transport-wide actors (not the services' workers)."""
+        """The transport-wide actors but the worker pool (`stop_pool`)."""
         return [r for r in (self.poller, self.reply_waiter, self.matchmaker) if r is not None]
+
+    def stop_pool(self) -> None:
+        """Ask the pool's workers to stop, without waiting; no worker starts after. Any thread.
+
+        Not waited for: a worker inside a slow endpoint stops once it
+        returns (its answer to a closed poller times out), as pykka's stop
+        cannot interrupt it.
+        """
+        with self.pool_lock:
+            self.pool_stopped = True
+            pool, self.pool = self.pool, []
+        for ref in pool:
+            _stop_quietly(ref)
 
     # -- routes -------------------------------------------------------------
 
@@ -302,49 +340,73 @@ class Runtime:
 
     # -- services -----------------------------------------------------------------
 
-    def add_server(
+    def add_server(  # noqa: PLR0917 - the fields of AddServer
         self,
         server_id: str,
         label: Target,
-        backend: str,
+        destinations: tuple[bytes, ...],
+        executor_size: int,
+        handler: Handler,
+        timers: bool,
         curve: ServerCurve | None,
     ) -> str:
-        """Bind a server socket in the poller, routing to ``backend``; its advertised address.
+        """Serve ``destinations`` with ``handler`` on the shared pool; the advertised address.
 
-        The poller must be running (``Transport.runtime(serving=True)``).
+        Grows the pool to ``executor_size`` workers first. The poller must be
+        running (``Transport.runtime(serving=True)``). Raises
+        `ConfigurationError`, `ResourceLimitError` or `SecurityError` when
+        the transport's socket cannot be bound.
         """
         if self.poller is None:
             raise _closed()
+        message = AddServer(server_id, label, destinations, executor_size, handler, timers, curve)
         try:
-            address: str = self.poller.ask(
-                AddServer(server_id, label, backend, curve), block=True, timeout=ACTOR_TIMEOUT
-            )
+            address: str = self.poller.ask(message, block=True, timeout=ACTOR_TIMEOUT)
         except pykka.ActorDeadError:
             raise _closed() from None
+        try:
+            self._grow_pool(executor_size)
+        except BaseException:
+            self.remove_server(server_id)
+            raise
         return address
 
-    def start_workers(
-        self, backend: str, handler: Handler, count: int
-    ) -> list[pykka.ActorRef[Any]]:
-        """Start ``count`` worker actors running ``handler``, fed from ``backend``."""
-        return [Worker.start(backend, handler) for _ in range(count)]
-
-    @staticmethod
-    def stop_workers(workers: list[pykka.ActorRef[Any]]) -> None:
-        """Ask ``workers`` to stop, without waiting."""
-        for ref in workers:
-            try:
-                ref.stop(block=False)
-            except pykka.ActorDeadError:
-                continue
+    def _grow_pool(self, size: int) -> None:
+        """Start workers until the pool has ``size`` (it never shrinks while the poller runs)."""
+        with self.pool_lock:
+            while len(self.pool) < size:
+                if self.pool_stopped:
+                    raise _closed()
+                try:
+                    ref = Worker.start(self.pool_address, self.handlers)
+                except OSError as exc:  # its doorbell's eventfd
+                    raise _resource_limit("a worker thread", exc) from None
+                self.pool.append(ref)
+                if self.pool_stopped:  # closed (by a signal handler) as it started
+                    _stop_quietly(ref)
+                    raise _closed()
 
     def register(self, key: str, server: str, address: str, server_key: str | None) -> None:
-        """Register ``address`` under ``key`` and wait for the matchmaker actor to confirm."""
-        self.matchmaker.ask(Register(key, server, address, server_key), timeout=ACTOR_TIMEOUT)
+        """Register ``address`` under ``key`` and wait for the matchmaker actor to confirm.
+
+        Counted: servers of one transport share its address, so two with
+        one key and name make one registration, which stays until both
+        have unregistered.
+        """
+        entry = (key, server, address, server_key)
+        self.matchmaker.ask(Register(*entry), timeout=ACTOR_TIMEOUT)
+        with self.pool_lock:
+            self.registered[entry] += 1
 
     def unregister(self, key: str, server: str, address: str, server_key: str | None) -> None:
         """Undo `register`; raises pykka's ``ActorDeadError`` or ``Timeout`` on failure."""
-        self.matchmaker.ask(Unregister(key, server, address, server_key), timeout=ACTOR_TIMEOUT)
+        entry = (key, server, address, server_key)
+        with self.pool_lock:
+            self.registered[entry] -= 1
+            if self.registered[entry] > 0:
+                return
+            del self.registered[entry]
+        self.matchmaker.ask(Unregister(*entry), timeout=ACTOR_TIMEOUT)
 
     def drain_server(self, server_id: str, drained: concurrent.futures.Future[None]) -> None:
         """Tell the poller to take no new requests; ``drained`` is set when none run."""
@@ -369,6 +431,19 @@ class Runtime:
             self.poller.tell(SendReply(server_id, client, body))
         except pykka.ActorDeadError:
             raise _closed() from None
+
+
+def _resource_limit(what: str, exc: OSError) -> Exception:
+    """`ResourceLimitError` for a descriptor limit, else ``exc`` itself."""
+    if exc.errno in {errno.EMFILE, errno.ENFILE}:
+        scope = "this process (RLIMIT_NOFILE)" if exc.errno == errno.EMFILE else "the system"
+        return ResourceLimitError(f"cannot start {what}: the open-file limit of {scope}: {exc}")
+    return exc
+
+
+def _stop_quietly(ref: pykka.ActorRef[Any]) -> None:
+    with contextlib.suppress(pykka.ActorDeadError):
+        ref.stop(block=False)
 
 
 def actors_alive() -> bool:

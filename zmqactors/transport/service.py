@@ -1,14 +1,15 @@
 """`Service`: the life cycle shared by everything that serves (RPC servers, notification listeners).
 
-A service binds one network socket (through the transport's poller), starts
-``executor_size`` worker actors that run its `Handler`, and registers its
+A service joins the transport's network socket (the poller binds it for the
+first one), has its `Handler` run by the transport's shared worker pool (at
+most ``executor_size`` of its requests at once), and registers the socket's
 address in the matchmaker under one or more keys. `start` returns once it is
 bound and registered; `stop` unregisters and takes no new requests; `wait`
 lets the requests already taken finish, then releases everything.
 
 A service inherited through ``fork()`` is not running in the child: there
 its state is ``new``, `stop`/`wait` do nothing, and `start` starts it afresh
-in the child (new socket, new workers, new registration).
+in the child (the child's socket and workers, a new registration).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 import threading
 import weakref
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 
 import pykka
 import structlog
@@ -28,7 +29,6 @@ from zmqactors import wire
 from zmqactors.errors import MessagingError, MessagingTimeout, TransportClosedError
 from zmqactors.net import security
 from zmqactors.net.context import on_fork_child
-from zmqactors.transport.runtime import Runtime
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from zmqactors.core.handler import Handler
     from zmqactors.core.stats import ServerStats
     from zmqactors.topics import Target
-    from zmqactors.transport.runtime import Host
+    from zmqactors.transport.runtime import Host, Runtime
 
 __all__ = ["Service", "check_endpoints", "check_executor_size"]
 
@@ -93,7 +93,6 @@ class Service:
         self._address = ""
         self._server_key: str | None = None
         self._registered: list[tuple[str, str, str, str | None]] = []
-        self._workers: list[pykka.ActorRef[Any]] = []
         self._drained: concurrent.futures.Future[None] | None = None
         self._log = _log.bind(target=str(label))
         _services.add(self)
@@ -107,6 +106,9 @@ class Service:
     def _registrations(self) -> list[tuple[str, str]]:
         """The (matchmaker key, server name) pairs to register the address under."""
         raise NotImplementedError
+
+    # Whether the handler has timers (`Handler.next_deadline`) to run.
+    _timers = False
 
     # -- state --------------------------------------------------------------
 
@@ -144,9 +146,11 @@ class Service:
     # -- life cycle ---------------------------------------------------------
 
     def start(self) -> None:
-        """Bind, start the workers and register; returns when requests can reach the service.
+        """Join the transport's socket and workers, register; returns when requests can reach it.
 
-        Raises `ConfigurationError` if the socket cannot be bound, `SecurityError`
+        Raises `ConfigurationError` if the socket cannot be bound,
+        `ResourceLimitError` if it or a worker cannot be opened for lack of
+        file descriptors, `SecurityError`
         if CURVE is configured but cannot be enforced (see
         `zmqactors.net.security.prepare_server`; nothing is bound then),
         `MessagingError` if the matchmaker refuses the registration,
@@ -163,13 +167,20 @@ class Service:
         curve = security.prepare_server(transport.settings)
         runtime = transport.runtime(serving=True)
         server_id = transport.next_id()
-        backend = f"inproc://zmqactors-server-{server_id}"
         self._pid = os.getpid()
         self._server_id = server_id
         self._registered = []
         self._server_key = None if curve is None else curve.public_key
-        self._address = runtime.add_server(server_id, self._label, backend, curve)
-        self._workers = runtime.start_workers(backend, self._handler(), self.executor_size)
+        destinations = tuple(wire.destination(key, name) for key, name in self._registrations())
+        self._address = runtime.add_server(
+            server_id,
+            self._label,
+            destinations,
+            self.executor_size,
+            self._handler(),
+            self._timers,
+            curve,
+        )
         try:
             for key, server in self._registrations():
                 registration = (key, server, self._address, self._server_key)
@@ -183,7 +194,7 @@ class Service:
             msg = f"cannot register {self._label}: {exc}"
             raise MessagingError(msg) from exc
         self._state = _State.RUNNING
-        transport.track(self, self._workers)
+        transport.track(self)
         self._log.info("service started", address=self._address, executor_size=self.executor_size)
 
     def stop(self) -> None:
@@ -249,7 +260,6 @@ class Service:
                 self._log.info("service stopped")
 
     def _release(self, runtime: Runtime | None) -> None:
-        self._stop_workers()
         if runtime is not None:
             runtime.remove_server(self._server_id)
 
@@ -261,17 +271,12 @@ class Service:
         """
         self.transport.runtime(serving=True).send_reply(self._server_id, client, body)
 
-    def _stop_workers(self) -> None:
-        workers, self._workers = self._workers, []
-        Runtime.stop_workers(workers)
-
     def abort(self) -> None:
         """The transport is closing: stop at once, without waiting (any thread)."""
         with self._lock:
             if not self._owned() or self._state in (_State.NEW, _State.STOPPED):
                 return
             self._state = _State.STOPPED
-            self._stop_workers()
             if self._drained is not None and not self._drained.done():
                 self._drained.set_result(None)
 

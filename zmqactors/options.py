@@ -102,6 +102,7 @@ OPTION_BOUNDS: Final[Mapping[str, Bounds]] = MappingProxyType(
         "linger": Bounds(float, 0.0, 60.0),
         # ZMQ_HANDSHAKE_IVL in ms, an int; 0 (no limit) is not offered.
         "handshake_timeout": Bounds(float, 0.1, 3600.0),
+        "drain_timeout": Bounds(float, 0.0, 3600.0),
         # 0: no metrics endpoint.
         "metrics_port": Bounds(int, 0, _MAX_PORT),
         "max_queued_per_client": Bounds(int, 1, 1_000_000),
@@ -158,6 +159,7 @@ class Settings:
     high_water_mark: int = 10000
     linger: float = 1.0
     handshake_timeout: float = 10.0
+    drain_timeout: float = 5.0
     max_queued_per_client: int = 1000
     max_queued_bytes: int = 64 * 1024 * 1024
     curve_secret_key_file: str | None = None
@@ -523,6 +525,16 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
         "Seconds a network connection may take to complete its ZeroMQ (and "
         "CURVE) handshake before it is dropped (ZMQ_HANDSHAKE_IVL), so peers "
         "that connect and stay silent do not hold connections open.",
+    ),
+    _numeric_opt(
+        "drain_timeout",
+        "Seconds a stopping server (stop(), SIGTERM through a context manager, "
+        "oslo's server.stop()) keeps reading after it has deregistered: calls "
+        "that still arrive are refused as 'stopping' (nothing ran: a client "
+        "calling the topic retries another server), casts and notifications "
+        "are still run, until none arrived for a quarter second or this long "
+        "has passed; then it finishes what it runs and closes. 0: stop reading "
+        "at once.",
     ),
     _numeric_opt(
         "max_queued_per_client",

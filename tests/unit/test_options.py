@@ -48,6 +48,7 @@ OPTION_NAMES = {
     "metrics_port",
     "metrics_address",
     "tracing",
+    "drain_timeout",
     "redis_password_file",
     "ssl_ca_certs",
     "ssl_certfile",

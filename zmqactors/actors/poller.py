@@ -84,6 +84,9 @@ _ARRIVAL = struct.Struct("!d")
 TIMER_TICK = b""
 # How much of an unknown destination an answer repeats.
 _NAME_ECHO = 200
+# A draining server is done once no request for it came for this long (or
+# at drain_timeout): its clients have stopped sending to it.
+_DRAIN_QUIET = 0.25
 
 
 def pack_arrival(when: float) -> bytes:
@@ -110,6 +113,9 @@ class _Served:
         self.cap = cap
         self.draining = False
         self.drained: list[Future[None]] = []
+        # When a request for it last arrived, and when it began to drain.
+        self.last_seen = 0.0
+        self.drain_started = 0.0
         # A timer tick is queued or running: do not queue another.
         self.ticking = False
 
@@ -139,6 +145,8 @@ class Poller(SocketActor):
         # The CURVE public key the socket serves with (None: no CURVE).
         self._curve_key: str | None = None
         self._servers: dict[str, _Served] = {}
+        # Ids of draining servers whose stop() waits (usually none: O(1) per wake).
+        self._drains: set[str] = set()
         self._by_index: dict[int, _Served] = {}
         # The servers whose handlers have timers (notification listeners).
         self._timed: dict[int, _Served] = {}
@@ -316,17 +324,37 @@ class Poller(SocketActor):
         if served is None:
             settle(future)
             return
-        served.draining = True
+        if not served.draining:
+            served.draining = True
+            served.drain_started = time.monotonic()
         served.drained.append(future)
+        self._drains.add(served.server_id)
         self._check_drained(served)
 
-    def _check_drained(self, served: _Served) -> None:
-        if served.draining and self._queues.idle(served.index):
-            for future in served.drained:
-                settle(future)
-            served.drained.clear()
+    def _drain_due(self, served: _Served) -> float:
+        """When a draining server may be done: quiet for `_DRAIN_QUIET`, or at drain_timeout."""
+        limit = self._settings.drain_timeout
+        return min(served.last_seen + min(_DRAIN_QUIET, limit), served.drain_started + limit)
+
+    def _check_drained(self, served: _Served, now: float | None = None) -> None:
+        """Settle a draining server's waiters once it runs nothing and clients went quiet.
+
+        Quiet: no request for it within `_DRAIN_QUIET` seconds (clients have
+        dropped its route: a refused call tells its client at once, a
+        matchmaker watch or refresh tells the others), or ``drain_timeout``
+        since it began to drain.
+        """
+        if not (served.draining and served.drained and self._queues.idle(served.index)):
+            return
+        if (time.monotonic() if now is None else now) < self._drain_due(served):
+            return
+        for future in served.drained:
+            settle(future)
+        served.drained.clear()
+        self._drains.discard(served.server_id)
 
     def _remove(self, server_id: str) -> None:
+        self._drains.discard(server_id)
         served = self._servers.pop(server_id, None)
         if served is None:
             return
@@ -385,15 +413,16 @@ class Poller(SocketActor):
             return
         index = indexes[0] if len(indexes) == 1 else indexes[next(self._turn) % len(indexes)]
         served = self._by_index[index]
-        if served.draining:
-            self._refuse_stopping(served, client, body)
+        now = time.monotonic()
+        served.last_seen = now
+        if served.draining and self._refuse_stopping(served, client, body):
             return
         queues = self._queues
         size = len(body)
         admission = queues.admit(index, client, size)
         if admission is not Admission.OK and not self._over_bound(served, client, body, admission):
             return
-        queues.push(index, client, (pack_arrival(time.monotonic()), body), size)
+        queues.push(index, client, (pack_arrival(now), body), size)
         self._pump()
 
     def _on_worker(self, frames: list[bytes]) -> None:
@@ -443,9 +472,13 @@ class Poller(SocketActor):
             send_frames(backend, (worker, INDEX.pack(key), client, arrival, body))
 
     def next_deadline(self) -> float | None:
-        """When queued requests, or a server's timers, should be looked at again."""
+        """When queued requests, a server's timers or a drain should be looked at again."""
         # Only while a server below its cap has work: take() refreshes wake_at then.
         wake = self._balancer.wake_at if self._queues.runnable else None
+        for served in self._draining():
+            quiet = self._drain_due(served)
+            if wake is None or quiet < wake:
+                wake = quiet
         for served in self._timed.values():
             if not served.ticking:
                 due = served.handler.next_deadline()
@@ -453,8 +486,17 @@ class Poller(SocketActor):
                     wake = due
         return wake
 
+    def _draining(self) -> list[_Served]:
+        """Draining servers with waiters and nothing left to run (waiting to go quiet)."""
+        if not self._drains:
+            return []
+        found = (self._servers.get(server_id) for server_id in self._drains)
+        return [s for s in found if s is not None and self._queues.idle(s.index)]
+
     def on_deadline(self, now: float) -> None:
-        """Queue due timers; a worker may have stopped being fast: hand its queue to others."""
+        """Queue due timers; settle quiet drains; hand a slow worker's queue to others."""
+        for served in self._draining():
+            self._check_drained(served, now)
         for served in self._timed.values():
             if not served.ticking:
                 due = served.handler.next_deadline()
@@ -510,14 +552,24 @@ class Poller(SocketActor):
         text = f"{self._address} does not serve {key!r} server={name!r} (stopped, or a stale route)"
         self._answer(client, request, wire.ErrorKind.NOT_SERVED, text)
 
-    def _refuse_stopping(self, served: _Served, client: bytes, body: bytes) -> None:
+    def _refuse_stopping(self, served: _Served, client: bytes, body: bytes) -> bool:
+        """What reaches a draining server: whether it was refused (else it is run).
+
+        A call is answered STOPPING (nothing ran: its client may retry on
+        another server); an acknowledged cast gets no answer (its sender
+        retries elsewhere); a plain cast or a notification, which nobody could
+        retry, is run as if the server were not stopping.
+        """
+        message = self._decode(body)
+        if isinstance(message, wire.Request) and message.kind is wire.CallKind.CAST:
+            return False
+        if isinstance(message, wire.Notification):
+            return False
         self._stats.incr("rejected_stopping")
-        request = self._decode_request(body)
-        if request is None or request.kind is wire.CallKind.ACKED_CAST:
-            # An acknowledged cast gets no answer: its sender retries elsewhere.
-            return
-        text = f"server {served.target.server} of {served.target.topic} is stopping"
-        self._answer(client, request, wire.ErrorKind.STOPPING, text)
+        if isinstance(message, wire.Request) and message.kind is wire.CallKind.CALL:
+            text = f"server {served.target.server} of {served.target.topic} is stopping"
+            self._answer(client, message, wire.ErrorKind.STOPPING, text)
+        return True
 
     def _over_bound(
         self, served: _Served, client: bytes, body: bytes, admission: Admission

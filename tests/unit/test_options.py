@@ -46,6 +46,7 @@ OPTION_NAMES = {
     "ssl_keyfile",
     "sentinel_username",
     "sentinel_password_file",
+    "etcd_password_file",
     "curve_server_keys_dir",
 }
 SCALAR_NAMES = OPTION_NAMES - {"matchmaker_url"}

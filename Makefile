@@ -94,7 +94,7 @@ lint: venv ## ruff check, ruff format --check, mypy --strict, import contracts
 # they skip, or fail under CI=true. Debian's package starts and enables a
 # system service on install where it can: stop and disable it again, since
 # nothing here uses it.
-services: ## install redis-server (Debian package, as root) when it is missing
+services: ## install redis-server and etcd (Debian packages, as root) when they are missing
 	@command -v redis-server >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing redis-server with apt-get"; \
@@ -104,6 +104,19 @@ services: ## install redis-server (Debian package, as root) when it is missing
 			command -v redis-server >/dev/null; \
 		else \
 			echo "warning: no redis-server: the Redis tests skip (fail with CI=true); run 'make services' as root" >&2; \
+		fi; \
+	}
+	@# The tests start their own etcd members on free ports: the package's
+	@# service (on 2379, open to anyone on the host) is stopped and disabled.
+	@command -v etcd >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing etcd-server with apt-get"; \
+			apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null && \
+			{ systemctl disable --now etcd || service etcd stop; } >/dev/null 2>&1; \
+			command -v etcd >/dev/null; \
+		else \
+			echo "warning: no etcd: the etcd tests skip (fail with CI=true); run 'make services' as root" >&2; \
 		fi; \
 	}
 

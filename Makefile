@@ -24,7 +24,7 @@ NOX := PATH="$(PYENV_PATH)$(abspath $(VENV))/bin:$$PATH" "$(VENV)/bin/nox"
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv lock lock-upgrade demo lint services test matrix test-oldest test-latest dist \
-	soak bench bench-oslo clean
+	soak bench bench-oslo bench-discovery clean
 
 help: ## list the targets
 	@echo "zmqactors make targets (PYTHON=$(PYTHON) VENV=$(VENV)):"
@@ -145,6 +145,9 @@ soak: venv ## 60 s of load with the ledger: counts, latency, RSS/fd trends
 # the checkout. Options go in BENCH_ARGS, e.g. make bench BENCH_ARGS="--host ::1".
 bench: venv ## zmqactors beside raw pyzmq (python -m benchmarks [--quick] [--host ::1] ...)
 	"$(VPY)" -m benchmarks $(BENCH_ARGS)
+
+bench-discovery: venv services ## discovery per backend (file, redis, etcd): start/stop/kill propagation, lookups, outages
+	"$(VPY)" benchmarks/discovery.py $(BENCH_ARGS)
 
 bench-oslo: venv ## oslo.messaging's simulator: zmqactors vs a local RabbitMQ (started, stopped)
 	"$(VPY)" benchmarks/bench_oslo.py

@@ -450,3 +450,62 @@ def test_routes_keep_the_server_key_and_entries_without_one_still_read(
     assert [r.server_key for _, r in backend.entries()] == [key, None]
     backend.unregister(KEY, "curve", "tcp://127.0.0.1:1", key)
     assert [r.server for r in backend.lookup(KEY)] == ["old"]
+
+
+# --- pushed changes and batched refreshes ---------------------------------------------
+
+
+def test_a_started_and_a_stopped_server_are_seen_at_once(spawn_server, matchmaker_url) -> None:
+    spawn_server(TOPIC, "node-1")
+    # A long lookup cache: only the published change can make the client see it.
+    with za.Transport.from_url(f"{matchmaker_url}&lookup_cache_ttl=600") as transport:
+        client = za.RPCClient(transport, za.Target(TOPIC), timeout=CALL_TIMEOUT)
+        assert client.call("whoami") == "node-1"
+        second = spawn_server(TOPIC, "node-2")
+        wait_until(
+            lambda: {client.call("whoami") for _ in range(4)} == {"node-1", "node-2"},
+            "the client spreads calls onto node-2",
+            timeout=3.0,
+        )
+        assert second.stop() == 0
+        wait_until(
+            lambda: {client.call("whoami") for _ in range(4)} == {"node-1"},
+            "the client stops calling node-2",
+            timeout=3.0,
+        )
+
+
+def test_a_thousand_routes_are_refreshed_in_two_round_trips(backend: RedisMatchmaker) -> None:
+    routes = [(KEY, f"node-{i}", f"tcp://127.0.0.1:{i + 1}", None) for i in range(1000)]
+    backend.refresh(routes, LONG_TTL)
+    assert len(backend.lookup(KEY)) == 1000
+    sent: list[int] = []
+    connection_class = backend.client.connection_pool.connection_class
+    real_send = connection_class.send_packed_command
+
+    def counting(self, command, *args, **kwargs):
+        sent.append(1)
+        return real_send(self, command, *args, **kwargs)
+
+    connection_class.send_packed_command = counting
+    try:
+        backend.refresh(routes, LONG_TTL)
+    finally:
+        connection_class.send_packed_command = real_send
+    # redis-py checks that the script is loaded (SCRIPT EXISTS), then sends
+    # the whole pipeline: two round trips, whatever the number of routes.
+    assert len(sent) == 2
+    assert len(backend.lookup(KEY)) == 1000
+
+
+def test_registrations_and_removals_are_published(backend: RedisMatchmaker) -> None:
+    seen: list[tuple[str, ...] | None] = []
+    backend.watch(seen.append)
+    wait_until(lambda: seen == [None], "the subscription")
+    backend.register(KEY, "node-1", "tcp://127.0.0.1:1", LONG_TTL)
+    wait_until(lambda: seen == [None, (KEY,)], "the registration published")
+    backend.register(KEY, "node-1", "tcp://127.0.0.1:1", LONG_TTL)  # a refresh: nothing new
+    backend.unregister(KEY, "node-1", "tcp://127.0.0.1:1")
+    wait_until(lambda: seen == [None, (KEY,), (KEY,)], "the removal published")
+    backend.close()
+    assert not any(t.name == "zmqactors-redis-watch" for t in threading.enumerate())

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
+import ssl
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from tests.helpers import free_port
+from tests.helpers import free_port, kill_process, stop_process
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -47,10 +47,18 @@ def etcd_binary() -> str:
 class EtcdProcess:
     """One etcd member; `start` again after `kill` keeps its ports and data."""
 
-    def __init__(
-        self, directory: Path, name: str, client_port: int, peer_port: int, cluster: str
+    def __init__(  # noqa: PLR0917 - one member's whole description
+        self,
+        directory: Path,
+        name: str,
+        client_port: int,
+        peer_port: int,
+        cluster: str,
+        tls: Any = None,
     ) -> None:
+        """``tls``: a test PKI (``TLSFiles``): HTTPS only, client certificates required."""
         self.directory = directory
+        self.tls = tls
         self.name = name
         self.client_port = client_port
         self.peer_port = peer_port
@@ -66,8 +74,8 @@ class EtcdProcess:
 
     @property
     def url(self) -> str:
-        """The ``zmq+etcd://`` URL of this member alone."""
-        return f"zmq+etcd://{self.host_port}/test"
+        """The ``zmq+etcd://`` (``zmq+etcds://``) URL of this member alone."""
+        return f"zmq+etcd{'s' if self.tls else ''}://{self.host_port}/test"
 
     @property
     def log(self) -> str:
@@ -77,7 +85,7 @@ class EtcdProcess:
 
     def start(self, *, wait: bool = True) -> EtcdProcess:
         """Start the member; with ``wait``, until it answers (raises `RuntimeError` if not)."""
-        client = f"http://{HOST}:{self.client_port}"
+        client = f"{'https' if self.tls else 'http'}://{HOST}:{self.client_port}"
         peer = f"http://{HOST}:{self.peer_port}"
         args = [
             etcd_binary(),
@@ -110,6 +118,14 @@ class EtcdProcess:
             "--election-timeout",
             "500",
         ]
+        if self.tls is not None:
+            args += [
+                "--cert-file",
+                str(self.tls.server_cert),
+                "--key-file",
+                str(self.tls.server_key),
+            ]
+            args += ["--trusted-ca-file", str(self.tls.ca), "--client-cert-auth"]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         if wait:
             self.wait_ready()
@@ -117,13 +133,17 @@ class EtcdProcess:
 
     def answers(self) -> bool:
         """Whether the member serves a read now (it has a leader)."""
-        request = urllib.request.Request(
-            f"http://{self.host_port}/v3/kv/range",
+        context = None
+        if self.tls is not None:
+            context = ssl.create_default_context(cafile=str(self.tls.ca))
+            context.load_cert_chain(str(self.tls.client_cert), str(self.tls.client_key))
+        request = urllib.request.Request(  # noqa: S310 - our own http(s) URL
+            f"{'https' if self.tls else 'http'}://{self.host_port}/v3/kv/range",
             data=json.dumps({"key": "AA=="}).encode(),
             headers={"Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=1.0) as reply:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=1.0, context=context) as reply:  # noqa: S310
                 return bool(reply.status == 200)
         except (OSError, urllib.error.URLError):
             return False
@@ -143,26 +163,21 @@ class EtcdProcess:
 
     def kill(self) -> None:
         """SIGKILL the member (a crash) and reap it."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=STOP_TIMEOUT)
+        kill_process(self.proc, STOP_TIMEOUT)
 
     def stop(self) -> None:
         """SIGTERM, SIGKILL if it takes longer than 5 s; reap it."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        stop_process(self.proc, STOP_TIMEOUT)
 
 
-def start_member(directory: Path) -> EtcdProcess:
-    """One single-member cluster on free ports, answering when this returns."""
+def start_member(directory: Path, tls: Any = None) -> EtcdProcess:
+    """One single-member cluster on free ports, answering when this returns.
+
+    ``tls`` (a test PKI): HTTPS only, client certificates required.
+    """
     peer_port = free_port(HOST)
     member = EtcdProcess(
-        directory, "solo", free_port(HOST), peer_port, f"solo=http://{HOST}:{peer_port}"
+        directory, "solo", free_port(HOST), peer_port, f"solo=http://{HOST}:{peer_port}", tls
     )
     return member.start()
 

@@ -21,7 +21,6 @@ import itertools
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import time
 from typing import TYPE_CHECKING, NoReturn
@@ -34,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests import etcd_process
-from tests.helpers import free_port, wait_until
+from tests.helpers import free_port, kill_process, stop_process, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -324,19 +323,11 @@ class RedisProcess:
 
     def kill(self) -> None:
         """SIGKILL the process (a crash: nothing is saved or closed cleanly) and reap it."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=STOP_TIMEOUT)
+        kill_process(self.proc, STOP_TIMEOUT)
 
     def stop(self) -> None:
         """SIGTERM, SIGKILL if it takes longer than 5 s; reap it."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        stop_process(self.proc, STOP_TIMEOUT)
 
 
 class SentinelSetup:

@@ -10,9 +10,7 @@ talks to while calls go on.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import threading
 import time
 import urllib.request
@@ -23,8 +21,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 import zmqactors as za
+from tests import etcd_process
+from tests.discovery_checks import (
+    check_calls_between_processes,
+    check_start_and_stop_seen_at_once,
+)
 from tests.etcd_process import cluster_url
-from tests.helpers import wait_until
+from tests.helpers import load_module, wait_until
 from zmqactors.errors import ConfigurationError
 from zmqactors.matchmaker import EtcdAccess, Route, create_matchmaker, matchmaker_for
 from zmqactors.matchmaker.etcd import EtcdMatchmaker
@@ -33,8 +36,7 @@ from zmqactors.options import parse_url
 from zmqactors.topics import matchmaker_key
 
 if TYPE_CHECKING:
-    import types
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from tests.etcd_process import EtcdProcess
     from zmqactors.matchmaker import Matchmaker
@@ -49,18 +51,8 @@ CALL_TIMEOUT = 5.0
 UNIT = Path(__file__).resolve().parents[1] / "unit" / "test_matchmaker.py"
 
 
-def _load(name: str, path: Path) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 # The contract every backend passes, run on etcd with the fixtures below.
-_contract = _load("zmqactors_matchmaker_contract", UNIT)
+_contract = load_module("zmqactors_matchmaker_contract", UNIT)
 test_lookup_of_unknown_key_is_empty = _contract.test_lookup_of_unknown_key_is_empty
 test_register_lookup_unregister = _contract.test_register_lookup_unregister
 test_unregister_of_absent_route_is_not_an_error = (
@@ -92,19 +84,18 @@ def addresses(routes: tuple[Route, ...]) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def make_matchmaker(etcd_server: EtcdProcess) -> Iterator[Callable[[], Matchmaker]]:
+def make_matchmaker(
+    etcd_server: EtcdProcess, request: pytest.FixtureRequest
+) -> Callable[[], Matchmaker]:
     """Build etcd matchmakers that share one fresh prefix of this test's etcd."""
     location = f"{etcd_server.host_port}/t-{uuid.uuid4().hex}"
-    made: list[Matchmaker] = []
 
     def make() -> Matchmaker:
-        mm = create_matchmaker("etcd", location)
-        made.append(mm)
-        return mm
+        backend = create_matchmaker("etcd", location)
+        request.addfinalizer(backend.close)
+        return backend
 
-    yield make
-    for mm in made:
-        mm.close()
+    return make
 
 
 @pytest.fixture
@@ -274,37 +265,50 @@ def test_user_and_password_from_a_file(etcd_server: EtcdProcess, tmp_path: Path)
         mm.close()
 
 
+def test_https_with_a_client_certificate(make_pki, tmp_path: Path) -> None:
+    pki = make_pki()
+    try:
+        member = etcd_process.start_member(tmp_path / "etcd-tls", tls=pki)
+    except etcd_process.EtcdMissing as exc:
+        pytest.skip(str(exc))
+    try:
+        url = f"{member.url}?ssl_ca_certs={pki.ca}"
+        with_cert = f"{url}&ssl_certfile={pki.client_cert}&ssl_keyfile={pki.client_key}"
+        good = matchmaker_for(parse_url(with_cert))
+        good.register(KEY, "node-1", "tcp://127.0.0.1:1", LONG_TTL)
+        assert addresses(good.lookup(KEY)) == [("node-1", "tcp://127.0.0.1:1")]
+        good.close()
+        # Without a client certificate etcd refuses the handshake.
+        without = matchmaker_for(parse_url(url))
+        with pytest.raises(EtcdUnavailable):
+            without.lookup(KEY)
+        without.close()
+        # A server whose certificate another CA signed is not trusted.
+        other = make_pki()
+        stranger = matchmaker_for(
+            parse_url(
+                f"{member.url}?ssl_ca_certs={other.ca}"
+                f"&ssl_certfile={pki.client_cert}&ssl_keyfile={pki.client_key}"
+            )
+        )
+        with pytest.raises(EtcdUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            stranger.lookup(KEY)
+        stranger.close()
+    finally:
+        member.stop()
+
+
 # --- servers in other processes, found through etcd ------------------------------------
 
 
 def test_calls_between_processes_through_etcd(spawn_server, matchmaker_url) -> None:
     spawn_server(TOPIC, "node-1")
     spawn_server(TOPIC, "node-2")
-    with za.Transport.from_url(matchmaker_url) as transport:
-        client = za.RPCClient(transport, za.Target(TOPIC), timeout=CALL_TIMEOUT)
-        assert client.call("add", a=2, b=40) == 42
-        assert {client.call("whoami") for _ in range(4)} == {"node-1", "node-2"}
-        assert client.prepare(server="node-2").call("whoami") == "node-2"
+    check_calls_between_processes(matchmaker_url, TOPIC)
 
 
 def test_a_started_and_a_stopped_server_are_seen_at_once(spawn_server, matchmaker_url) -> None:
-    spawn_server(TOPIC, "node-1")
-    # A long lookup cache: only the watch can make the client see the change.
-    with za.Transport.from_url(f"{matchmaker_url}&lookup_cache_ttl=600") as transport:
-        client = za.RPCClient(transport, za.Target(TOPIC), timeout=CALL_TIMEOUT)
-        assert client.call("whoami") == "node-1"
-        second = spawn_server(TOPIC, "node-2")
-        wait_until(
-            lambda: {client.call("whoami") for _ in range(4)} == {"node-1", "node-2"},
-            "the client spreads calls onto node-2",
-            timeout=3.0,
-        )
-        assert second.stop() == 0
-        wait_until(
-            lambda: {client.call("whoami") for _ in range(4)} == {"node-1"},
-            "the client stops calling node-2",
-            timeout=3.0,
-        )
+    check_start_and_stop_seen_at_once(spawn_server, matchmaker_url, TOPIC)
 
 
 def test_a_killed_server_goes_with_its_lease(spawn_server, etcd_server) -> None:

@@ -15,6 +15,7 @@ import pytest
 import zmq
 
 import zmqactors as za
+from tests.discovery_checks import check_start_and_stop_seen_at_once
 from tests.helpers import wait_until
 from zmqactors.errors import SecurityError
 from zmqactors.matchmaker import FileMatchmaker, inotify
@@ -101,20 +102,4 @@ def test_the_watch_reports_new_and_removed_routes_not_refreshes(tmp_path: Path) 
 @needs_inotify
 def test_a_started_and_a_stopped_server_are_seen_at_once(spawn_server, tmp_path) -> None:
     url = f"zmq+file://{tmp_path / 'mm'}?matchmaker_ttl=2"
-    spawn_server("calc.file", "node-1", url=url)
-    # A long lookup cache: only the watch can make the client see the change.
-    with za.Transport.from_url(f"{url}&lookup_cache_ttl=600") as transport:
-        client = za.RPCClient(transport, za.Target("calc.file"), timeout=5)
-        assert client.call("whoami") == "node-1"
-        second = spawn_server("calc.file", "node-2", url=url)
-        wait_until(
-            lambda: {client.call("whoami") for _ in range(4)} == {"node-1", "node-2"},
-            "the client spreads calls onto node-2",
-            timeout=3.0,
-        )
-        assert second.stop() == 0
-        wait_until(
-            lambda: {client.call("whoami") for _ in range(4)} == {"node-1"},
-            "the client stops calling node-2",
-            timeout=3.0,
-        )
+    check_start_and_stop_seen_at_once(spawn_server, url, "calc.file")

@@ -19,6 +19,10 @@ import redis
 import structlog
 
 import zmqactors as za
+from tests.discovery_checks import (
+    check_calls_between_processes,
+    check_start_and_stop_seen_at_once,
+)
 from tests.helpers import wait_until
 from zmqactors.errors import ConfigurationError
 from zmqactors.matchmaker import Route, create_matchmaker
@@ -268,11 +272,7 @@ def test_calls_between_processes_through_redis(
         f"tcp://[{loopback}]:" if ":" in loopback else "tcp://127.0.0.1:"
     )
     assert addresses(tuple(server_routes(backend, "node-1"))) == [("node-1", proc.address)]
-    with za.Transport.from_url(matchmaker_url) as transport:
-        client = za.RPCClient(transport, za.Target(TOPIC), timeout=CALL_TIMEOUT)
-        assert client.call("add", a=2, b=40) == 42
-        assert {client.call("whoami") for _ in range(4)} == {"node-1", "node-2"}
-        assert client.prepare(server="node-2").call("whoami") == "node-2"
+    check_calls_between_processes(matchmaker_url, TOPIC)
 
 
 def test_cli_targets_lists_what_redis_holds(spawn_server, redis_server) -> None:
@@ -456,23 +456,7 @@ def test_routes_keep_the_server_key_and_entries_without_one_still_read(
 
 
 def test_a_started_and_a_stopped_server_are_seen_at_once(spawn_server, matchmaker_url) -> None:
-    spawn_server(TOPIC, "node-1")
-    # A long lookup cache: only the published change can make the client see it.
-    with za.Transport.from_url(f"{matchmaker_url}&lookup_cache_ttl=600") as transport:
-        client = za.RPCClient(transport, za.Target(TOPIC), timeout=CALL_TIMEOUT)
-        assert client.call("whoami") == "node-1"
-        second = spawn_server(TOPIC, "node-2")
-        wait_until(
-            lambda: {client.call("whoami") for _ in range(4)} == {"node-1", "node-2"},
-            "the client spreads calls onto node-2",
-            timeout=3.0,
-        )
-        assert second.stop() == 0
-        wait_until(
-            lambda: {client.call("whoami") for _ in range(4)} == {"node-1"},
-            "the client stops calling node-2",
-            timeout=3.0,
-        )
+    check_start_and_stop_seen_at_once(spawn_server, matchmaker_url, TOPIC)
 
 
 def test_a_thousand_routes_are_refreshed_in_two_round_trips(backend: RedisMatchmaker) -> None:

@@ -34,7 +34,19 @@ _TLS_FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class RedisAccess:
+class _Access:
+    """A network store's user, password (kept out of ``repr()``) and TLS files."""
+
+    username: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)
+    tls: bool = False
+    ssl_ca_certs: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RedisAccess(_Access):
     """Credentials and TLS of a Redis matchmaker; frozen, passwords kept out of ``repr()``.
 
     ``username``/``password`` are the Redis server's (the master's, with
@@ -44,12 +56,6 @@ class RedisAccess:
     (unset: the system's authorities).
     """
 
-    username: str | None = None
-    password: str | None = dataclasses.field(default=None, repr=False)
-    tls: bool = False
-    ssl_ca_certs: str | None = None
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
     sentinel_username: str | None = None
     sentinel_password: str | None = dataclasses.field(default=None, repr=False)
 
@@ -87,20 +93,13 @@ class RedisAccess:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class EtcdAccess:
+class EtcdAccess(_Access):
     """Credentials and TLS of an etcd matchmaker; frozen, the password kept out of ``repr()``.
 
     With ``tls`` the members are spoken to over HTTPS, their certificate and
     host name verified against ``ssl_ca_certs`` (unset: the system's
     authorities); ``ssl_certfile``/``ssl_keyfile`` are this client's.
     """
-
-    username: str | None = None
-    password: str | None = dataclasses.field(default=None, repr=False)
-    tls: bool = False
-    ssl_ca_certs: str | None = None
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
 
     @property
     def scheme(self) -> str:
@@ -145,14 +144,7 @@ def etcd_access(settings: Settings) -> EtcdAccess:
             f"${ETCD_PASSWORD_ENV}) but {spec.url} names no user: use zmq+etcd://USER@HOST"
         )
         raise ConfigurationError(msg)
-    return EtcdAccess(
-        username=spec.username,
-        password=password,
-        tls=spec.tls,
-        ssl_ca_certs=settings.ssl_ca_certs,
-        ssl_certfile=settings.ssl_certfile,
-        ssl_keyfile=settings.ssl_keyfile,
-    )
+    return EtcdAccess(username=spec.username, password=password, **_tls(settings))
 
 
 def _password(in_url: str | None, path: str | None, option: str, env: str) -> str | None:
@@ -196,13 +188,18 @@ def redis_access(settings: Settings) -> RedisAccess:
     return RedisAccess(
         username=spec.username,
         password=password,
-        tls=spec.tls,
-        ssl_ca_certs=settings.ssl_ca_certs,
-        ssl_certfile=settings.ssl_certfile,
-        ssl_keyfile=settings.ssl_keyfile,
+        **_tls(settings),
         sentinel_username=settings.sentinel_username,
         sentinel_password=sentinel_password,
     )
+
+
+def _tls(settings: Settings) -> dict[str, Any]:
+    """The TLS fields of `RedisAccess` and `EtcdAccess`, from ``settings``."""
+    return {
+        "tls": settings.matchmaker.tls,
+        **{name: getattr(settings, name) for name in _TLS_FILES},
+    }
 
 
 def _check_consistent(settings: Settings) -> None:

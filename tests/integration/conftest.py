@@ -543,6 +543,23 @@ def etcd_server(tmp_path: Path) -> Iterator[etcd_process.EtcdProcess]:
 
 
 @pytest.fixture
+def start_etcd_tls(tmp_path: Path) -> Iterator[Callable[[TLSFiles], etcd_process.EtcdProcess]]:
+    """Start one-member etcds serving HTTPS only with a PKI, client certificates required."""
+    started: list[etcd_process.EtcdProcess] = []
+
+    def start(pki: TLSFiles) -> etcd_process.EtcdProcess:
+        directory = tmp_path / f"etcd-tls-{len(started)}"
+        member = _etcd_or_skip(lambda: etcd_process.start_member(directory, tls=pki))
+        assert isinstance(member, etcd_process.EtcdProcess)
+        started.append(member)
+        return member
+
+    yield start
+    for member in started:
+        member.stop()
+
+
+@pytest.fixture
 def etcd_cluster(tmp_path: Path) -> Iterator[list[etcd_process.EtcdProcess]]:
     """A fresh three-member etcd cluster on free ports; every member killed after the test."""
     members = _etcd_or_skip(lambda: etcd_process.start_cluster(tmp_path / "etcd"))

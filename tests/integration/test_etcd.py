@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 import zmqactors as za
-from tests import etcd_process
 from tests.discovery_checks import (
     check_calls_between_processes,
     check_start_and_stop_seen_at_once,
@@ -265,37 +264,31 @@ def test_user_and_password_from_a_file(etcd_server: EtcdProcess, tmp_path: Path)
         mm.close()
 
 
-def test_https_with_a_client_certificate(make_pki, tmp_path: Path) -> None:
+def test_https_with_a_client_certificate(make_pki, start_etcd_tls) -> None:
     pki = make_pki()
-    try:
-        member = etcd_process.start_member(tmp_path / "etcd-tls", tls=pki)
-    except etcd_process.EtcdMissing as exc:
-        pytest.skip(str(exc))
-    try:
-        url = f"{member.url}?ssl_ca_certs={pki.ca}"
-        with_cert = f"{url}&ssl_certfile={pki.client_cert}&ssl_keyfile={pki.client_key}"
-        good = matchmaker_for(parse_url(with_cert))
-        good.register(KEY, "node-1", "tcp://127.0.0.1:1", LONG_TTL)
-        assert addresses(good.lookup(KEY)) == [("node-1", "tcp://127.0.0.1:1")]
-        good.close()
-        # Without a client certificate etcd refuses the handshake.
-        without = matchmaker_for(parse_url(url))
-        with pytest.raises(EtcdUnavailable):
-            without.lookup(KEY)
-        without.close()
-        # A server whose certificate another CA signed is not trusted.
-        other = make_pki()
-        stranger = matchmaker_for(
-            parse_url(
-                f"{member.url}?ssl_ca_certs={other.ca}"
-                f"&ssl_certfile={pki.client_cert}&ssl_keyfile={pki.client_key}"
-            )
+    member = start_etcd_tls(pki)
+    url = f"{member.url}?ssl_ca_certs={pki.ca}"
+    with_cert = f"{url}&ssl_certfile={pki.client_cert}&ssl_keyfile={pki.client_key}"
+    good = matchmaker_for(parse_url(with_cert))
+    good.register(KEY, "node-1", "tcp://127.0.0.1:1", LONG_TTL)
+    assert addresses(good.lookup(KEY)) == [("node-1", "tcp://127.0.0.1:1")]
+    good.close()
+    # Without a client certificate etcd refuses the handshake.
+    without = matchmaker_for(parse_url(url))
+    with pytest.raises(EtcdUnavailable):
+        without.lookup(KEY)
+    without.close()
+    # A server whose certificate another CA signed is not trusted.
+    other = make_pki()
+    stranger = matchmaker_for(
+        parse_url(
+            f"{member.url}?ssl_ca_certs={other.ca}"
+            f"&ssl_certfile={pki.client_cert}&ssl_keyfile={pki.client_key}"
         )
-        with pytest.raises(EtcdUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
-            stranger.lookup(KEY)
-        stranger.close()
-    finally:
-        member.stop()
+    )
+    with pytest.raises(EtcdUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+        stranger.lookup(KEY)
+    stranger.close()
 
 
 # --- servers in other processes, found through etcd ------------------------------------
@@ -350,3 +343,38 @@ def test_calls_go_on_when_the_member_a_client_talks_to_dies(
             "node-2 found through the surviving members",
             timeout=5.0,
         )
+
+
+def test_calls_continue_across_an_etcd_outage(spawn_server, matchmaker_url, etcd_server) -> None:
+    spawn_server(TOPIC, "node-1")
+    # A short lookup cache, so the client really asks etcd during the outage.
+    with za.Transport.from_url(f"{matchmaker_url}&lookup_cache_ttl=0.2") as transport:
+        client = za.RPCClient(transport, za.Target(TOPIC), timeout=CALL_TIMEOUT)
+        assert client.call("whoami") == "node-1"
+        etcd_server.kill()
+
+        def noticed() -> bool:
+            # Each call may start a background refresh, which fails now.
+            assert client.call("add", a=1, b=2) == 3
+            return transport.stats.snapshot().get("matchmaker_errors", 0) >= 2
+
+        wait_until(noticed, "the client's matchmaker failing", timeout=15)
+        # Past the servers' TTL: cached routes keep serving.
+        deadline = time.monotonic() + SERVER_TTL + 0.5
+        while time.monotonic() < deadline:
+            assert client.call("add", a=1, b=2) == 3
+        etcd_server.start()
+        # node-1 is found again (its lease kept or renewed), and a server
+        # started now is pushed to the client.
+        spawn_server(TOPIC, "node-2")
+        wait_until(
+            lambda: {client.call("whoami") for _ in range(4)} == {"node-1", "node-2"},
+            "both servers after the outage",
+            timeout=10.0,
+        )
+    backend = create_matchmaker("etcd", parse_url(etcd_server.url).matchmaker.location)
+    assert [r.server for r in backend.lookup(matchmaker_key(za.Target(TOPIC)))] == [
+        "node-1",
+        "node-2",
+    ]
+    backend.close()

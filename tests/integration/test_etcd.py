@@ -144,6 +144,31 @@ def test_one_keep_alive_refreshes_a_thousand_routes(mm: Matchmaker) -> None:
     assert len(mm.lookup(KEY)) == 1000
 
 
+def test_a_thousand_routes_go_in_one_request(make_matchmaker: Callable[[], Matchmaker]) -> None:
+    mm, other, reader = make_matchmaker(), make_matchmaker(), make_matchmaker()
+    assert isinstance(mm, EtcdMatchmaker)
+    routes = [(KEY, f"node-{i}", f"tcp://127.0.0.1:{i + 1}", None) for i in range(1000)]
+    mm.refresh(routes, LONG_TTL)
+    mm.register(KEY, "short", "tcp://127.0.0.1:9", 5.0)  # on a lease of its own
+    other.register(KEY, "other", "tcp://127.0.0.1:1", LONG_TTL)
+    requests: list[str] = []
+    real_call = mm._gateway.call
+
+    def counting(path: str, body: dict[str, object]) -> dict[str, object]:
+        requests.append(path)
+        return real_call(path, body)
+
+    mm._gateway.call = counting  # type: ignore[method-assign]
+    mm.unregister_many(routes)
+    assert requests == ["kv/lease/revoke"]
+    assert addresses(reader.lookup(KEY)) == [
+        ("other", "tcp://127.0.0.1:1"),
+        ("short", "tcp://127.0.0.1:9"),
+    ]
+    mm.unregister_many([(KEY, "short", "tcp://127.0.0.1:9", None), (KEY, "gone", "x", None)])
+    assert addresses(reader.lookup(KEY)) == [("other", "tcp://127.0.0.1:1")]
+
+
 def test_routes_come_back_on_a_new_lease_when_theirs_was_revoked(
     mm: Matchmaker, etcd_server: EtcdProcess
 ) -> None:

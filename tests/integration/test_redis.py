@@ -480,6 +480,8 @@ def test_a_thousand_routes_are_refreshed_in_two_round_trips(backend: RedisMatchm
     # the whole pipeline: two round trips, whatever the number of routes.
     assert len(sent) == 2
     assert len(backend.lookup(KEY)) == 1000
+    backend.unregister_many(routes[1:])
+    assert addresses(backend.lookup(KEY)) == [("node-0", "tcp://127.0.0.1:1")]
 
 
 def test_registrations_and_removals_are_published(backend: RedisMatchmaker) -> None:

@@ -96,6 +96,7 @@ class Pushing:
         self.notify: Callable[[tuple[str, ...] | None], None] | None = None
         self.lookups: list[str] = []
         self.refreshes: list[int] = []
+        self.removals: list[int] = []
         self.registers = 0
 
     def register(self, *args: object) -> None:
@@ -117,6 +118,12 @@ class Pushing:
         self.refreshes.append(len(batch))
         for key, server, address, server_key in batch:
             self.inner.register(key, server, address, ttl, server_key)
+
+    def unregister_many(self, routes: Iterable[tuple[str, str, str, str | None]]) -> None:
+        batch = list(routes)
+        self.removals.append(len(batch))
+        for key, server, address, server_key in batch:
+            self.inner.unregister(key, server, address, server_key)
 
     def watch(self, notify: Callable[[tuple[str, ...] | None], None]) -> None:
         assert self.notify is None, "watch started twice"
@@ -183,6 +190,8 @@ def test_registrations_are_refreshed_in_one_batch_and_counted(pushing, stats):
         ref.stop(timeout=10)
     assert pushing.registers == 1000  # never one by one again
     assert set(pushing.refreshes) == {1000}
-    # A register each, the lookup, one per refresh, and an unregister each at the stop.
-    commands = 1000 + 1 + len(pushing.refreshes) + 1000
+    assert pushing.removals == [1000]  # all at once at the stop
+    assert pushing.inner.lookup(KEY) == ()
+    # A register each, the lookup, one per refresh, and one for the stop.
+    commands = 1000 + 1 + len(pushing.refreshes) + 1
     assert stats.snapshot()["matchmaker_commands"] == commands

@@ -243,9 +243,14 @@ class MatchmakerActor(SocketActor):
         """Unregister what is still registered and close the backend."""
         if self._backend is None:
             return
-        for key, server, address, server_key in tuple(self._registered):
-            self._call_backend(
-                functools.partial(self.backend.unregister, key, server, address, server_key)
-            )
+        backend = self._backend
+        if isinstance(backend, Refreshing) and self._registered:
+            # One request for all of them, as for the refreshes.
+            self._call_backend(functools.partial(backend.unregister_many, tuple(self._registered)))
+        else:
+            for key, server, address, server_key in tuple(self._registered):
+                self._call_backend(
+                    functools.partial(backend.unregister, key, server, address, server_key)
+                )
         self._registered.clear()
-        self._backend.close()
+        backend.close()

@@ -89,11 +89,17 @@ class Watching(Protocol):
 
 @runtime_checkable
 class Refreshing(Protocol):
-    """A backend that refreshes many registrations in one request."""
+    """A backend that refreshes (and removes) many registrations in one request."""
 
     def refresh(self, routes: Iterable[tuple[str, str, str, str | None]], ttl: float) -> None:
         """Register again every (key, server, address, server key) of ``routes`` for ``ttl``.
 
         What ``register`` would do for each, in one round trip (or a few):
         a Redis pipeline, an etcd lease keep-alive. Raises as ``register``.
+        """
+
+    def unregister_many(self, routes: Iterable[tuple[str, str, str, str | None]]) -> None:
+        """``unregister`` every (key, server, address, server key) of ``routes``, in one go.
+
+        Raises as ``unregister``.
         """

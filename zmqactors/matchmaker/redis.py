@@ -239,6 +239,21 @@ class _RedisRoutes:
         found.sort(key=lambda entry: (entry[0], entry[1].server, entry[1].address))
         return tuple(found)
 
+    def unregister_many(self, routes: Iterable[tuple[str, str, str, str | None]]) -> None:
+        """`unregister` every (key, server, address, server key) of ``routes`` in one pipeline.
+
+        Any thread. Raises as `unregister`.
+        """
+        with self._named():
+            pipe = self._client.pipeline(transaction=False)
+            for key, server, address, server_key in routes:
+                self._unregister(
+                    keys=[_redis_key(key)],
+                    args=[_member(server, address, server_key), CHANNEL, key],
+                    client=pipe,
+                )
+            pipe.execute()
+
     def watch(self, notify: Callable[[tuple[str, ...] | None], None]) -> None:
         """Report the keys published on `CHANNEL` to ``notify``, from a thread of this backend.
 
@@ -480,6 +495,11 @@ class SentinelMatchmaker(_RedisRoutes):
         """Refresh the routes on the current master; see `_RedisRoutes.refresh`. Any thread."""
         self._follow_failover()
         super().refresh(routes, ttl)
+
+    def unregister_many(self, routes: Iterable[tuple[str, str, str, str | None]]) -> None:
+        """Remove the routes from the current master; see `_RedisRoutes.unregister_many`."""
+        self._follow_failover()
+        super().unregister_many(routes)
 
     def _follow_failover(self) -> None:
         try:

@@ -23,6 +23,9 @@ change is missed while another member answers.
 Errors: `EtcdUnavailable` (an ``OSError``) when no member answers,
 `EtcdError` when one answers with an error; the matchmaker actor decides
 what a failure means.
+
+Longer than 400 lines on purpose: the key layout, the leases and the
+watch share one lock and one encoding of routes, and are read together.
 """
 
 from __future__ import annotations

@@ -158,11 +158,15 @@ class Gateway:
                         continue
                 index = self._current
                 headers = self._headers()
-                conn = self._connect(index, read_timeout)
+                # The request timeout until the watch is created: a member cut
+                # off must not hold this thread for read_timeout.
+                conn = self._connect(index, self._timeout)
                 self._watch_conn = conn
             try:
                 conn.request("POST", _API + "watch", json.dumps(body), headers)
                 response = conn.getresponse()
+                if conn.sock is not None:
+                    conn.sock.settimeout(read_timeout)
                 if response.status != _HTTP_OK:
                     failures.append(f"{self._describe(index)}: HTTP {response.status}")
                     conn.close()

@@ -25,7 +25,7 @@ from tests.discovery_checks import (
 )
 from tests.helpers import wait_until
 from zmqactors.errors import ConfigurationError
-from zmqactors.matchmaker import Route, create_matchmaker
+from zmqactors.matchmaker import RedisAccess, Route, create_matchmaker
 from zmqactors.matchmaker.redis import PREFIX, RedisMatchmaker, SentinelMatchmaker
 from zmqactors.options import parse_url
 from zmqactors.topics import matchmaker_key
@@ -495,3 +495,20 @@ def test_registrations_and_removals_are_published(backend: RedisMatchmaker) -> N
     wait_until(lambda: seen == [None, (KEY,), (KEY,)], "the removal published")
     backend.close()
     assert not any(t.name == "zmqactors-redis-watch" for t in threading.enumerate())
+
+
+def test_a_user_without_the_channel_registers_and_its_clients_poll(start_redis) -> None:
+    # Redis 7 gives users no channel unless told: registrations must not need one.
+    server = start_redis("--user", "nochan", "on", ">pw-nochan", "~*", "resetchannels", "+@all")
+    access = RedisAccess(username="nochan", password="pw-nochan")  # noqa: S106 - the test's
+    backend = create_matchmaker("redis", f"127.0.0.1:{server.port}/0", access=access)
+    seen: list[tuple[str, ...] | None] = []
+    with structlog.testing.capture_logs() as logs:
+        backend.watch(seen.append)
+        backend.register(KEY, "node-1", "tcp://127.0.0.1:1", LONG_TTL)
+        assert addresses(backend.lookup(KEY)) == [("node-1", "tcp://127.0.0.1:1")]
+        backend.unregister(KEY, "node-1", "tcp://127.0.0.1:1")
+        assert backend.lookup(KEY) == ()
+        wait_until(lambda: any("not permitted" in e["event"] for e in logs), "the watch giving up")
+    assert seen == []
+    backend.close()

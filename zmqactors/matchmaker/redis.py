@@ -92,9 +92,10 @@ CHANNEL: Final = "zmqactors:routes:changed"
 
 # KEYS[1]: the key's set; ARGV[1]: the member; ARGV[2]: the TTL in milliseconds;
 # ARGV[3]: the channel; ARGV[4]: the matchmaker key, published when the set's
-# members change. The expiry is written with 3 decimals (microseconds) so
-# Route.expires keeps time.time()'s precision; the set lives as long as its
-# longest-lived member.
+# members change. pcall: an ACL user without the channel (Redis 7 gives new
+# users none) still registers; its clients poll. The expiry is written with 3
+# decimals (microseconds) so Route.expires keeps time.time()'s precision; the
+# set lives as long as its longest-lived member.
 _REGISTER: Final = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -106,7 +107,7 @@ if redis.call('PTTL', KEYS[1]) < ttl_ms then
   redis.call('PEXPIRE', KEYS[1], ttl_ms)
 end
 if dropped + added > 0 then
-  redis.call('PUBLISH', ARGV[3], ARGV[4])
+  redis.pcall('PUBLISH', ARGV[3], ARGV[4])
 end
 return 1
 """
@@ -115,7 +116,7 @@ return 1
 # ARGV[3]: the matchmaker key, published when the member was there.
 _UNREGISTER: Final = """
 if redis.call('ZREM', KEYS[1], ARGV[1]) > 0 then
-  redis.call('PUBLISH', ARGV[2], ARGV[3])
+  redis.pcall('PUBLISH', ARGV[2], ARGV[3])
 end
 return 1
 """
@@ -272,19 +273,27 @@ class _RedisRoutes:
         """Follow the channel until `close` (the backend's watch thread)."""
         failing = False
         while not self._stop.is_set():
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._client.pubsub()
             try:
                 pubsub.subscribe(CHANNEL)
-                if failing:
-                    failing = False
-                    _log.info("Redis matchmaker watch follows changes again", redis=repr(self))
-                notify(None)
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=_WATCH_POLL)
-                    if message is not None and message.get("type") == "message":
+                    kind = None if message is None else message.get("type")
+                    if kind == "subscribe":
+                        # Subscribed (again): what changed meanwhile was missed.
+                        if failing:
+                            failing = False
+                            _log.info("Redis matchmaker watch follows changes again")
+                        notify(None)
+                    elif kind == "message" and message is not None:
                         data = message.get("data")
                         if isinstance(data, bytes):
                             notify((data.decode(errors="replace"),))
+            except redis.exceptions.NoPermissionError as exc:
+                # An ACL user without this channel (&zmqactors:routes:changed):
+                # retrying will not help; clients poll as before.
+                _log.warning("Redis matchmaker watch not permitted; polling only", error=str(exc))
+                return
             except redis.RedisError as exc:
                 if not failing:
                     failing = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING
@@ -97,6 +98,9 @@ class Pushing:
         self.lookups: list[str] = []
         self.refreshes: list[int] = []
         self.removals: list[int] = []
+        # When set, lookups wait for it (and say so through `held`).
+        self.hold: threading.Event | None = None
+        self.held = threading.Event()
         self.registers = 0
 
     def register(self, *args: object) -> None:
@@ -108,6 +112,9 @@ class Pushing:
 
     def lookup(self, key: str) -> tuple[Route, ...]:
         self.lookups.append(key)
+        if self.hold is not None:
+            self.held.set()
+            self.hold.wait(timeout=10)
         return self.inner.lookup(key)
 
     def entries(self) -> tuple[tuple[str, Route], ...]:
@@ -176,6 +183,23 @@ def test_a_pushed_change_updates_the_cached_key_at_once(pushed_actor, pushing, c
     pushing.inner.unregister(KEY, "s1", "tcp://127.0.0.1:1")
     pushing.notify(None)  # maybe anything changed: every cached key again
     wait_until(lambda: [r.server for r in cache_of(KEY).routes] == ["s2"], "s1 gone")
+
+
+def test_a_burst_of_changes_costs_one_lookup(pushed_actor, pushing):
+    pushing.inner.register(KEY, "s1", "tcp://127.0.0.1:1", 60)
+    assert servers(pushed_actor) == ["s1"]
+    pushing.hold = threading.Event()
+    pushing.notify((KEY,))
+    assert pushing.held.wait(timeout=10)  # the actor looks KEY up, and waits
+    lookups = len(pushing.lookups)
+    for _ in range(100):
+        pushing.notify((KEY,))
+    pushing.hold.set()
+    pushing.hold = None
+    assert servers(pushed_actor) == ["s1"]  # after the queued changes: a barrier
+    # The hundred queued changes made a lookup per batch of messages the
+    # actor takes between two polls (a few), not one each; the barrier one more.
+    assert 2 <= len(pushing.lookups) - lookups <= 10
 
 
 def test_registrations_are_refreshed_in_one_batch_and_counted(pushing, stats):

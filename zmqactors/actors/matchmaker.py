@@ -79,6 +79,10 @@ class MatchmakerActor(SocketActor):
         # Until then the backend may still miss live servers' registrations.
         self._recovering_until = 0.0
         self._watching = False
+        # Keys the backend said changed (None: every cached key), looked up
+        # at _changes_due (monotonic), when the inbox is drained.
+        self._changed_keys: set[str] | None = set()
+        self._changes_due: float | None = None
 
     def on_start(self) -> None:
         """Create the backend in this thread."""
@@ -141,7 +145,7 @@ class MatchmakerActor(SocketActor):
                     self._lookup(key, raise_errors=False)
                 return None
             case RoutesChanged(keys):
-                self._changed(keys)
+                self._note_changed(keys)
                 return None
             case Unreachable(address):
                 # For as long as a lookup is cached: then one call tries the
@@ -151,10 +155,23 @@ class MatchmakerActor(SocketActor):
             case _:
                 assert_never(message)
 
-    def _changed(self, keys: tuple[str, ...] | None) -> None:
-        """Look up again the cached keys among ``keys`` (None: every cached key)."""
+    def _note_changed(self, keys: tuple[str, ...] | None) -> None:
+        """Look ``keys`` up again once the inbox is drained (None: every cached key).
+
+        Through the timer, which runs when no message waits (or every few
+        dozen): a burst of changes (a thousand servers starting) costs one
+        lookup per key, not one per change.
+        """
+        if self._changes_due is None:
+            self._changes_due = time.monotonic()
+        if self._changed_keys is not None:
+            self._changed_keys = None if keys is None else self._changed_keys | set(keys)
+
+    def _flush_changes(self) -> None:
+        """Look up again the cached keys that changed (all of them after a None)."""
+        keys, self._changed_keys = self._changed_keys, set()
         cached = self._cache.keys()
-        for key in cached if keys is None else [k for k in keys if k in cached]:
+        for key in sorted(cached if keys is None else keys & cached):
             self._lookup(key, raise_errors=False)
 
     def _lookup(self, key: str, *, raise_errors: bool) -> tuple[Route, ...]:
@@ -218,10 +235,21 @@ class MatchmakerActor(SocketActor):
                 self._next_refresh = time.monotonic()
 
     def next_deadline(self) -> float | None:
-        """When the registrations are due for a refresh."""
-        return self._next_refresh if self._registered else None
+        """When changed keys are due for a lookup, or the registrations for a refresh."""
+        refresh = self._next_refresh if self._registered else None
+        if self._changes_due is None:
+            return refresh
+        return self._changes_due if refresh is None else min(refresh, self._changes_due)
 
     def on_deadline(self, now: float) -> None:
+        """Look up the changed keys, and refresh the registrations if they are due."""
+        if self._changes_due is not None and now >= self._changes_due:
+            self._changes_due = None
+            self._flush_changes()
+        if self._registered and self._next_refresh is not None and now >= self._next_refresh:
+            self._refresh(now)
+
+    def _refresh(self, now: float) -> None:
         """Refresh every registration (all of them again after a failure)."""
         backend = self.backend
         if isinstance(backend, Refreshing):

@@ -123,14 +123,8 @@ def gateway_post(member: EtcdProcess, path: str, body: dict[str, object]) -> dic
         return answer
 
 
-# --- the backend: leases, watch, URL ------------------------------------------------
-
-
-def test_one_keep_alive_refreshes_a_thousand_routes(mm: Matchmaker) -> None:
-    assert isinstance(mm, EtcdMatchmaker)
-    routes = [(KEY, f"node-{i}", f"tcp://127.0.0.1:{i + 1}", None) for i in range(1000)]
-    mm.refresh(routes, LONG_TTL)
-    assert len(mm.lookup(KEY)) == 1000
+def count_requests(mm: EtcdMatchmaker) -> list[str]:
+    """The paths of the requests ``mm`` makes from now on, as it makes them."""
     requests: list[str] = []
     real_call = mm._gateway.call
 
@@ -139,6 +133,18 @@ def test_one_keep_alive_refreshes_a_thousand_routes(mm: Matchmaker) -> None:
         return real_call(path, body)
 
     mm._gateway.call = counting  # type: ignore[method-assign]
+    return requests
+
+
+# --- the backend: leases, watch, URL ------------------------------------------------
+
+
+def test_one_keep_alive_refreshes_a_thousand_routes(mm: Matchmaker) -> None:
+    assert isinstance(mm, EtcdMatchmaker)
+    routes = [(KEY, f"node-{i}", f"tcp://127.0.0.1:{i + 1}", None) for i in range(1000)]
+    mm.refresh(routes, LONG_TTL)
+    assert len(mm.lookup(KEY)) == 1000
+    requests = count_requests(mm)
     mm.refresh(routes, LONG_TTL)
     assert requests == ["lease/keepalive"]
     assert len(mm.lookup(KEY)) == 1000
@@ -151,14 +157,7 @@ def test_a_thousand_routes_go_in_one_request(make_matchmaker: Callable[[], Match
     mm.refresh(routes, LONG_TTL)
     mm.register(KEY, "short", "tcp://127.0.0.1:9", 5.0)  # on a lease of its own
     other.register(KEY, "other", "tcp://127.0.0.1:1", LONG_TTL)
-    requests: list[str] = []
-    real_call = mm._gateway.call
-
-    def counting(path: str, body: dict[str, object]) -> dict[str, object]:
-        requests.append(path)
-        return real_call(path, body)
-
-    mm._gateway.call = counting  # type: ignore[method-assign]
+    requests = count_requests(mm)
     mm.unregister_many(routes)
     assert requests == ["kv/lease/revoke"]
     assert addresses(reader.lookup(KEY)) == [

@@ -55,10 +55,13 @@ class EtcdProcess:
         peer_port: int,
         cluster: str,
         tls: Any = None,
+        extra: tuple[str, ...] = (),
     ) -> None:
         """``tls``: a test PKI (``TLSFiles``): HTTPS only, client certificates required."""
         self.directory = directory
         self.tls = tls
+        # More etcd flags, e.g. ("--auth-token-ttl", "1").
+        self.extra = extra
         self.name = name
         self.client_port = client_port
         self.peer_port = peer_port
@@ -126,6 +129,7 @@ class EtcdProcess:
                 str(self.tls.server_key),
             ]
             args += ["--trusted-ca-file", str(self.tls.ca), "--client-cert-auth"]
+        args += self.extra
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         if wait:
             self.wait_ready()
@@ -170,14 +174,15 @@ class EtcdProcess:
         stop_process(self.proc, STOP_TIMEOUT)
 
 
-def start_member(directory: Path, tls: Any = None) -> EtcdProcess:
+def start_member(directory: Path, tls: Any = None, extra: tuple[str, ...] = ()) -> EtcdProcess:
     """One single-member cluster on free ports, answering when this returns.
 
-    ``tls`` (a test PKI): HTTPS only, client certificates required.
+    ``tls`` (a test PKI): HTTPS only, client certificates required; ``extra``:
+    more etcd flags.
     """
     peer_port = free_port(HOST)
     member = EtcdProcess(
-        directory, "solo", free_port(HOST), peer_port, f"solo=http://{HOST}:{peer_port}", tls
+        directory, "solo", free_port(HOST), peer_port, f"solo=http://{HOST}:{peer_port}", tls, extra
     )
     return member.start()
 

@@ -543,13 +543,17 @@ def etcd_server(tmp_path: Path) -> Iterator[etcd_process.EtcdProcess]:
 
 
 @pytest.fixture
-def start_etcd_tls(tmp_path: Path) -> Iterator[Callable[[TLSFiles], etcd_process.EtcdProcess]]:
-    """Start one-member etcds serving HTTPS only with a PKI, client certificates required."""
+def start_etcd(tmp_path: Path) -> Iterator[Callable[..., etcd_process.EtcdProcess]]:
+    """Start one-member etcds on free ports; all killed after the test.
+
+    ``tls`` (a `make_pki` PKI) serves HTTPS only, client certificates
+    required; ``extra`` are more etcd flags.
+    """
     started: list[etcd_process.EtcdProcess] = []
 
-    def start(pki: TLSFiles) -> etcd_process.EtcdProcess:
-        directory = tmp_path / f"etcd-tls-{len(started)}"
-        member = _etcd_or_skip(lambda: etcd_process.start_member(directory, tls=pki))
+    def start(tls: TLSFiles | None = None, extra: tuple[str, ...] = ()) -> etcd_process.EtcdProcess:
+        directory = tmp_path / f"etcd-{len(started)}"
+        member = _etcd_or_skip(lambda: etcd_process.start_member(directory, tls, extra))
         assert isinstance(member, etcd_process.EtcdProcess)
         started.append(member)
         return member

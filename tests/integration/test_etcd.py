@@ -260,11 +260,16 @@ def test_tls_options_need_the_etcds_scheme(tmp_path: Path) -> None:
         matchmaker_for(settings)
 
 
+def enable_auth(member: EtcdProcess, password: str) -> None:
+    """Add user root with ``password`` and turn etcd's authentication on."""
+    gateway_post(member, "auth/user/add", {"name": "root", "password": password})
+    gateway_post(member, "auth/user/grant", {"user": "root", "role": "root"})
+    gateway_post(member, "auth/enable", {})
+
+
 def test_user_and_password_from_a_file(etcd_server: EtcdProcess, tmp_path: Path) -> None:
     password = "s3cret-" + uuid.uuid4().hex
-    gateway_post(etcd_server, "auth/user/add", {"name": "root", "password": password})
-    gateway_post(etcd_server, "auth/user/grant", {"user": "root", "role": "root"})
-    gateway_post(etcd_server, "auth/enable", {})
+    enable_auth(etcd_server, password)
     secret = tmp_path / "etcd-password"
     secret.write_text(password + "\n")
     secret.chmod(0o600)
@@ -288,9 +293,33 @@ def test_user_and_password_from_a_file(etcd_server: EtcdProcess, tmp_path: Path)
         mm.close()
 
 
-def test_https_with_a_client_certificate(make_pki, start_etcd_tls) -> None:
+def test_an_invalidated_token_is_renewed(etcd_server: EtcdProcess, monkeypatch) -> None:
+    password = "s3cret-" + uuid.uuid4().hex
+    enable_auth(etcd_server, password)
+    monkeypatch.setenv("ZMQACTORS_ETCD_PASSWORD", password)
+    mm = matchmaker_for(parse_url(f"zmq+etcd://root@{etcd_server.host_port}/auth"))
+    mm.register(KEY, "node-1", "tcp://127.0.0.1:1", LONG_TTL)
+    # Setting a user's password invalidates every token etcd gave that user,
+    # as expiry does: mm's next request is refused and it authenticates again.
+    token = gateway_post(etcd_server, "auth/authenticate", {"name": "root", "password": password})
+    request = urllib.request.Request(
+        f"http://{etcd_server.host_port}/v3/auth/user/changepw",
+        data=json.dumps({"name": "root", "password": password}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": str(token["token"])},
+    )
+    urllib.request.urlopen(request, timeout=5.0).close()  # noqa: S310
+    gateway = mm._gateway  # type: ignore[attr-defined]
+    logins: list[str] = []
+    real_login = gateway._authenticate
+    monkeypatch.setattr(gateway, "_authenticate", lambda: (logins.append("x"), real_login())[1])
+    assert addresses(mm.lookup(KEY)) == [("node-1", "tcp://127.0.0.1:1")]
+    assert logins == ["x"]
+    mm.close()
+
+
+def test_https_with_a_client_certificate(make_pki, start_etcd) -> None:
     pki = make_pki()
-    member = start_etcd_tls(pki)
+    member = start_etcd(tls=pki)
     url = f"{member.url}?ssl_ca_certs={pki.ca}"
     with_cert = f"{url}&ssl_certfile={pki.client_cert}&ssl_keyfile={pki.client_key}"
     good = matchmaker_for(parse_url(with_cert))

@@ -24,7 +24,7 @@ NOX := PATH="$(PYENV_PATH)$(abspath $(VENV))/bin:$$PATH" "$(VENV)/bin/nox"
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv lock lock-upgrade demo lint docs services test matrix test-oldest test-latest dist \
-	soak soak-overload bench bench-scale bench-oslo clean
+	soak soak-overload bench bench-scale bench-oslo bench-discovery clean
 
 help: ## list the targets
 	@echo "zmqactors make targets (PYTHON=$(PYTHON) VENV=$(VENV)):"
@@ -107,7 +107,7 @@ docs: venv ## build the documentation site into docs/_build/html (warnings are e
 # they skip, or fail under CI=true. Debian's package starts and enables a
 # system service on install where it can: stop and disable it again, since
 # nothing here uses it.
-services: ## install redis-server (Debian package, as root) when it is missing
+services: ## install redis-server and etcd (Debian packages, as root) when they are missing
 	@command -v redis-server >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing redis-server with apt-get"; \
@@ -117,6 +117,19 @@ services: ## install redis-server (Debian package, as root) when it is missing
 			command -v redis-server >/dev/null; \
 		else \
 			echo "warning: no redis-server: the Redis tests skip (fail with CI=true); run 'make services' as root" >&2; \
+		fi; \
+	}
+	@# The tests start their own etcd members on free ports: the package's
+	@# service (on 2379, open to anyone on the host) is stopped and disabled.
+	@command -v etcd >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing etcd-server with apt-get"; \
+			apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null && \
+			{ systemctl disable --now etcd || service etcd stop; } >/dev/null 2>&1; \
+			command -v etcd >/dev/null; \
+		else \
+			echo "warning: no etcd: the etcd tests skip (fail with CI=true); run 'make services' as root" >&2; \
 		fi; \
 	}
 
@@ -154,6 +167,9 @@ bench: venv ## zmqactors beside raw pyzmq (python -m benchmarks [--quick] [--hos
 # build/. Options in BENCH_ARGS, e.g. BENCH_ARGS="--servers 10,100 --clients 2".
 bench-scale: venv ## N servers on one topic: fanout, calls, latency, resources, growth
 	"$(VPY)" -m benchmarks.scale --json build/bench-scale.json --plot build/bench-scale.png $(BENCH_ARGS)
+
+bench-discovery: venv services ## discovery per backend (file, redis, etcd): start/stop/kill propagation, lookups, outages
+	"$(VPY)" benchmarks/discovery.py $(BENCH_ARGS)
 
 bench-oslo: venv ## oslo.messaging's simulator: zmqactors vs a local RabbitMQ (started, stopped)
 	"$(VPY)" benchmarks/bench_oslo.py

@@ -6,6 +6,7 @@ zmqactors imports so forked children and helper scripts can use it too.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import types
     from collections.abc import Callable
 
 __all__ = ["EXAMPLES", "Recorder", "free_port", "give_away", "run_example", "wait_until"]
@@ -110,3 +112,33 @@ class Recorder:
     def recorded(self) -> list[object]:
         with self._record_lock:
             return list(self._recorded)
+
+
+def load_module(name: str, path: Path) -> types.ModuleType:
+    """Import the file ``path`` as module ``name`` (test modules cannot import each other)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules while they are built.
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def kill_process(proc: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> None:
+    """SIGKILL ``proc`` (a crash: nothing saved or closed cleanly) if it runs, and reap it."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> None:
+    """SIGTERM ``proc``, SIGKILL if it takes longer than ``timeout``; reap it."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_process(proc, timeout)

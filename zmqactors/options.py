@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ALL_OPTS",
     "DEFAULT_URL",
+    "ETCD_PASSWORD_ENV",
     "GROUP_NAME",
     "OPTION_BOUNDS",
     "REDIS_FILE_OPTIONS",
@@ -51,6 +52,8 @@ DEFAULT_URL: Final = "zmq://"
 # The environment variables a Redis or Sentinel password may come from.
 REDIS_PASSWORD_ENV: Final = "ZMQACTORS_REDIS_PASSWORD"  # noqa: S105 - a name
 SENTINEL_PASSWORD_ENV: Final = "ZMQACTORS_SENTINEL_PASSWORD"  # noqa: S105 - a name
+# The environment variable an etcd password may come from.
+ETCD_PASSWORD_ENV: Final = "ZMQACTORS_ETCD_PASSWORD"  # noqa: S105 - a name
 # The Redis options that name files: the checked password files and TLS files.
 REDIS_FILE_OPTIONS: Final = (
     "redis_password_file",
@@ -58,6 +61,7 @@ REDIS_FILE_OPTIONS: Final = (
     "ssl_certfile",
     "ssl_keyfile",
     "sentinel_password_file",
+    "etcd_password_file",
 )
 
 _MAX_PORT: Final = 65535
@@ -151,6 +155,7 @@ class Settings:
     ssl_keyfile: str | None = None
     sentinel_username: str | None = None
     sentinel_password_file: str | None = None
+    etcd_password_file: str | None = None
     max_message_size: int = _limits.DEFAULT_MAX_MESSAGE_SIZE
     max_decoded_items: int = _limits.DEFAULT_MAX_DECODED_ITEMS
     max_decoded_depth: int = _limits.DEFAULT_MAX_DECODED_DEPTH
@@ -417,7 +422,9 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
         "zmq+file:///DIR, zmq+redis://[USER[:PASSWORD]@]HOST[:PORT][/DB] "
         "(zmq+rediss:// over TLS) or "
         "zmq+sentinel://[USER[:PASSWORD]@]HOST:PORT[,HOST:PORT...]/MASTER "
-        "(zmq+sentinels:// over TLS). Query "
+        "(zmq+sentinels:// over TLS), "
+        "zmq+etcd://[USER[:PASSWORD]@]HOST:PORT[,HOST:PORT...][/PREFIX] "
+        "(zmq+etcds:// over TLS). Query "
         "parameters override the other options of this group, e.g. zmq://?timeout=2.",
     ),
     _numeric_opt(
@@ -443,7 +450,8 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
     cfg.StrOpt(
         "ssl_ca_certs",
         default=_DEFAULTS["ssl_ca_certs"],
-        help="Redis matchmaker over TLS (zmq+rediss://, zmq+sentinels://): the PEM "
+        help="Redis or etcd matchmaker over TLS (zmq+rediss://, zmq+sentinels://, "
+        "zmq+etcds://): the PEM "
         "file of the certificate authorities the server's certificate must chain "
         "to, and whose name must match the host in the URL. Unset: the system's "
         "trusted authorities.",
@@ -451,13 +459,15 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
     cfg.StrOpt(
         "ssl_certfile",
         default=_DEFAULTS["ssl_certfile"],
-        help="Redis matchmaker over TLS: this client's certificate (PEM), for a "
-        "server that requires client certificates (tls-auth-clients yes).",
+        help="Redis or etcd matchmaker over TLS: this client's certificate (PEM), "
+        "for a server that requires client certificates (Redis' tls-auth-clients "
+        "yes, etcd's --client-cert-auth).",
     ),
     cfg.StrOpt(
         "ssl_keyfile",
         default=_DEFAULTS["ssl_keyfile"],
-        help="Redis matchmaker over TLS: the private key (PEM) of ssl_certfile.",
+        help="Redis or etcd matchmaker over TLS: the private key (PEM) of "
+        "ssl_certfile, this user's alone (chmod 600).",
     ),
     cfg.StrOpt(
         "sentinel_username",
@@ -473,6 +483,14 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
         "one line, checked like redis_password_file. Without it, the environment "
         f"variable {SENTINEL_PASSWORD_ENV} is used if set; without either, the "
         "sentinels are contacted without a password.",
+    ),
+    cfg.StrOpt(
+        "etcd_password_file",
+        default=_DEFAULTS["etcd_password_file"],
+        help="etcd matchmaker: a file holding the password of the etcd user named "
+        "in the URL (zmq+etcd://USER@HOST:PORT) on one line, checked like "
+        "redis_password_file. Without it and without a password in the URL, the "
+        f"environment variable {ETCD_PASSWORD_ENV} is used if set.",
     ),
     _numeric_opt(
         "max_message_size",

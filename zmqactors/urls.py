@@ -11,11 +11,15 @@ Pure parsing, below `zmqactors.options` (which turns the result into
 ``zmq+rediss://...``                            the same over TLS
 ``zmq+sentinel://[USER[:PASSWORD]@]H1:P1,H2:P2/NAME`` Redis Sentinel (port 26379)
 ``zmq+sentinels://...``                         the same, sentinels and master over TLS
+``zmq+etcd://[USER[:PASSWORD]@]H1:P1[,H2:P2...][/PREFIX]`` etcd (port 2379,
+                                                prefix ``/zmqactors``)
+``zmq+etcds://...``                             the same over HTTPS
 =============================================== ==============================
 
 ``USER`` and ``PASSWORD`` are the Redis master's (an ACL user; ``:PASSWORD``
-alone is the ``default`` user's). A password may also come from an option
-(``redis_password_file``) or the environment: see `zmqactors.options`.
+alone is the ``default`` user's), or the etcd user's. A password may also come from an option
+(``redis_password_file``, ``etcd_password_file``) or the environment: see
+`zmqactors.options`.
 
 Query parameters override options, e.g. ``zmq://?timeout=2&executor_size=4``.
 Special characters in a password, a name or a path are percent-encoded.
@@ -47,11 +51,13 @@ __all__ = [
     "split_url",
 ]
 
-MatchmakerKind = Literal["memory", "file", "redis", "sentinel"]
+MatchmakerKind = Literal["memory", "file", "redis", "sentinel", "etcd"]
 _MATCHMAKER_KINDS: Final[tuple[str, ...]] = get_args(MatchmakerKind)
 
 _REDIS_PORT: Final = 6379
 _SENTINEL_PORT: Final = 26379
+_ETCD_PORT: Final = 2379
+_ETCD_PREFIX: Final = "/zmqactors"
 _MAX_PORT: Final = 65535
 
 
@@ -75,8 +81,9 @@ class MatchmakerSpec:
     ``location`` depends on ``kind``: for ``memory`` a name (``""`` is the
     default one), for ``file`` an absolute directory, for ``redis``
     ``"host:port/db"``, for ``sentinel`` ``"h1:p1,h2:p2/master"``. ``url`` is
-    the URL as given with any password replaced by ``***``, safe to log.
-    ``password`` (redis and sentinel only) is kept out of ``repr()``;
+    the URL as given with any password replaced by ``***``, safe to log; for
+    ``etcd`` ``"h1:p1,h2:p2/prefix"`` (the prefix without its leading ``/``).
+    ``password`` (redis, sentinel and etcd only) is kept out of ``repr()``;
     ``username`` is the ACL user (``None``: the ``default`` user) and ``tls``
     whether to speak TLS (``zmq+rediss``, ``zmq+sentinels``).
 
@@ -102,7 +109,7 @@ class MatchmakerSpec:
         if self.kind == "file" and not Path(self.location).is_absolute():
             msg = f"the file matchmaker needs an absolute directory, got {self.location!r}"
             raise ConfigurationError(msg)
-        if self.kind not in {"redis", "sentinel"}:
+        if self.kind not in {"redis", "sentinel", "etcd"}:
             for name in ("password", "username"):
                 if getattr(self, name) is not None:
                     msg = f"the {self.kind} matchmaker takes no {name}"
@@ -125,9 +132,12 @@ _KNOWN_SCHEMES: Final = (
     "zmq+rediss",
     "zmq+sentinel",
     "zmq+sentinels",
+    "zmq+etcd",
+    "zmq+etcds",
 )
-_REDIS_SCHEMES: Final = frozenset(_KNOWN_SCHEMES[3:])
-_TLS_SCHEMES: Final = frozenset({"zmq+rediss", "zmq+sentinels"})
+# The schemes whose URL may carry a user name and password.
+_USER_SCHEMES: Final = frozenset(_KNOWN_SCHEMES[3:])
+_TLS_SCHEMES: Final = frozenset({"zmq+rediss", "zmq+sentinels", "zmq+etcds"})
 _HOST_PORT: Final = re.compile(
     r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9._-]+))(?::(?P<port>[0-9]{1,5}))?"
 )
@@ -207,7 +217,7 @@ def _parse(
 
 def _parse_userinfo(scheme: str, userinfo: str) -> tuple[str | None, str | None]:
     """``USER``, ``USER:PASSWORD`` or ``:PASSWORD`` as (user name, password), decoded."""
-    if scheme not in _REDIS_SCHEMES:
+    if scheme not in _USER_SCHEMES:
         msg = f"{scheme}:// takes no user name or password"
         raise _URLError(msg)
     user, colon, password = userinfo.partition(":")
@@ -251,6 +261,8 @@ def _parse_location(
             return MatchmakerSpec(
                 "redis", f"{host_port}/{_parse_database(path)}", safe_url, password
             )
+        case "zmq+etcd" | "zmq+etcds":
+            return MatchmakerSpec("etcd", _parse_etcd(hostinfo, path), safe_url, password)
         case _:
             master = urllib.parse.unquote(path.removeprefix("/"))
             if not master or "/" in master:
@@ -258,6 +270,19 @@ def _parse_location(
                 raise _URLError(msg)
             hosts = ",".join(_parse_host_port(item, _SENTINEL_PORT) for item in hostinfo.split(","))
             return MatchmakerSpec("sentinel", f"{hosts}/{master}", safe_url, password)
+
+
+def _parse_etcd(hostinfo: str, path: str) -> str:
+    """``h1:p1,h2:p2/prefix`` from the URL's hosts and path (default prefix: zmqactors)."""
+    if not hostinfo:
+        msg = "missing host: use zmq+etcd://HOST[:PORT][,HOST[:PORT]...][/PREFIX]"
+        raise _URLError(msg)
+    hosts = ",".join(_parse_host_port(item, _ETCD_PORT) for item in hostinfo.split(","))
+    prefix = urllib.parse.unquote(path).rstrip("/") or _ETCD_PREFIX
+    if not prefix.isprintable() or "//" in prefix:
+        msg = f"the etcd prefix must be printable, without empty parts, got {path!r}"
+        raise _URLError(msg)
+    return f"{hosts}{prefix}"
 
 
 def _parse_directory(hostinfo: str, path: str) -> str:

@@ -1,4 +1,4 @@
-"""Real redis-server and Sentinel processes for the integration tests, on free loopback ports.
+"""Real redis-server, Sentinel and etcd processes for the integration tests, on free loopback ports.
 
 They listen on 127.0.0.1, or on another address (``::1``) when asked.
 
@@ -8,6 +8,8 @@ TLS only (``port 0``, ``tls-port``), with certificates made by the test
 (`make_tls_files`), and have an ACL user with the ``default`` user disabled. Without a
 ``redis-server`` on PATH the tests that need one skip, except under CI
 (``CI=true``), where they fail: ``make test`` installs the Debian package.
+The same holds for ``etcd`` (`etcd_server`, and `etcd_cluster` of three
+members for the fail-over tests; see `tests.etcd_process`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import itertools
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import time
 from typing import TYPE_CHECKING, NoReturn
@@ -31,7 +32,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.helpers import free_port, wait_until
+from tests import etcd_process
+from tests.helpers import free_port, kill_process, stop_process, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -321,19 +323,11 @@ class RedisProcess:
 
     def kill(self) -> None:
         """SIGKILL the process (a crash: nothing is saved or closed cleanly) and reap it."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=STOP_TIMEOUT)
+        kill_process(self.proc, STOP_TIMEOUT)
 
     def stop(self) -> None:
         """SIGTERM, SIGKILL if it takes longer than 5 s; reap it."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        stop_process(self.proc, STOP_TIMEOUT)
 
 
 class SentinelSetup:
@@ -525,6 +519,58 @@ def redis_sentinel_with_replica(
     sentinel = start_sentinel(tmp_path / "sentinel", master, replicas=1)
     yield SentinelSetup(master, sentinel, replica)
     sentinel.stop()
+
+
+# --- etcd ------------------------------------------------------------------------------
+
+
+def _etcd_or_skip(start: Callable[[], object]) -> object:
+    try:
+        return start()
+    except etcd_process.EtcdMissing as exc:
+        skip_unless_ci(str(exc))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture
+def etcd_server(tmp_path: Path) -> Iterator[etcd_process.EtcdProcess]:
+    """A fresh one-member etcd on free ports for this test; killed after it."""
+    member = _etcd_or_skip(lambda: etcd_process.start_member(tmp_path / "etcd"))
+    assert isinstance(member, etcd_process.EtcdProcess)
+    yield member
+    member.stop()
+
+
+@pytest.fixture
+def start_etcd(tmp_path: Path) -> Iterator[Callable[..., etcd_process.EtcdProcess]]:
+    """Start one-member etcds on free ports; all killed after the test.
+
+    ``tls`` (a `make_pki` PKI) serves HTTPS only, client certificates
+    required; ``extra`` are more etcd flags.
+    """
+    started: list[etcd_process.EtcdProcess] = []
+
+    def start(tls: TLSFiles | None = None, extra: tuple[str, ...] = ()) -> etcd_process.EtcdProcess:
+        directory = tmp_path / f"etcd-{len(started)}"
+        member = _etcd_or_skip(lambda: etcd_process.start_member(directory, tls, extra))
+        assert isinstance(member, etcd_process.EtcdProcess)
+        started.append(member)
+        return member
+
+    yield start
+    for member in started:
+        member.stop()
+
+
+@pytest.fixture
+def etcd_cluster(tmp_path: Path) -> Iterator[list[etcd_process.EtcdProcess]]:
+    """A fresh three-member etcd cluster on free ports; every member killed after the test."""
+    members = _etcd_or_skip(lambda: etcd_process.start_cluster(tmp_path / "etcd"))
+    assert isinstance(members, list)
+    yield members
+    for member in members:
+        member.stop()
 
 
 # --- hosts in network namespaces ------------------------------------------------------

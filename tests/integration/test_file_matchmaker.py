@@ -1,4 +1,4 @@
-"""The file matchmaker's strict rules, through a real transport (issue #12, row 4).
+"""The file matchmaker's strict rules, through a real transport (issue #12, row 4); its watch.
 
 An attacker who once could write the directory plants a route that never
 expires, pointing at a socket of their own; real servers and clients on real
@@ -8,14 +8,17 @@ TCP sockets must never send to it, and the transport counts it.
 from __future__ import annotations
 
 import json
+import threading
 from typing import TYPE_CHECKING
 
 import pytest
 import zmq
 
 import zmqactors as za
+from tests.discovery_checks import check_start_and_stop_seen_at_once
+from tests.helpers import wait_until
 from zmqactors.errors import SecurityError
-from zmqactors.matchmaker import FileMatchmaker
+from zmqactors.matchmaker import FileMatchmaker, inotify
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -70,3 +73,33 @@ def test_transport_refuses_a_group_writable_directory(tmp_path: Path) -> None:
     directory.chmod(0o775)
     with pytest.raises(SecurityError, match=rf"'{directory}'.*writable by group or others"):
         za.Transport.from_url(f"zmq+file://{directory}")
+
+
+# --- inotify: changes pushed to clients -------------------------------------------------
+
+
+needs_inotify = pytest.mark.skipif(not inotify.available(), reason="inotify is Linux-only")
+
+
+@needs_inotify
+def test_the_watch_reports_new_and_removed_routes_not_refreshes(tmp_path: Path) -> None:
+    writer, watcher = FileMatchmaker(tmp_path / "mm"), FileMatchmaker(tmp_path / "mm")
+    seen: list[tuple[str, ...] | None] = []
+    watcher.watch(seen.append)
+    try:
+        writer.register("default/a", "node-1", "tcp://127.0.0.1:1", 30)
+        wait_until(lambda: seen == [("default/a",)], "the new key directory and route")
+        writer.register("default/a", "node-1", "tcp://127.0.0.1:1", 30)  # a refresh
+        writer.register("default/b", "node-1", "tcp://127.0.0.1:1", 30)
+        wait_until(lambda: seen[1:] == [("default/b",)], "the second key, and no refresh")
+        writer.unregister("default/a", "node-1", "tcp://127.0.0.1:1")
+        wait_until(lambda: seen[2:] == [("default/a",)], "the removal")
+    finally:
+        watcher.close()
+    assert not any(t.name == "zmqactors-file-watch" for t in threading.enumerate())
+
+
+@needs_inotify
+def test_a_started_and_a_stopped_server_are_seen_at_once(spawn_server, tmp_path) -> None:
+    url = f"zmq+file://{tmp_path / 'mm'}?matchmaker_ttl=2"
+    check_start_and_stop_seen_at_once(spawn_server, url, "calc.file")

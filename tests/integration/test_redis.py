@@ -19,9 +19,13 @@ import redis
 import structlog
 
 import zmqactors as za
+from tests.discovery_checks import (
+    check_calls_between_processes,
+    check_start_and_stop_seen_at_once,
+)
 from tests.helpers import wait_until
 from zmqactors.errors import ConfigurationError
-from zmqactors.matchmaker import Route, create_matchmaker
+from zmqactors.matchmaker import RedisAccess, Route, create_matchmaker
 from zmqactors.matchmaker.redis import PREFIX, RedisMatchmaker, SentinelMatchmaker
 from zmqactors.options import parse_url
 from zmqactors.topics import matchmaker_key
@@ -268,11 +272,7 @@ def test_calls_between_processes_through_redis(
         f"tcp://[{loopback}]:" if ":" in loopback else "tcp://127.0.0.1:"
     )
     assert addresses(tuple(server_routes(backend, "node-1"))) == [("node-1", proc.address)]
-    with za.Transport.from_url(matchmaker_url) as transport:
-        client = za.RPCClient(transport, za.Target(TOPIC), timeout=CALL_TIMEOUT)
-        assert client.call("add", a=2, b=40) == 42
-        assert {client.call("whoami") for _ in range(4)} == {"node-1", "node-2"}
-        assert client.prepare(server="node-2").call("whoami") == "node-2"
+    check_calls_between_processes(matchmaker_url, TOPIC)
 
 
 def test_cli_targets_lists_what_redis_holds(spawn_server, redis_server) -> None:
@@ -450,3 +450,65 @@ def test_routes_keep_the_server_key_and_entries_without_one_still_read(
     assert [r.server_key for _, r in backend.entries()] == [key, None]
     backend.unregister(KEY, "curve", "tcp://127.0.0.1:1", key)
     assert [r.server for r in backend.lookup(KEY)] == ["old"]
+
+
+# --- pushed changes and batched refreshes ---------------------------------------------
+
+
+def test_a_started_and_a_stopped_server_are_seen_at_once(spawn_server, matchmaker_url) -> None:
+    check_start_and_stop_seen_at_once(spawn_server, matchmaker_url, TOPIC)
+
+
+def test_a_thousand_routes_are_refreshed_in_two_round_trips(backend: RedisMatchmaker) -> None:
+    routes = [(KEY, f"node-{i}", f"tcp://127.0.0.1:{i + 1}", None) for i in range(1000)]
+    backend.refresh(routes, LONG_TTL)
+    assert len(backend.lookup(KEY)) == 1000
+    sent: list[int] = []
+    connection_class = backend.client.connection_pool.connection_class
+    real_send = connection_class.send_packed_command
+
+    def counting(self, command, *args, **kwargs):
+        sent.append(1)
+        return real_send(self, command, *args, **kwargs)
+
+    connection_class.send_packed_command = counting
+    try:
+        backend.refresh(routes, LONG_TTL)
+    finally:
+        connection_class.send_packed_command = real_send
+    # redis-py checks that the script is loaded (SCRIPT EXISTS), then sends
+    # the whole pipeline: two round trips, whatever the number of routes.
+    assert len(sent) == 2
+    assert len(backend.lookup(KEY)) == 1000
+    backend.unregister_many(routes[1:])
+    assert addresses(backend.lookup(KEY)) == [("node-0", "tcp://127.0.0.1:1")]
+
+
+def test_registrations_and_removals_are_published(backend: RedisMatchmaker) -> None:
+    seen: list[tuple[str, ...] | None] = []
+    backend.watch(seen.append)
+    wait_until(lambda: seen == [None], "the subscription")
+    backend.register(KEY, "node-1", "tcp://127.0.0.1:1", LONG_TTL)
+    wait_until(lambda: seen == [None, (KEY,)], "the registration published")
+    backend.register(KEY, "node-1", "tcp://127.0.0.1:1", LONG_TTL)  # a refresh: nothing new
+    backend.unregister(KEY, "node-1", "tcp://127.0.0.1:1")
+    wait_until(lambda: seen == [None, (KEY,), (KEY,)], "the removal published")
+    backend.close()
+    assert not any(t.name == "zmqactors-redis-watch" for t in threading.enumerate())
+
+
+def test_a_user_without_the_channel_registers_and_its_clients_poll(start_redis) -> None:
+    # Redis 7 gives users no channel unless told: registrations must not need one.
+    server = start_redis("--user", "nochan", "on", ">pw-nochan", "~*", "resetchannels", "+@all")
+    access = RedisAccess(username="nochan", password="pw-nochan")  # noqa: S106 - the test's
+    backend = create_matchmaker("redis", f"127.0.0.1:{server.port}/0", access=access)
+    seen: list[tuple[str, ...] | None] = []
+    with structlog.testing.capture_logs() as logs:
+        backend.watch(seen.append)
+        backend.register(KEY, "node-1", "tcp://127.0.0.1:1", LONG_TTL)
+        assert addresses(backend.lookup(KEY)) == [("node-1", "tcp://127.0.0.1:1")]
+        backend.unregister(KEY, "node-1", "tcp://127.0.0.1:1")
+        assert backend.lookup(KEY) == ()
+        wait_until(lambda: any("not permitted" in e["event"] for e in logs), "the watch giving up")
+    assert seen == []
+    backend.close()

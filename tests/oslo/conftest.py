@@ -33,10 +33,12 @@ import tempfile
 import time
 import types
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests import etcd_process
 from tests.helpers import free_port
 
 if TYPE_CHECKING:
@@ -167,15 +169,28 @@ class Backends:
         self._redis: subprocess.Popen[bytes] | None = None
         self._redis_url = ""
         self._redis_missing: str | None = None
+        self._etcd: etcd_process.EtcdProcess | None = None
 
     def url(self, backend: str) -> str:
-        """``zmq://`` or a ``zmq+redis://`` URL; skips the test when Redis is not available."""
+        """``zmq://``, a ``zmq+redis://`` or ``zmq+etcd://`` URL; skips without its store."""
         if backend == "zmq":
             return "zmq://"
         if backend == "redis":
             return self._redis_url or self._start_redis()
+        if backend == "etcd":
+            return self._start_etcd().url
         msg = f"unknown backend {backend!r}"
         raise ValueError(msg)
+
+    def _start_etcd(self) -> etcd_process.EtcdProcess:
+        if self._etcd is None:
+            try:
+                self._etcd = etcd_process.start_member(Path(self._tmp) / "etcd")
+            except etcd_process.EtcdMissing as exc:
+                if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+                    pytest.fail(str(exc))
+                pytest.skip(str(exc))
+        return self._etcd
 
     def _start_redis(self) -> str:
         if self._redis_missing is None:
@@ -213,7 +228,9 @@ class Backends:
         return self._redis_url
 
     def close(self) -> None:
-        """Stop the redis-server, if one was started."""
+        """Stop the redis-server and etcd, if they were started."""
+        if self._etcd is not None:
+            self._etcd.stop()
         if self._redis is not None:
             self._redis.terminate()
             try:

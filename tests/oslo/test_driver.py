@@ -20,8 +20,9 @@ from oslo_messaging import conffixture
 from oslo_messaging.rpc import dispatcher as rpc_dispatcher
 
 from tests.helpers import wait_until
+from zmqactors.errors import ConfigurationError
 from zmqactors.matchmaker import MemoryMatchmaker
-from zmqactors.options import register_opts
+from zmqactors.options import parse_url, register_opts
 from zmqactors.oslo import ZmqActorsDriver
 from zmqactors.oslo._targets import escape
 from zmqactors.oslo.driver import zmq_url
@@ -407,6 +408,8 @@ def test_a_requeued_notification_is_delivered_again(harness):
         "zmq+redis://[::1]:6379/0",
         "zmq+sentinel://[fd00::1]:26379,[fd00::2]:26380/mymaster",
         "zmq://?bind_address=::1",
+        "zmq+etcd://127.0.0.1:2379/zmqactors",
+        "zmq+etcds://h1:2379,h2:2380/my/prefix",
     ],
 )
 def test_oslo_transport_urls_reach_zmqactors_whole(url):
@@ -414,6 +417,20 @@ def test_oslo_transport_urls_reach_zmqactors_whole(url):
     rebuilt = zmq_url(parsed)
     assert oslo_messaging.TransportURL.parse(cfg.ConfigOpts(), rebuilt) == parsed
     assert rebuilt.split("://")[0] == url.split("://")[0]
+
+
+def test_credentials_oslo_repeats_on_every_host_are_given_once():
+    # oslo parses "u:p@h1,h2" as the user and password on h1 only, and
+    # writes them on every host when the URL names them so.
+    url = "zmq+etcd://root:s%40cret@h1:2379,root:s%40cret@h2:2379/p"
+    rebuilt = zmq_url(oslo_messaging.TransportURL.parse(cfg.ConfigOpts(), url))
+    assert rebuilt == "zmq+etcd://root:s%40cret@h1:2379,h2:2379/p"
+    settings = parse_url(rebuilt)
+    assert settings.matchmaker.location == "h1:2379,h2:2379/p"
+    assert (settings.matchmaker.username, settings.matchmaker.password) == ("root", "s@cret")
+    mixed = "zmq+etcd://a:x@h1:2379,b:y@h2:2379/p"
+    with pytest.raises(ConfigurationError, match="different users"):
+        zmq_url(oslo_messaging.TransportURL.parse(cfg.ConfigOpts(), mixed))
 
 
 def assert_a_notification_is_heard(harness: Any) -> None:

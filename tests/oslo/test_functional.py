@@ -1,4 +1,4 @@
-"""oslo.messaging's own functional tests, run against ``zmq://`` and ``zmq+redis://``.
+"""oslo.messaging's own functional tests, run against ``zmq://``, ``zmq+redis://`` and ``zmq+etcd://``.
 
 The test cases are oslo.messaging's (``oslo_messaging/tests/functional``:
 ``CallTestCase``, ``CastTestCase``, ``NotifyTestCase`` and the logging-handler
@@ -32,7 +32,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 ]
 
-BACKENDS = ("zmq", "redis")
+BACKENDS = ("zmq", "redis", "etcd")
 
 
 def _define(name: str, base: type, **attrs: object) -> None:

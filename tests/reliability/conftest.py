@@ -7,12 +7,12 @@ the redis-server fixtures are borrowed from ``tests/integration/conftest.py``.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from tests.helpers import load_module
 
 if TYPE_CHECKING:
     import types
@@ -21,15 +21,7 @@ if TYPE_CHECKING:
 HERE = Path(__file__).resolve().parent
 
 
-def _load(name: str, path: Path) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses look their module up in sys.modules while they are built.
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+_load = load_module
 
 
 _ledger = _load("zmqactors_reliability_ledger", HERE / "ledger.py")

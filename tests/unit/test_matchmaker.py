@@ -501,8 +501,8 @@ def test_factory_builds_the_local_backends(tmp_path: Path) -> None:
 
 
 def test_factory_names_an_unknown_kind() -> None:
-    with pytest.raises(ConfigurationError, match="'etcd'") as info:
-        create_matchmaker("etcd", "somewhere")
+    with pytest.raises(ConfigurationError, match="'consul'") as info:
+        create_matchmaker("consul", "somewhere")
     assert isinstance(info.value, ValueError)
 
 

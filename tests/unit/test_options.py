@@ -55,6 +55,7 @@ OPTION_NAMES = {
     "ssl_keyfile",
     "sentinel_username",
     "sentinel_password_file",
+    "etcd_password_file",
     "curve_server_keys_dir",
     "max_queued_per_client",
     "max_queued_bytes",

@@ -1,8 +1,15 @@
 """The matchmaker actor: owns the discovery backend, registrations and the route cache.
 
 It alone talks to the backend (created in its thread): it registers this
-process's servers and refreshes them every TTL/3, answers lookups and writes
-their results into the `RouteCache` that callers read without a hop. When the
+process's servers and refreshes them every TTL/3 (all of them in one request
+when the backend can: a Redis pipeline, one etcd lease keep-alive), answers
+lookups and writes their results into the `RouteCache` that callers read
+without a hop. A backend that watches the store (`Watching`) tells it, from
+its own thread and through this actor's inbox (`RoutesChanged`), which keys
+changed; the actor looks up again those it has cached, so a client sees a
+server start or stop one round trip after the store does, not after
+``lookup_cache_ttl``. Every request to the backend is counted
+(``matchmaker_commands``). When the
 backend fails, cached routes stay in use, the failure is logged once (not per
 call or per refresh), and registrations are redone as soon as it answers again.
 For one TTL after that, lookups keep the routes cached before the outage
@@ -16,16 +23,20 @@ import functools
 import time
 from typing import TYPE_CHECKING, assert_never
 
+import pykka
+
 from zmqactors.actors.base import SocketActor
 from zmqactors.actors.messages import (
     Lookup,
     MatchmakerMessage,
     Refresh,
     Register,
+    RoutesChanged,
     Unreachable,
     Unregister,
 )
 from zmqactors.errors import MessagingError
+from zmqactors.matchmaker.base import Refreshing, Watching
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -67,10 +78,39 @@ class MatchmakerActor(SocketActor):
         self._next_probe = 0.0
         # Until then the backend may still miss live servers' registrations.
         self._recovering_until = 0.0
+        self._watching = False
+        # Keys the backend said changed (None: every cached key), looked up
+        # at _changes_due (monotonic), when the inbox is drained.
+        self._changed_keys: set[str] | None = set()
+        self._changes_due: float | None = None
 
     def on_start(self) -> None:
         """Create the backend in this thread."""
         self._backend = self._factory()
+
+    def _watch(self) -> None:
+        """Start the backend's watch, if it has one, when this process first looks up.
+
+        Not before: a process that only serves never reads its cache, and a
+        thousand server processes each holding a watch open would load the
+        store for nothing.
+        """
+        if self._watching:
+            return
+        self._watching = True
+        backend = self.backend
+        if not isinstance(backend, Watching):
+            return
+        ref = self.actor_ref
+
+        def notify(keys: tuple[str, ...] | None) -> None:
+            # The backend's watch thread: only a hand-off to this actor.
+            try:
+                ref.tell(RoutesChanged(keys))
+            except pykka.ActorDeadError:
+                return
+
+        backend.watch(notify)
 
     @property
     def backend(self) -> Matchmaker:
@@ -82,6 +122,7 @@ class MatchmakerActor(SocketActor):
         """Handle one inbox message (actor thread)."""
         match message:
             case Register(key, server, address, server_key):
+                self._stats.incr("matchmaker_commands")
                 self.backend.register(key, server, address, self._ttl, server_key)
                 self._registered.add((key, server, address, server_key))
                 self._cache.invalidate(key)
@@ -103,6 +144,9 @@ class MatchmakerActor(SocketActor):
                 if not self._failing or time.monotonic() >= self._next_probe:
                     self._lookup(key, raise_errors=False)
                 return None
+            case RoutesChanged(keys):
+                self._note_changed(keys)
+                return None
             case Unreachable(address):
                 # For as long as a lookup is cached: then one call tries the
                 # address again (and fails fast if it is still down).
@@ -111,7 +155,28 @@ class MatchmakerActor(SocketActor):
             case _:
                 assert_never(message)
 
+    def _note_changed(self, keys: tuple[str, ...] | None) -> None:
+        """Look ``keys`` up again once the inbox is drained (None: every cached key).
+
+        Through the timer, which runs when no message waits (or every few
+        dozen): a burst of changes (a thousand servers starting) costs one
+        lookup per key, not one per change.
+        """
+        if self._changes_due is None:
+            self._changes_due = time.monotonic()
+        if self._changed_keys is not None:
+            self._changed_keys = None if keys is None else self._changed_keys | set(keys)
+
+    def _flush_changes(self) -> None:
+        """Look up again the cached keys that changed (all of them after a None)."""
+        keys, self._changed_keys = self._changed_keys, set()
+        cached = self._cache.keys()
+        for key in sorted(cached if keys is None else keys & cached):
+            self._lookup(key, raise_errors=False)
+
     def _lookup(self, key: str, *, raise_errors: bool) -> tuple[Route, ...]:
+        self._watch()
+        self._stats.incr("matchmaker_commands")
         try:
             routes = self.backend.lookup(key)
         except Exception as exc:  # noqa: BLE001 - any backend failure falls back to the cache
@@ -138,6 +203,7 @@ class MatchmakerActor(SocketActor):
         return routes + tuple(r for r in cached.routes if (r.server, r.address) not in listed)
 
     def _call_backend(self, action: Callable[[], None]) -> bool:
+        self._stats.incr("matchmaker_commands")
         try:
             action()
         except Exception as exc:  # noqa: BLE001 - any backend failure is logged once and retried
@@ -169,18 +235,33 @@ class MatchmakerActor(SocketActor):
                 self._next_refresh = time.monotonic()
 
     def next_deadline(self) -> float | None:
-        """When the registrations are due for a refresh."""
-        return self._next_refresh if self._registered else None
+        """When changed keys are due for a lookup, or the registrations for a refresh."""
+        refresh = self._next_refresh if self._registered else None
+        if self._changes_due is None:
+            return refresh
+        return self._changes_due if refresh is None else min(refresh, self._changes_due)
 
     def on_deadline(self, now: float) -> None:
+        """Look up the changed keys, and refresh the registrations if they are due."""
+        if self._changes_due is not None and now >= self._changes_due:
+            self._changes_due = None
+            self._flush_changes()
+        if self._registered and self._next_refresh is not None and now >= self._next_refresh:
+            self._refresh(now)
+
+    def _refresh(self, now: float) -> None:
         """Refresh every registration (all of them again after a failure)."""
-        for key, server, address, server_key in tuple(self._registered):
-            if not self._call_backend(
-                functools.partial(
-                    self.backend.register, key, server, address, self._ttl, server_key
-                )
-            ):
-                break
+        backend = self.backend
+        if isinstance(backend, Refreshing):
+            self._call_backend(
+                functools.partial(backend.refresh, tuple(self._registered), self._ttl)
+            )
+        else:
+            for key, server, address, server_key in tuple(self._registered):
+                if not self._call_backend(
+                    functools.partial(backend.register, key, server, address, self._ttl, server_key)
+                ):
+                    break
         # After a failure, retry sooner than a full period so registrations
         # come back as soon as the backend does.
         period = self._ttl / 3
@@ -190,9 +271,14 @@ class MatchmakerActor(SocketActor):
         """Unregister what is still registered and close the backend."""
         if self._backend is None:
             return
-        for key, server, address, server_key in tuple(self._registered):
-            self._call_backend(
-                functools.partial(self.backend.unregister, key, server, address, server_key)
-            )
+        backend = self._backend
+        if isinstance(backend, Refreshing) and self._registered:
+            # One request for all of them, as for the refreshes.
+            self._call_backend(functools.partial(backend.unregister_many, tuple(self._registered)))
+        else:
+            for key, server, address, server_key in tuple(self._registered):
+                self._call_backend(
+                    functools.partial(backend.unregister, key, server, address, server_key)
+                )
         self._registered.clear()
-        self._backend.close()
+        backend.close()

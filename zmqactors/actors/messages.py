@@ -35,6 +35,7 @@ __all__ = [
     "Register",
     "RemoveServer",
     "ReplyWaiterMessage",
+    "RoutesChanged",
     "SendCall",
     "SendCast",
     "SendReply",
@@ -118,7 +119,13 @@ class Unreachable(msgspec.Struct, frozen=True):
     address: str
 
 
-MatchmakerMessage = Register | Unregister | Lookup | Refresh | Unreachable
+class RoutesChanged(msgspec.Struct, frozen=True):
+    """The backend's watch saw these keys change (None: maybe any): look them up again."""
+
+    keys: tuple[str, ...] | None
+
+
+MatchmakerMessage = Register | Unregister | Lookup | Refresh | Unreachable | RoutesChanged
 
 
 # -- poller ---------------------------------------------------------------

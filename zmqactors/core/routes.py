@@ -37,6 +37,10 @@ class RouteCache:
         """The cached routes of ``key``, or None. Any thread."""
         return self._entries.get(key)
 
+    def keys(self) -> frozenset[str]:
+        """The keys cached now. Any thread."""
+        return frozenset(self._entries)
+
     def put(self, key: str, routes: tuple[Route, ...]) -> None:
         """Cache ``routes`` (an empty tuple removes the entry). Matchmaker actor only."""
         entries = dict(self._entries)

@@ -48,7 +48,8 @@ class Stats:
     (distinct routes refused because their key is not pinned in
     ``curve_server_keys_dir``); with the file matchmaker: ``bad_routes``
     (route files ignored: a symbolic link, or an expiry further ahead than
-    ``matchmaker_ttl``).
+    ``matchmaker_ttl``); ``matchmaker_commands`` (requests the matchmaker
+    actor made to its backend: registrations, refreshes, lookups).
     """
 
     def __init__(self) -> None:

@@ -1,6 +1,6 @@
 """The matchmaker interface: where the servers of a topic can be reached.
 
-Backends: memory (one process), file (one host), redis and sentinel (several hosts).
+Backends: memory (one process), file (one host), redis, sentinel and etcd (several hosts).
 
 A backend stores *routes*: (key, server, address) with an expiry, and the
 server's CURVE public key when it serves CurveZMQ (so clients need no
@@ -9,17 +9,22 @@ versions or by servers without CURVE, read back with ``server_key=None``. Keys c
 from `zmqactors.topics.keys.matchmaker_key`; the server name is part of the
 route, so one lookup answers both "any server of the topic" and "that server".
 
-Backends are plain blocking objects with no threads of their own. Only the
-matchmaker actor calls ``register``/``unregister`` and refreshes entries; lookups
-may come from any thread, so every backend must be thread-safe.
+Backends are plain blocking objects; only those that can be told about
+changes (`Watching`) run a thread of their own, which does nothing but read
+the store's notifications and pass them on. Only the matchmaker actor calls
+``register``/``unregister`` and refreshes entries; lookups may come from any
+thread, so every backend must be thread-safe.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-__all__ = ["Matchmaker", "Route"]
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+__all__ = ["Matchmaker", "Refreshing", "Route", "Watching"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,3 +71,35 @@ class Matchmaker(Protocol):
 
     def close(self) -> None:
         """Release the backend's resources; calling it twice is fine."""
+
+
+@runtime_checkable
+class Watching(Protocol):
+    """A backend that pushes changes instead of waiting to be asked."""
+
+    def watch(self, notify: Callable[[tuple[str, ...] | None], None]) -> None:
+        """Call ``notify`` (from the backend's own thread) each time routes change.
+
+        ``notify`` gets the keys whose routes changed, or None when changes
+        may have been missed (the store was unreachable for a while): then
+        every key may have changed. It must return quickly and never raise.
+        Called once; ``close`` ends the thread.
+        """
+
+
+@runtime_checkable
+class Refreshing(Protocol):
+    """A backend that refreshes (and removes) many registrations in one request."""
+
+    def refresh(self, routes: Iterable[tuple[str, str, str, str | None]], ttl: float) -> None:
+        """Register again every (key, server, address, server key) of ``routes`` for ``ttl``.
+
+        What ``register`` would do for each, in one round trip (or a few):
+        a Redis pipeline, an etcd lease keep-alive. Raises as ``register``.
+        """
+
+    def unregister_many(self, routes: Iterable[tuple[str, str, str, str | None]]) -> None:
+        """``unregister`` every (key, server, address, server key) of ``routes``, in one go.
+
+        Raises as ``unregister``.
+        """

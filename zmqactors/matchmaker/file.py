@@ -17,6 +17,10 @@ that would be too long for the file system is replaced by ``h.<sha256>``
 key, server and address, and a reader ignores a file whose content does not
 match its name.
 
+Where Linux inotify exists, `FileMatchmaker.watch` follows the directory
+(`zmqactors.matchmaker.inotify`) and reports the keys whose routes appeared
+or disappeared; elsewhere clients keep polling.
+
 Writers never modify a file in place: they write a temporary file in the same
 directory and rename it over the route (``os.replace``), so a reader sees either
 the old or the new content, never a mix, and concurrent writers in several
@@ -47,6 +51,7 @@ import structlog
 
 from zmqactors._paths import check_owner_and_mode, private_directory
 from zmqactors.errors import ConfigurationError, SecurityError
+from zmqactors.matchmaker import inotify
 from zmqactors.matchmaker.base import Route
 
 if TYPE_CHECKING:
@@ -139,6 +144,7 @@ class FileMatchmaker:
         # Writers compute expires from the same clock; the second absorbs rounding.
         self._horizon = max_ttl + 1.0
         self._on_bad_route = on_bad_route
+        self._watch: inotify.TreeWatch | None = None
 
     @property
     def directory(self) -> Path:
@@ -235,8 +241,31 @@ class FileMatchmaker:
         found.sort(key=lambda item: (item[0], item[1].server, item[1].address))
         return tuple(found)
 
+    def watch(self, notify: Callable[[tuple[str, ...] | None], None]) -> None:
+        """Report the keys whose routes appear or disappear, from an inotify thread.
+
+        ``notify`` gets None when changes may have been missed (the kernel's
+        queue overflowed, or a key directory's name is a digest). Does
+        nothing where inotify is missing or cannot be set up: clients then
+        poll. Call once; `close` ends the thread.
+        """
+        if self._watch is not None or not inotify.available():
+            return
+
+        def report(name: str | None) -> None:
+            key = None if name is None else _key_of_dir_name(name)
+            notify(None if key is None else (key,))
+
+        try:
+            self._watch = inotify.TreeWatch(self._directory, report)
+        except OSError as exc:
+            # Out of inotify watches (fs.inotify.max_user_watches): poll.
+            _log.info("file matchmaker not watched; polling only", error=str(exc))
+
     def close(self) -> None:
-        """Do nothing: there is nothing to release. Any thread; idempotent; never raises."""
+        """End the watch, if any. Any thread; idempotent; never raises."""
+        if self._watch is not None:
+            self._watch.close()
 
     def _bad_route(self, why: str, path: str) -> None:
         _log.warning("ignoring an untrusted matchmaker route file", path=path, reason=why)
@@ -426,6 +455,17 @@ def _digest(*parts: str) -> str:
 def _key_dir_name(key: str) -> str:
     name = f"k.{_encode(key)}"
     return name if len(name) <= _MAX_NAME else f"h.{_digest(key)}"
+
+
+def _key_of_dir_name(name: str) -> str | None:
+    """The key a ``k.`` directory name encodes; None for a digest (``h.``) or junk."""
+    if not name.startswith("k."):
+        return None
+    text = name[2:].upper()
+    try:
+        return base64.b32decode(text + "=" * (-len(text) % 8)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _route_file_name(server: str, address: str) -> str:

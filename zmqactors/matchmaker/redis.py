@@ -23,6 +23,16 @@ unexpired members, and the issue's rule still holds in the form that matters:
   whose expiry has passed, so each route ages out on its own even while its
   neighbours are refreshed; a set whose routes all expired disappears with them.
 
+Changes are pushed: a registration that adds a route (or drops expired
+ones) and an unregistration that removes one publish the matchmaker key on
+the channel ``zmqactors:routes:changed``, from inside the same script, and
+`watch` follows that channel from a thread of the backend. A plain channel
+rather than keyspace notifications, which need ``notify-keyspace-events``
+set on the server (off by default, and often not ours to change). A route
+that merely expires is published when the next registration of its key
+drops it; until then clients learn of it as before (their call finds the
+address dead, or their cache ages).
+
 Expiries are measured on the Redis server's clock (``TIME`` inside the
 scripts), the one clock every host shares: a host whose clock is off by
 seconds registers and ages out like the others. A lookup turns them into this
@@ -42,7 +52,7 @@ the key schema, the Lua scripts and the error translation.
 from __future__ import annotations
 
 import contextlib
-import math
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -54,11 +64,14 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from zmqactors.errors import ConfigurationError
+from zmqactors.matchmaker._checks import check_port as _check_port
+from zmqactors.matchmaker._checks import check_ttl as _check_ttl
+from zmqactors.matchmaker._checks import split_host_port as _split_host_port
 from zmqactors.matchmaker.access import RedisAccess
 from zmqactors.matchmaker.base import Route
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
 __all__ = ["RedisMatchmaker", "SentinelMatchmaker"]
 
@@ -72,19 +85,38 @@ DEFAULT_SENTINEL_PORT: Final = 26379
 CONNECT_TIMEOUT: Final = 1.0
 SOCKET_TIMEOUT: Final = 2.0
 _SCAN_COUNT: Final = 500
+# How often the watch thread looks whether it should stop.
+_WATCH_POLL: Final = 0.5
 
-# KEYS[1]: the key's set; ARGV[1]: the member; ARGV[2]: the TTL in milliseconds.
-# The expiry is written with 3 decimals (microseconds) so Route.expires keeps
-# time.time()'s precision; the set lives as long as its longest-lived member.
+CHANNEL: Final = "zmqactors:routes:changed"
+
+# KEYS[1]: the key's set; ARGV[1]: the member; ARGV[2]: the TTL in milliseconds;
+# ARGV[3]: the channel; ARGV[4]: the matchmaker key, published when the set's
+# members change. pcall: an ACL user without the channel (Redis 7 gives new
+# users none) still registers; its clients poll. The expiry is written with 3
+# decimals (microseconds) so Route.expires keeps time.time()'s precision; the
+# set lives as long as its longest-lived member.
 _REGISTER: Final = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local ttl = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.3f', now))
-redis.call('ZADD', KEYS[1], string.format('%.3f', now + ttl), ARGV[1])
+local dropped = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.3f', now))
+local added = redis.call('ZADD', KEYS[1], string.format('%.3f', now + ttl), ARGV[1])
 local ttl_ms = math.ceil(ttl)
 if redis.call('PTTL', KEYS[1]) < ttl_ms then
   redis.call('PEXPIRE', KEYS[1], ttl_ms)
+end
+if dropped + added > 0 then
+  redis.pcall('PUBLISH', ARGV[3], ARGV[4])
+end
+return 1
+"""
+
+# KEYS[1]: the key's set; ARGV[1]: the member; ARGV[2]: the channel;
+# ARGV[3]: the matchmaker key, published when the member was there.
+_UNREGISTER: Final = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) > 0 then
+  redis.pcall('PUBLISH', ARGV[2], ARGV[3])
 end
 return 1
 """
@@ -116,7 +148,10 @@ class _RedisRoutes:
         # Script objects run EVALSHA and load the script again after NOSCRIPT,
         # which is what a restarted or failed-over Redis answers first.
         self._register = client.register_script(_REGISTER)
+        self._unregister = client.register_script(_UNREGISTER)
         self._lookup = client.register_script(_LOOKUP)
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     @property
     def client(self) -> redis.Redis:
@@ -140,8 +175,25 @@ class _RedisRoutes:
         with self._named():
             self._register(
                 keys=[_redis_key(key)],
-                args=[_member(server, address, server_key), repr(ttl * 1000)],
+                args=[_member(server, address, server_key), repr(ttl * 1000), CHANNEL, key],
             )
+
+    def refresh(self, routes: Iterable[tuple[str, str, str, str | None]], ttl: float) -> None:
+        """`register` every (key, server, address, server key) of ``routes``; any thread.
+
+        One pipeline: one round trip for all of them, not one per route.
+        Raises as `register`.
+        """
+        _check_ttl(ttl)
+        with self._named():
+            pipe = self._client.pipeline(transaction=False)
+            for key, server, address, server_key in routes:
+                self._register(
+                    keys=[_redis_key(key)],
+                    args=[_member(server, address, server_key), repr(ttl * 1000), CHANNEL, key],
+                    client=pipe,
+                )
+            pipe.execute()
 
     def unregister(
         self, key: str, server: str, address: str, server_key: str | None = None
@@ -153,7 +205,9 @@ class _RedisRoutes:
         Raises redis-py's ``RedisError`` subclasses if Redis is unreachable or refuses.
         """
         with self._named():
-            self._client.zrem(_redis_key(key), _member(server, address, server_key))
+            self._unregister(
+                keys=[_redis_key(key)], args=[_member(server, address, server_key), CHANNEL, key]
+            )
 
     def lookup(self, key: str) -> tuple[Route, ...]:
         """Return the unexpired routes of ``key`` sorted by (server, address); any thread.
@@ -186,11 +240,78 @@ class _RedisRoutes:
         found.sort(key=lambda entry: (entry[0], entry[1].server, entry[1].address))
         return tuple(found)
 
+    def unregister_many(self, routes: Iterable[tuple[str, str, str, str | None]]) -> None:
+        """`unregister` every (key, server, address, server key) of ``routes`` in one pipeline.
+
+        Any thread. Raises as `unregister`.
+        """
+        with self._named():
+            pipe = self._client.pipeline(transaction=False)
+            for key, server, address, server_key in routes:
+                self._unregister(
+                    keys=[_redis_key(key)],
+                    args=[_member(server, address, server_key), CHANNEL, key],
+                    client=pipe,
+                )
+            pipe.execute()
+
+    def watch(self, notify: Callable[[tuple[str, ...] | None], None]) -> None:
+        """Report the keys published on `CHANNEL` to ``notify``, from a thread of this backend.
+
+        ``notify`` gets None first and after each reconnection (changes may
+        have been missed meanwhile). Call once; `close` ends the thread.
+        """
+        if self._watcher is not None:
+            msg = "the Redis matchmaker watches already"
+            raise RuntimeError(msg)
+        self._watcher = threading.Thread(
+            target=self._watch_loop, args=(notify,), name="zmqactors-redis-watch", daemon=True
+        )
+        self._watcher.start()
+
+    def _watch_loop(self, notify: Callable[[tuple[str, ...] | None], None]) -> None:
+        """Follow the channel until `close` (the backend's watch thread)."""
+        failing = False
+        while not self._stop.is_set():
+            pubsub = self._client.pubsub()
+            try:
+                pubsub.subscribe(CHANNEL)
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=_WATCH_POLL)
+                    kind = None if message is None else message.get("type")
+                    if kind == "subscribe":
+                        # Subscribed (again): what changed meanwhile was missed.
+                        if failing:
+                            failing = False
+                            _log.info("Redis matchmaker watch follows changes again")
+                        notify(None)
+                    elif kind == "message" and message is not None:
+                        data = message.get("data")
+                        if isinstance(data, bytes):
+                            notify((data.decode(errors="replace"),))
+            except redis.exceptions.NoPermissionError as exc:
+                # An ACL user without this channel (&zmqactors:routes:changed):
+                # retrying will not help; clients poll as before.
+                _log.warning("Redis matchmaker watch not permitted; polling only", error=str(exc))
+                return
+            except redis.RedisError as exc:
+                if not failing:
+                    failing = True
+                    _log.warning("Redis matchmaker watch failing; retrying", error=str(exc))
+                self._stop.wait(_WATCH_POLL)
+            finally:
+                with contextlib.suppress(redis.RedisError, OSError):
+                    pubsub.close()
+
     def close(self) -> None:
-        """Close the client's connections; any thread; idempotent; never raises.
+        """Close the client's connections, end the watch; any thread; idempotent; never raises.
 
         A later call would connect again: the matchmaker actor calls this last.
         """
+        self._stop.set()
+        watcher = self._watcher
+        if watcher is not None and watcher is not threading.current_thread():
+            watcher.join(timeout=_WATCH_POLL + SOCKET_TIMEOUT)
         # Redis.close() releases the pool only when it built the pool itself,
         # which depends on the redis-py version for Sentinel clients.
         self._client.close()
@@ -379,6 +500,16 @@ class SentinelMatchmaker(_RedisRoutes):
         self._follow_failover()
         super().unregister(key, server, address, server_key)
 
+    def refresh(self, routes: Iterable[tuple[str, str, str, str | None]], ttl: float) -> None:
+        """Refresh the routes on the current master; see `_RedisRoutes.refresh`. Any thread."""
+        self._follow_failover()
+        super().refresh(routes, ttl)
+
+    def unregister_many(self, routes: Iterable[tuple[str, str, str, str | None]]) -> None:
+        """Remove the routes from the current master; see `_RedisRoutes.unregister_many`."""
+        self._follow_failover()
+        super().unregister_many(routes)
+
     def _follow_failover(self) -> None:
         try:
             # Asks the sentinels; if the master moved, closes the pool's idle
@@ -420,39 +551,3 @@ def _member(server: str, address: str, server_key: str | None) -> bytes:
     if server_key is None:
         return _MEMBER_ENCODER.encode((server, address))
     return _MEMBER_ENCODER.encode((server, address, server_key))
-
-
-def _split_host_port(text: str, default_port: int) -> tuple[str, int]:
-    """``("::1", 6379)`` for ``"[::1]:6379"``; raises `ConfigurationError` if malformed."""
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            msg = f"bad host {text!r}: expected [IPV6]:PORT"
-            raise ConfigurationError(msg)
-        port_text = rest[1:]
-    else:
-        host, colon, port_text = text.rpartition(":")
-        if not colon:
-            host, port_text = text, ""
-    if port_text and not (port_text.isascii() and port_text.isdigit()):
-        msg = f"bad port in {text!r}: expected HOST:PORT"
-        raise ConfigurationError(msg)
-    port = int(port_text) if port_text else default_port
-    if not host:
-        msg = f"missing host in {text!r}: expected HOST:PORT"
-        raise ConfigurationError(msg)
-    _check_port(port)
-    return host, port
-
-
-def _check_port(port: int) -> None:
-    if not 1 <= port <= 65535:  # noqa: PLR2004 - the TCP port range
-        msg = f"port must be between 1 and 65535, got {port}"
-        raise ConfigurationError(msg)
-
-
-def _check_ttl(ttl: float) -> None:
-    valid = isinstance(ttl, (int, float)) and not isinstance(ttl, bool)
-    if not (valid and math.isfinite(ttl) and ttl > 0):
-        msg = f"matchmaker ttl must be a positive finite number of seconds, got {ttl!r}"
-        raise ValueError(msg)

@@ -123,20 +123,33 @@ _UNROUTED_TTL = 1.0
 
 
 def zmq_url(url: Any) -> str:
-    """The zmqactors transport URL of an oslo ``TransportURL`` (``zmq+redis://h:6379/0``)."""
+    """The zmqactors transport URL of an oslo ``TransportURL`` (``zmq+redis://h:6379/0``).
+
+    oslo repeats the user and password on every host of a URL with several
+    (``zmq+etcd://u:p@h1:2379,u:p@h2:2379``); a zmqactors URL holds them once,
+    in front. Raises `ConfigurationError` when hosts carry different ones.
+    """
     netlocs = []
+    credentials = {(host.username, host.password) for host in url.hosts}
+    credentials.discard((None, None))
+    if len(credentials) > 1:
+        msg = "the hosts of the transport URL name different users or passwords: give one"
+        raise ConfigurationError(msg)
+    userinfo = ""
+    for username, password in credentials:
+        userinfo = urllib.parse.quote(username or "", safe="")
+        if password is not None:
+            userinfo += ":" + urllib.parse.quote(password, safe="")
+        userinfo += "@"
     for host in url.hosts:
         netloc = ""
-        if host.username is not None or host.password is not None:
-            netloc += urllib.parse.quote(host.username or "", safe="")
-            if host.password is not None:
-                netloc += ":" + urllib.parse.quote(host.password, safe="")
-            netloc += "@"
         if host.hostname:
             netloc += f"[{host.hostname}]" if ":" in host.hostname else host.hostname
         if host.port is not None:
             netloc += f":{host.port}"
         netlocs.append(netloc)
+    if netlocs:
+        netlocs[0] = userinfo + netlocs[0]
     path = "/" + urllib.parse.quote(url.virtual_host) if url.virtual_host else ""
     query = "&".join(
         f"{urllib.parse.quote(str(k), safe='')}={urllib.parse.quote(str(v), safe='')}"

@@ -97,6 +97,8 @@ OPTION_BOUNDS: Final[Mapping[str, Bounds]] = MappingProxyType(
         "linger": Bounds(float, 0.0, 60.0),
         # ZMQ_HANDSHAKE_IVL in ms, an int; 0 (no limit) is not offered.
         "handshake_timeout": Bounds(float, 0.1, 3600.0),
+        # 0: never; at most a day (a longer idle connection is not "idle").
+        "connection_idle_timeout": Bounds(float, 0.0, 86400.0),
     }
 )
 
@@ -145,6 +147,7 @@ class Settings:
     high_water_mark: int = 10000
     linger: float = 1.0
     handshake_timeout: float = 10.0
+    connection_idle_timeout: float = 300.0
     curve_secret_key_file: str | None = None
     curve_public_keys_dir: str | None = None
     curve_server_keys_dir: str | None = None
@@ -444,6 +447,13 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
         "Seconds a network connection may take to complete its ZeroMQ (and "
         "CURVE) handshake before it is dropped (ZMQ_HANDSHAKE_IVL), so peers "
         "that connect and stay silent do not hold connections open.",
+    ),
+    _numeric_opt(
+        "connection_idle_timeout",
+        "Seconds a client's connection to a server may stay open with no call "
+        "waiting for a reply and nothing sent; it is then closed, and the next "
+        "call or cast to that server opens a new one (the message is not lost). "
+        "0 keeps connections open until the server goes away or the transport closes.",
     ),
     cfg.StrOpt(
         "curve_secret_key_file",

@@ -26,7 +26,9 @@ class Stats:
     again), ``duplicates_dropped`` (copies of an acknowledged cast a server did
     not run again), ``misrouted`` (a request for a target the receiving server
     does not serve), ``rejected_stopping`` (requests that reached a stopping
-    server); with CURVE: ``auth_rejections`` (a server refused a client's
+    server), ``unreachable_servers`` (connections refused or lost),
+    ``idle_connections_closed`` (a client's connections closed after
+    ``connection_idle_timeout``); with CURVE: ``auth_rejections`` (a server refused a client's
     handshake: key not on its allow-list, or no CURVE), ``auth_failures`` (a
     server refused this client's handshake) and ``security_refusals`` (casts
     not sent because client and server disagree on CURVE), ``untrusted_routes``

@@ -110,7 +110,10 @@ __all__ = ["ReplyWaiter"]
 _HEAP_SLACK = 4096
 # How often a non-empty backlog is tried again, in seconds: the ROUTER's
 # POLLOUT is not per peer, so nothing else says that one peer's queue drained.
+# Each round that sends nothing doubles the interval up to the maximum (a
+# server that stopped reading costs a few tries a second, not a thousand).
 _RETRY_INTERVAL = 0.001
+_RETRY_MAX = 0.064
 _MONITORED = (
     zmq.EVENT_CONNECTED
     | zmq.EVENT_DISCONNECTED
@@ -221,6 +224,7 @@ class ReplyWaiter(SocketActor):
         # Addresses whose backlog is not empty, and when to try them again.
         self._blocked: set[str] = set()
         self._retry_at: float | None = None
+        self._retry_interval = _RETRY_INTERVAL
         # (when to look, routing id): connections that may have gone idle.
         self._idle: list[tuple[float, bytes]] = []
         self._pending: dict[bytes, _Pending] = {}
@@ -490,6 +494,7 @@ class ReplyWaiter(SocketActor):
                 self._release(message)
                 return _Outcome.SENT, conn
             self._blocked.add(address)
+            self._retry_interval = _RETRY_INTERVAL
             if self._retry_at is None:
                 self._retry_at = time.monotonic() + _RETRY_INTERVAL
             self._stats.incr("send_queue_full")
@@ -504,9 +509,10 @@ class ReplyWaiter(SocketActor):
         backlog.append(message)
         return _Outcome.QUEUED, conn
 
-    def _flush(self, conn: _Connection) -> None:
-        """Send ``conn``'s backlog, in order, while its connection takes it."""
+    def _flush(self, conn: _Connection) -> bool:
+        """Send ``conn``'s backlog, in order, while its connection takes it; whether it moved."""
         backlog = conn.backlog
+        left = len(backlog)
         while backlog:
             message = backlog[0]
             if isinstance(message, SendCall) and message.future.done():
@@ -514,7 +520,7 @@ class ReplyWaiter(SocketActor):
                 self._release(message)
                 continue
             if not self._try_send(conn, message):
-                return
+                return len(backlog) < left
             backlog.popleft()
             self._release(message)
             if isinstance(message, SendCall):
@@ -525,16 +531,24 @@ class ReplyWaiter(SocketActor):
                     if message.monitor is not None:
                         pending.alive_until = pending.sent + message.monitor
         self._blocked.discard(conn.address)
+        return True
 
     def _retry(self, now: float) -> None:
         """Try every non-empty backlog again; keep the timer while one stays."""
+        moved = False
         for address in list(self._blocked):
             conn = self._conns.get(address)
             if conn is None:
                 self._blocked.discard(address)
             else:
-                self._flush(conn)
-        self._retry_at = now + _RETRY_INTERVAL if self._blocked else None
+                moved = self._flush(conn) or moved
+        if not self._blocked:
+            self._retry_at = None
+            return
+        self._retry_interval = (
+            _RETRY_INTERVAL if moved else min(self._retry_interval * 2, _RETRY_MAX)
+        )
+        self._retry_at = now + self._retry_interval
 
     def _send_call(self, message: SendCall) -> None:
         if message.future.done():  # cancelled before we got to it

@@ -3,12 +3,14 @@
 Real servers on real TCP sockets: hundreds of servers in a few processes
 reached at a constant number of sockets and threads (about one descriptor per
 connection), CURVE servers with different keys through the one socket, idle
-connections closed and reopened without losing the call, and the fast
-failure of a refused connection.
+connections closed and reopened without losing the call, the fast
+failure of a refused connection, and a typed error at the socket limit.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -171,3 +173,40 @@ def test_a_refused_connection_fails_fast_and_the_next_call_works(transports):
         # The refused connection is closed; the live one is not.
         assert connections(transport) == 1
         assert client.prepare(server="live").call("whoami") == "live"
+
+
+# Run in a child: the socket limit is the process context's, set before its first socket.
+AT_THE_SOCKET_LIMIT = """
+import zmq
+import zmqactors as za
+from zmqactors.matchmaker import MemoryMatchmaker
+from zmqactors.net.context import get_context
+
+get_context().set(zmq.MAX_SOCKETS, 2)
+MemoryMatchmaker("limit").register("default/limit", "s", "tcp://127.0.0.1:9", 60)
+with za.Transport.from_url("zmq+memory://limit") as transport:
+    client = za.RPCClient(transport, za.Target("limit"), timeout=5)
+    for _ in range(2):
+        try:
+            client.call("whoami")
+        except za.MessagingError as exc:
+            print(type(exc).__name__, exc)
+"""
+
+
+def test_the_socket_limit_is_a_typed_error_naming_it():
+    done = subprocess.run(
+        [sys.executable, "-c", AT_THE_SOCKET_LIMIT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    # Every attempt says which limit, never a raw ZMQError; the next one tries again.
+    assert len(lines) == 2, done.stdout + done.stderr
+    for line in lines:
+        assert line.startswith("ResourceLimitError "), line
+        assert "max_sockets" in line
+        assert "RLIMIT_NOFILE" in line
+    assert "Traceback" not in done.stderr

@@ -210,3 +210,35 @@ def test_the_socket_limit_is_a_typed_error_naming_it():
         assert "max_sockets" in line
         assert "RLIMIT_NOFILE" in line
     assert "Traceback" not in done.stderr
+
+
+CAST_AND_EXIT = """
+import sys
+import zmqactors as za
+
+with za.Transport.from_url(sys.argv[1]) as transport:
+    za.RPCClient(transport, za.Target("exit", fanout=True)).cast("record", value=int(sys.argv[2]))
+"""
+
+
+def test_a_cast_to_new_connections_right_before_close_is_delivered(
+    spawn_server, matchmaker_url, transport
+):
+    # The command line's `cast` closes its transport right after sending, on
+    # connections still in their handshake: a ROUTER closed then would drop it.
+    names = ["a", "b", "c"]
+    for name in names:
+        spawn_server("exit", name)
+    rounds = 4
+    for value in range(rounds):
+        subprocess.run(
+            [sys.executable, "-c", CAST_AND_EXIT, matchmaker_url, str(value)],
+            timeout=60,
+            check=True,
+        )
+    client = za.RPCClient(transport, za.Target("exit"), timeout=TIMEOUT)
+    for name in names:
+        direct = client.prepare(server=name)
+        got = lambda d=direct: len(d.call("recorded")) == rounds  # noqa: E731
+        wait_until(got, f"the casts to {name}", timeout=TIMEOUT)
+        assert direct.call("recorded") == list(range(rounds))

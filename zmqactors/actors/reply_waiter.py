@@ -70,6 +70,7 @@ import enum
 import errno
 import heapq
 import itertools
+import math
 import time
 from typing import TYPE_CHECKING, Any, assert_never
 
@@ -155,6 +156,7 @@ class _Connection:
         "last_sent",
         "misrouted_logged",
         "pending",
+        "ready",
         "routing_id",
         "server_key",
     )
@@ -167,6 +169,8 @@ class _Connection:
         self.server_key = server_key
         # The TCP socket's descriptor once connected (EVENT_CONNECTED).
         self.fd: int | None = None
+        # Its handshake succeeded: what ZeroMQ queued for it can leave.
+        self.ready = False
         # Messages waiting until the connection takes them, in order.
         self.backlog: collections.deque[SendCall | SendCast] = collections.deque()
         # The ids of the calls sent (or queued) on it and not yet answered.
@@ -369,6 +373,7 @@ class ReplyWaiter(SocketActor):
         if kind == zmq.EVENT_CONNECTED:
             conn.fd = value
         elif kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            conn.ready = True
             if conn.backlog:
                 self._flush(conn)
         elif kind == zmq.EVENT_DISCONNECTED:
@@ -703,6 +708,7 @@ class ReplyWaiter(SocketActor):
 
     def close_sockets(self) -> None:
         """Close the ROUTER (every connection) and its monitor."""
+        self._await_handshakes()
         self._conns.clear()
         self._by_id.clear()
         self._idle = []
@@ -713,6 +719,35 @@ class ReplyWaiter(SocketActor):
             sock.close()
         if monitor is not None:
             monitor.close(linger=0)
+
+    def _await_handshakes(self) -> None:
+        """Let the connections still in their handshake finish it, for at most ``linger``.
+
+        A closing ROUTER (unlike a DEALER) drops what it queued for a
+        connection whose handshake has not completed, so a cast sent just
+        before the transport closes (the command line's ``cast`` exits right
+        after it) would be lost. A connection refused or dropped meanwhile
+        is not waited for.
+        """
+        monitor = self._monitor
+        waiting = {conn.address for conn in self._conns.values() if not conn.ready}
+        if monitor is None or not waiting or not self._settings.linger:
+            return
+        settled = (
+            zmq.EVENT_HANDSHAKE_SUCCEEDED
+            | zmq.EVENT_CONNECT_RETRIED
+            | zmq.EVENT_DISCONNECTED
+            | security.HANDSHAKE_FAILURES
+        )
+        deadline = time.monotonic() + self._settings.linger
+        while waiting:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not monitor.poll(math.ceil(remaining * 1000)):
+                self.log.info("closing with handshakes unfinished", connections=len(waiting))
+                return
+            event = parse_monitor_message(monitor.recv_multipart(zmq.NOBLOCK))
+            if int(event["event"]) & settled:
+                waiting.discard(event["endpoint"].decode("utf-8", "replace"))
 
     def connection_count(self) -> int:
         """How many outgoing connections are open (actor thread; tests ask via `proxy`)."""

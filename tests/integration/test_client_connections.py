@@ -242,3 +242,51 @@ def test_a_cast_to_new_connections_right_before_close_is_delivered(
         got = lambda d=direct: len(d.call("recorded")) == rounds  # noqa: E731
         wait_until(got, f"the casts to {name}", timeout=TIMEOUT)
         assert direct.call("recorded") == list(range(rounds))
+
+
+# Run in a child: it lowers its own open-file limit, which the test process must not.
+AT_THE_DESCRIPTOR_LIMIT = """
+import os
+import resource
+import sys
+
+import zmqactors as za
+
+with za.Transport.from_url(sys.argv[1]) as transport:
+    client = za.RPCClient(transport, za.Target("nofile"), timeout=5)
+    print(client.prepare(server="s").call("whoami"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # Below what is open now: libzmq cannot open a TCP socket to "u".
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) - 3, hard))
+    try:
+        client.prepare(server="u").call("whoami")
+    except za.MessagingError as exc:
+        print(type(exc).__name__, exc)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    print(client.prepare(server="u").call("whoami"))
+    print(sorted(transport.stats.snapshot()))
+"""
+
+
+def test_the_open_file_limit_is_a_typed_error_and_the_server_stays_usable(
+    spawn_server, matchmaker_url
+):
+    for name in ("s", "u"):
+        spawn_server("nofile", name)
+    done = subprocess.run(
+        [sys.executable, "-c", AT_THE_DESCRIPTOR_LIMIT, matchmaker_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    # structlog's default output (stdout) holds the warning; the prints are the rest.
+    lines = [line for line in done.stdout.splitlines() if " [warning  ] " not in line]
+    assert len(lines) == 4, done.stdout + done.stderr
+    assert lines[0] == "s"
+    assert lines[1].startswith("ResourceLimitError "), lines[1]
+    assert "RLIMIT_NOFILE" in lines[1]
+    # Not taken for an unreachable server: the next call reaches it at once.
+    assert lines[2] == "u"
+    assert "unreachable_servers" not in lines[3]
+    assert "resource_limit_errors" in lines[3]

@@ -71,6 +71,8 @@ import errno
 import heapq
 import itertools
 import math
+import os
+import resource
 import time
 from typing import TYPE_CHECKING, Any, assert_never
 
@@ -138,6 +140,16 @@ def _limit_error(what: str, exc: zmq.ZMQError) -> ResourceLimitError:
         f"cannot {what}: {exc.strerror} (the ZeroMQ context's socket limit, option "
         "max_sockets, or the process's open-file limit, RLIMIT_NOFILE, is reached)"
     )
+
+
+def _out_of_descriptors() -> bool:
+    """Whether this process has reached its open-file limit (one open and close to ask)."""
+    try:
+        fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        return exc.errno == errno.EMFILE
+    os.close(fd)
+    return False
 
 
 class _Outcome(enum.Enum):
@@ -381,7 +393,7 @@ class ReplyWaiter(SocketActor):
             if conn.fd == value:
                 self._drop(conn, was_connected=True)
         elif kind == zmq.EVENT_CONNECT_RETRIED:
-            self._drop(conn, was_connected=conn.fd is not None)
+            self._retried(conn)
         elif kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL and conn.server_key is None:
             # Without CURVE this is a connection that closed before the
             # greeting: a server that died (or was stopped) mid-handshake.
@@ -430,6 +442,33 @@ class ReplyWaiter(SocketActor):
         self.log.warning("server refused the handshake", address=address, reason=why)
         kind = SecurityError if curve else MessagingError
         self._fail_calls(conn, kind(f"the server at {address} {why}"))
+
+    def _retried(self, conn: _Connection) -> None:
+        """A connection attempt failed: refused, or libzmq could not open a socket for it."""
+        if conn.fd is None and _out_of_descriptors():
+            # No TCP socket could be opened: our limit, not the server's fault.
+            self._at_descriptor_limit(conn)
+        else:
+            self._drop(conn, was_connected=conn.fd is not None)
+
+    def _at_descriptor_limit(self, conn: _Connection) -> None:
+        """No descriptor for ``conn``'s TCP socket: fail its calls with `ResourceLimitError`.
+
+        The server is not marked unreachable: it may be fine.
+        """
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self._discard_backlog(conn, "open-file limit reached")
+        self._close(conn, discard=True)
+        self._stats.incr("resource_limit_errors")
+        self.log.warning("open-file limit reached", address=conn.address, limit=soft)
+        self._fail_calls(
+            conn,
+            ResourceLimitError(
+                f"cannot connect to {conn.address}: this process has reached its open-file "
+                f"limit (RLIMIT_NOFILE, {soft} descriptors); raise it (ulimit -n, LimitNOFILE=) "
+                "or lower connection_idle_timeout"
+            ),
+        )
 
     def _drop(self, conn: _Connection, *, was_connected: bool) -> None:
         """Close the connection to ``conn``'s address and fail the calls waiting on it."""

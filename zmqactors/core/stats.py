@@ -28,7 +28,9 @@ class Stats:
     does not serve), ``rejected_stopping`` (requests that reached a stopping
     server), ``unreachable_servers`` (connections refused or lost),
     ``idle_connections_closed`` (a client's connections closed after
-    ``connection_idle_timeout``); with CURVE: ``auth_rejections`` (a server refused a client's
+    ``connection_idle_timeout``), ``resource_limit_errors`` (a client's
+    connection that could not be opened at the open-file limit); with
+    CURVE: ``auth_rejections`` (a server refused a client's
     handshake: key not on its allow-list, or no CURVE), ``auth_failures`` (a
     server refused this client's handshake) and ``security_refusals`` (casts
     not sent because client and server disagree on CURVE), ``untrusted_routes``

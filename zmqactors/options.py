@@ -451,7 +451,8 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
     _numeric_opt(
         "connection_idle_timeout",
         "Seconds a client's connection to a server may stay open with no call "
-        "waiting for a reply and nothing sent; it is then closed, and the next "
+        "waiting for a reply, nothing sent and no reply received; it is then "
+        "closed, and the next "
         "call or cast to that server opens a new one (the message is not lost). "
         "0 keeps connections open until the server goes away or the transport closes.",
     ),

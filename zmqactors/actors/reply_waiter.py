@@ -58,8 +58,8 @@ discarding what it still queued, and the calls waiting on that address fail
 at once: `NoRespondersError` if the request never left (nothing ran),
 `MessagingTimeout` if the connection was up (the outcome is unknown, as with
 a timeout). The matchmaker actor is told to route around the address for a
-while. A connection with no call pending that sent nothing for
-``connection_idle_timeout`` seconds is closed too; the next message to its
+while. A connection with no call pending that sent nothing and got no
+reply for ``connection_idle_timeout`` seconds is closed too; the next message to its
 address opens a new one, with a new routing id.
 """
 
@@ -165,7 +165,7 @@ class _Connection:
         "address",
         "backlog",
         "fd",
-        "last_sent",
+        "last_used",
         "misrouted_logged",
         "pending",
         "ready",
@@ -187,7 +187,8 @@ class _Connection:
         self.backlog: collections.deque[SendCall | SendCast] = collections.deque()
         # The ids of the calls sent (or queued) on it and not yet answered.
         self.pending: set[bytes] = set()
-        self.last_sent = time.monotonic()
+        # When it last sent a message or settled a call (idle since then).
+        self.last_used = time.monotonic()
         # Its misrouted replies were logged (once per connection).
         self.misrouted_logged = False
 
@@ -347,7 +348,7 @@ class ReplyWaiter(SocketActor):
         self._by_id[routing_id] = conn
         idle = self._settings.connection_idle_timeout
         if idle:
-            heapq.heappush(self._idle, (conn.last_sent + idle, routing_id))
+            heapq.heappush(self._idle, (conn.last_used + idle, routing_id))
         return conn
 
     def _close(self, conn: _Connection, *, discard: bool) -> None:
@@ -515,7 +516,7 @@ class ReplyWaiter(SocketActor):
             if exc.errno == _EHOSTUNREACH:
                 return False  # the ROUTER has no pipe to that peer (yet)
             raise
-        conn.last_sent = time.monotonic()
+        conn.last_used = time.monotonic()
         return True
 
     def _submit(self, message: SendCall | SendCast) -> _Submitted | MessagingError:
@@ -571,7 +572,7 @@ class ReplyWaiter(SocketActor):
                 pending = self._pending.get(message.msg_id)
                 if pending is not None and pending.queued:
                     pending.queued = False
-                    pending.sent = conn.last_sent
+                    pending.sent = conn.last_used
                     if message.monitor is not None:
                         pending.alive_until = pending.sent + message.monitor
         self._blocked.discard(conn.address)
@@ -646,7 +647,9 @@ class ReplyWaiter(SocketActor):
                 pending.alive_until = time.monotonic() + pending.call.monitor
             return
         del self._pending[reply.msg_id]
-        pending.conn.pending.discard(reply.msg_id)
+        conn = pending.conn
+        conn.pending.discard(reply.msg_id)
+        conn.last_used = time.monotonic()
         # Deferred: the caller wakes once this thread goes back to sleep (see defer).
         future = pending.call.future
         if isinstance(reply, wire.Reply):
@@ -722,7 +725,7 @@ class ReplyWaiter(SocketActor):
             conn = self._by_id.get(routing_id)
             if conn is None:
                 continue  # closed meanwhile
-            due = now + idle if conn.pending or conn.backlog else conn.last_sent + idle
+            due = now + idle if conn.pending or conn.backlog else conn.last_used + idle
             if due > now:
                 heapq.heappush(heap, (due, routing_id))
                 continue

@@ -169,12 +169,13 @@ def _spawner(matchmaker_url: str, default_script: Path) -> Iterator[Callable[...
         script: Path = default_script,
         url: str | None = None,
         prefix: tuple[str, ...] = (),
+        ready_timeout: float = 30.0,
     ) -> ServerProcess:
         proc = ServerProcess(
             url or matchmaker_url, topic, server, *extra, script=script, prefix=prefix
         )
         started.append(proc)
-        proc.wait_ready()
+        proc.wait_ready(ready_timeout)
         return proc
 
     yield spawn
@@ -188,7 +189,8 @@ def spawn_server(matchmaker_url: str) -> Iterator[Callable[..., ServerProcess]]:
 
     ``script`` is another server script taking the same arguments (e.g. the
     reliability tests'); ``url`` another matchmaker URL (with options);
-    ``prefix`` runs it elsewhere (``ip netns exec NS``).
+    ``prefix`` runs it elsewhere (``ip netns exec NS``); ``ready_timeout``:
+    how long it may take to say it is ready (30 s).
     """
     yield from _spawner(matchmaker_url, SERVE)
 

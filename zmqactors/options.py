@@ -111,6 +111,8 @@ OPTION_BOUNDS: Final[Mapping[str, Bounds]] = MappingProxyType(
         "metrics_port": Bounds(int, 0, _MAX_PORT),
         "max_queued_per_client": Bounds(int, 1, 1_000_000),
         "max_queued_bytes": Bounds(int, 1024, 1 << 40),
+        # 0: never; at most a day (a longer idle connection is not "idle").
+        "connection_idle_timeout": Bounds(float, 0.0, 86400.0),
     }
 )
 
@@ -167,6 +169,7 @@ class Settings:
     drain_timeout: float = 5.0
     max_queued_per_client: int = 1000
     max_queued_bytes: int = 64 * 1024 * 1024
+    connection_idle_timeout: float = 300.0
     curve_secret_key_file: str | None = None
     curve_public_keys_dir: str | None = None
     curve_server_keys_dir: str | None = None
@@ -565,6 +568,14 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
         "Bytes of requests a transport's servers may hold queued in all. "
         "Beyond, a call gets ServerBusyError at once and a cast is refused "
         "and counted (busy_refused).",
+    ),
+    _numeric_opt(
+        "connection_idle_timeout",
+        "Seconds a client's connection to a server may stay open with no call "
+        "waiting for a reply, nothing sent and no reply received; it is then "
+        "closed, and the next "
+        "call or cast to that server opens a new one (the message is not lost). "
+        "0 keeps connections open until the server goes away or the transport closes.",
     ),
     cfg.StrOpt(
         "curve_secret_key_file",

@@ -139,11 +139,6 @@ def test_a_call_out_of_descriptors_ends_typed_within_its_deadline(
         "--url", matchmaker_url, "--mode", "call", "--topic", "limits", "--free", str(free)
     )
     assert float(str(exhausted["elapsed"])) < 2.0 + 0.5
-    if exhausted["error"] == "ZMQError":
-        pytest.xfail(
-            "the reply-waiter opens its socket monitor with get_monitor_socket, not "
-            "zmqactors.net.sockets.monitor, so EMFILE there is a raw ZMQError"
-        )
     assert exhausted["error"] is None or exhausted["error"] in TYPED, exhausted
     # Descriptors given back, the next call is served.
     assert after["error"] is None, after

@@ -41,6 +41,7 @@ OPTION_NAMES = {
     "high_water_mark",
     "linger",
     "handshake_timeout",
+    "connection_idle_timeout",
     "curve_secret_key_file",
     "curve_public_keys_dir",
     "send_tracebacks",
@@ -91,6 +92,7 @@ def test_settings_defaults(tmp_path):
     assert settings.max_message_size == 4 * 1024 * 1024
     assert settings.high_water_mark == 10000
     assert settings.linger == 1.0
+    assert settings.connection_idle_timeout == 300.0
     assert settings.matchmaker == MatchmakerSpec("file", str(tmp_path / "zmqactors"), "zmq://")
 
 

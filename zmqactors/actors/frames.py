@@ -30,7 +30,7 @@ from zmq.backend import zmq_poll
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["readable", "recv_exactly", "recv_frames", "send_frames"]
+__all__ = ["readable", "recv_exactly", "recv_frames", "send_frames", "send_routed"]
 
 _SNDMORE = int(zmq.SNDMORE)
 _NOBLOCK = int(zmq.NOBLOCK)
@@ -77,3 +77,18 @@ def recv_exactly(sock: zmq.Socket[bytes], count: int) -> list[bytes]:
 def readable(sock: zmq.Socket[bytes]) -> bool:
     """Whether a message is waiting (cheaper than a receive that raises ``zmq.Again``)."""
     return bool(zmq_poll([(sock, _POLLIN)], 0))
+
+
+def send_routed(sock: zmq.Socket[bytes], routing_id: bytes, frames: Sequence[bytes]) -> None:
+    """Send ``frames`` to the peer ``routing_id`` of a ROUTER, without blocking.
+
+    With ``ROUTER_MANDATORY`` the ROUTER refuses the routing-id frame, and so
+    queues nothing, when that peer's queue is full (``zmq.Again``) or when it
+    has no such peer (``zmq.ZMQError``, errno ``EHOSTUNREACH``); once it took
+    that frame, it takes the others.
+    """
+    more = _NOBLOCK | _SNDMORE
+    _send(sock, routing_id, more)
+    for frame in frames[:-1]:
+        _send(sock, frame, more)
+    _send(sock, frames[-1], _NOBLOCK)

@@ -1,35 +1,49 @@
-"""The reply-waiter: a client's outbound sockets, its pending calls and their deadlines.
+"""The reply-waiter: a client's outbound connections, its pending calls and their deadlines.
 
-Runs in its own thread; owns one DEALER per server address it has sent to.
-Caller threads hand it `SendCall`/`SendCast` through its inbox; it sends the
-frames, keeps each call's future by message id, and resolves that future
-itself when the reply arrives or the deadline passes, so the caller wakes with
-no further hop. A reply for an id it no longer holds (the call timed out) is
-dropped and counted as ``late_replies``.
+Runs in its own thread; owns ONE ROUTER that connects to every server address
+it sends to, and one monitor for that ROUTER. Caller threads hand it
+`SendCall`/`SendCast` through its inbox; it sends the frames, keeps each call's
+future by message id, and resolves that future itself when the reply arrives
+or the deadline passes, so the caller wakes with no further hop. A reply for
+an id it no longer holds (the call timed out) is dropped and counted as
+``late_replies``.
 
-A reply is bound to its call: it is accepted only from the DEALER the call
-went out on, that is from the one connection to the address (and, with
-CURVE, the server key) the caller picked. A reply or heartbeat carrying a
-pending call's id that arrives on any other DEALER is dropped and counted
-(``misrouted_replies``), and the call still waits for its own server; ids
-are random (`wire.new_msg_id`), so another server cannot guess them either.
+Each connection is named by a routing id of this actor's choosing
+(``ZMQ_CONNECT_ROUTING_ID``, set right before each ``connect``, never used
+twice), so a reply says which connection it came on. A reply is bound to its
+call: it is accepted only from the connection the call went out on, that is
+from the one connection to the address (and, with CURVE, the server key) the
+caller picked. A reply or heartbeat carrying a pending call's id that arrives
+on any other connection (another server's, or an earlier, closed one to the
+same address) is dropped and counted (``misrouted_replies``), and the call
+still waits for its own server; ids are random (`wire.new_msg_id`), so
+another server cannot guess them either.
+
+The work per call and per reply does not depend on how many servers this
+client has reached: the thread polls three things (its doorbell, the ROUTER
+and the monitor), connections are found by dict look-ups, and its timers
+(deadlines, idle connections, backlog retries) are heaps or a set of the
+addresses whose backlog is not empty.
 
 Longer than 400 lines on purpose: sending, the backlog, the connection
-monitors and the deadlines all read and change one table of pending calls
-and one DEALER per address, in this actor's thread; the pure parts it uses
-are in `zmqactors.core` already (`window`, `waiter`), and splitting the rest
-would spread that one table across files.
+monitor, idle connections and the deadlines all read and change one table of
+pending calls and one table of connections, in this actor's thread; the pure
+parts it uses are in `zmqactors.core` already (`window`, `waiter`), and
+splitting the rest would spread those tables across files.
 
-A DEALER to a server whose route carries a CURVE key is a CURVE client with
-this transport's key pair (`zmqactors.net.security`). Failing closed, a
-transport with a key pair sends nothing to a server without a key, one
-without sends nothing to a server that has one, and a server that refuses
+A connection to a server whose route carries a CURVE key is a CURVE client
+connection with this transport's key pair (`zmqactors.net.security`; libzmq
+takes the CURVE options per connection, when ``connect`` is called). Failing
+closed, a transport with a key pair sends nothing to a server without a key,
+one without sends nothing to a server that has one, and a server that refuses
 the handshake fails the calls waiting on it with `SecurityError`.
 
-Nothing is dropped for a full send queue. A message that meets a DEALER at
-its high-water mark (the server reads slower than callers send) waits in a
-backlog per address, sent in order as soon as the socket is writable
-(POLLOUT); a call still waiting there at its deadline fails with
+Nothing is dropped for a full send queue. A message that meets its
+connection at the high-water mark (the server reads slower than callers send)
+or a connection the ROUTER cannot route to yet waits in a backlog per
+address; the backlog is retried on a short timer (a ROUTER's POLLOUT says
+nothing about one peer) and as soon as the monitor reports the connection's
+handshake; a call still waiting there at its deadline fails with
 `MessagingTimeout`. The backlog is bounded by the `SendWindow`: callers take
 a slot per message before they tell this actor and block, in their own
 thread, while the address has ``high_water_mark`` messages in the inbox and
@@ -37,22 +51,28 @@ the backlog; this actor gives the slot back once ZeroMQ has the message.
 Messages sent without a slot (notifications, the oslo.messaging driver) are
 refused and counted (``send_failures``) when the backlog is that full.
 
-It also watches each DEALER's connection (a ZeroMQ socket monitor). When a
-server cannot be reached (connection refused) or its connection drops, the
-DEALER is closed, discarding what it still queued, and the calls waiting on
-that address fail at once: `NoRespondersError` if the request never left
-(nothing ran), `MessagingTimeout` if the connection was up (the outcome is
-unknown, as with a timeout). The matchmaker actor is told to route around the
-address for a while.
+It also watches every connection (the monitor's events name the endpoint,
+which is the address). When a server cannot be reached (connection refused)
+or its connection drops, the connection is closed (``disconnect``),
+discarding what it still queued, and the calls waiting on that address fail
+at once: `NoRespondersError` if the request never left (nothing ran),
+`MessagingTimeout` if the connection was up (the outcome is unknown, as with
+a timeout). The matchmaker actor is told to route around the address for a
+while. A connection with no call pending that sent nothing and got no
+reply for ``connection_idle_timeout`` seconds is closed too; the next message to its
+address opens a new one, with a new routing id.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import enum
-import functools
+import errno
 import heapq
+import itertools
+import math
+import os
+import resource
 import time
 from typing import TYPE_CHECKING, Any, assert_never
 
@@ -62,7 +82,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from zmqactors import wire
 from zmqactors.actors.base import SocketActor
-from zmqactors.actors.frames import send_frames
+from zmqactors.actors.frames import readable, send_routed
 from zmqactors.actors.messages import ReplyWaiterMessage, SendCall, SendCast, Unreachable
 from zmqactors.core.waiter import settle
 from zmqactors.core.window import SendWindow
@@ -71,10 +91,12 @@ from zmqactors.errors import (
     MessagingTimeout,
     NoRespondersError,
     ProtocolError,
+    ResourceLimitError,
     SecurityError,
 )
 from zmqactors.net import security
 from zmqactors.net.context import get_context
+from zmqactors.net.sockets import monitor as monitor_socket
 from zmqactors.net.sockets import network_socket
 
 if TYPE_CHECKING:
@@ -90,12 +112,20 @@ __all__ = ["ReplyWaiter"]
 # Rebuild the deadline heap when it holds this many more entries than there
 # are pending calls (answered calls leave their entry behind until then).
 _HEAP_SLACK = 4096
+# How often a non-empty backlog is tried again, in seconds: the ROUTER's
+# POLLOUT is not per peer, so nothing else says that one peer's queue drained.
+# Each round that sends nothing doubles the interval up to the maximum (a
+# server that stopped reading costs a few tries a second, not a thousand).
+_RETRY_INTERVAL = 0.001
+_RETRY_MAX = 0.064
 _MONITORED = (
     zmq.EVENT_CONNECTED
     | zmq.EVENT_DISCONNECTED
     | zmq.EVENT_CONNECT_RETRIED
+    | zmq.EVENT_HANDSHAKE_SUCCEEDED
     | security.HANDSHAKE_FAILURES
 )
+_EHOSTUNREACH = errno.EHOSTUNREACH
 
 
 def _set_result(future: Future[Any] | Waiter, result: Any) -> None:
@@ -106,23 +136,76 @@ def _set_error(future: Future[Any] | Waiter, error: BaseException) -> None:
     settle(future, error=error)
 
 
+def _limit_error(what: str, exc: zmq.ZMQError) -> ResourceLimitError:
+    return ResourceLimitError(
+        f"cannot {what}: {exc.strerror} (the ZeroMQ context's socket limit, option "
+        "max_sockets, or the process's open-file limit, RLIMIT_NOFILE, is reached)"
+    )
+
+
+def _out_of_descriptors() -> bool:
+    """Whether this process has reached its open-file limit (one open and close to ask)."""
+    try:
+        fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        return exc.errno == errno.EMFILE
+    os.close(fd)
+    return False
+
+
 class _Outcome(enum.Enum):
     SENT = enum.auto()  # ZeroMQ took it
-    QUEUED = enum.auto()  # in the address's backlog, sent when the socket is writable
+    QUEUED = enum.auto()  # in the address's backlog, sent when the connection takes it
     REFUSED = enum.auto()  # an uncredited message and the backlog is full
+
+
+class _Connection:
+    """One outgoing connection of the ROUTER: to ``address``, named ``routing_id``."""
+
+    __slots__ = (
+        "address",
+        "backlog",
+        "fd",
+        "last_used",
+        "misrouted_logged",
+        "pending",
+        "ready",
+        "routing_id",
+        "server_key",
+    )
+
+    def __init__(self, address: str, routing_id: bytes, server_key: str | None) -> None:
+        # Also the endpoint given to connect(), which the monitor's events name.
+        self.address = address
+        self.routing_id = routing_id
+        # The CURVE key the connection was made for (None: plain).
+        self.server_key = server_key
+        # The TCP socket's descriptor once connected (EVENT_CONNECTED).
+        self.fd: int | None = None
+        # Its handshake succeeded: what ZeroMQ queued for it can leave.
+        self.ready = False
+        # Messages waiting until the connection takes them, in order.
+        self.backlog: collections.deque[SendCall | SendCast] = collections.deque()
+        # The ids of the calls sent (or queued) on it and not yet answered.
+        self.pending: set[bytes] = set()
+        # When it last sent a message or settled a call (idle since then).
+        self.last_used = time.monotonic()
+        # Its misrouted replies were logged (once per connection).
+        self.misrouted_logged = False
+
+
+_Submitted = tuple[_Outcome, _Connection]
 
 
 class _Pending:
     """A call sent (or queued) and not yet answered: its message and what changes."""
 
-    __slots__ = ("alive_until", "call", "dealer", "queued", "sent")
+    __slots__ = ("alive_until", "call", "conn", "queued", "sent")
 
-    def __init__(
-        self, call: SendCall, dealer: zmq.Socket[bytes] | None, sent: float, *, queued: bool
-    ) -> None:
+    def __init__(self, call: SendCall, conn: _Connection, sent: float, *, queued: bool) -> None:
         self.call = call
-        # The only socket its reply may come from.
-        self.dealer = dealer
+        # The only connection its reply may come from.
+        self.conn = conn
         self.queued = queued
         self.sent = sent
         self.alive_until = sent + call.monitor if call.monitor is not None else call.deadline
@@ -147,17 +230,21 @@ class ReplyWaiter(SocketActor):
         super().__init__()
         self._settings = settings
         self._window = SendWindow(settings.high_water_mark) if window is None else window
-        self._backlogs: dict[str, collections.deque[SendCall | SendCast]] = {}
         self._stats = stats
         self._matchmaker = matchmaker
-        self._dealers: dict[str, zmq.Socket[bytes]] = {}
-        # The CURVE key each DEALER was made for (None: plain).
-        self._server_keys: dict[str, str | None] = {}
         self._keys: KeyPair | None = None
-        self._monitors: dict[str, zmq.Socket[bytes]] = {}
-        self._connected: set[str] = set()
-        # Addresses whose misrouted replies were logged (once per connection).
-        self._misrouted_logged: set[str] = set()
+        # Made at the first send (a client that never sends opens no socket).
+        self._router: zmq.Socket[bytes] | None = None
+        self._monitor: zmq.Socket[bytes] | None = None
+        self._ids = itertools.count(1)
+        self._conns: dict[str, _Connection] = {}
+        self._by_id: dict[bytes, _Connection] = {}
+        # Addresses whose backlog is not empty, and when to try them again.
+        self._blocked: set[str] = set()
+        self._retry_at: float | None = None
+        self._retry_interval = _RETRY_INTERVAL
+        # (when to look, routing id): connections that may have gone idle.
+        self._idle: list[tuple[float, bytes]] = []
         self._pending: dict[bytes, _Pending] = {}
         self._deadlines: list[tuple[float, bytes]] = []
 
@@ -167,17 +254,22 @@ class ReplyWaiter(SocketActor):
             case SendCall():
                 self._send_call(message)
             case SendCast():
-                outcome = self._submit(message)
-                if isinstance(outcome, SecurityError):
-                    self._stats.incr("security_refusals")
-                    self.log.warning("cast not sent", address=message.address, error=str(outcome))
-                elif outcome is _Outcome.REFUSED:
+                submitted = self._submit(message)
+                if isinstance(submitted, MessagingError):
+                    if isinstance(submitted, SecurityError):
+                        self._stats.incr("security_refusals")
+                    else:
+                        self._stats.incr("send_failures")
+                    self.log.warning("cast not sent", address=message.address, error=str(submitted))
+                elif submitted[0] is _Outcome.REFUSED:
                     self.log.warning("cast dropped: send queue full", address=message.address)
             case _:
                 assert_never(message)
 
+    # -- connections --------------------------------------------------------
+
     def _client_keys(self, address: str, server_key: str | None) -> KeyPair | None:
-        """The key pair for a DEALER to ``address``, None for plain; `SecurityError` if refused."""
+        """The key pair to connect to ``address`` with (None: plain); `SecurityError` if refused."""
         configured = self._settings.curve_secret_key_file is not None
         if server_key is None:
             if configured:
@@ -197,67 +289,149 @@ class ReplyWaiter(SocketActor):
             self._keys = security.client_key_pair(self._settings)
         return self._keys
 
-    def _dealer(self, address: str, server_key: str | None) -> zmq.Socket[bytes]:
-        sock = self._dealers.get(address)
-        if sock is not None and self._server_keys.get(address) != server_key:
-            # The server at this address restarted with another key.
-            self._close_peer(address)
-            sock = None
-        if sock is None:
-            keys = self._client_keys(address, server_key)
-            sock = network_socket(get_context(), zmq.DEALER, self._settings)
-            if keys is not None and server_key is not None:
-                try:
-                    security.configure_client(sock, keys, server_key)
-                except SecurityError:
-                    sock.close(linger=0)
-                    raise
-            monitor = sock.get_monitor_socket(_MONITORED)
-            sock.connect(address)
-            self._dealers[address] = sock
-            self._server_keys[address] = server_key
-            self._monitors[address] = monitor
-            self.watch(sock, functools.partial(self._on_reply, address, sock))
-            self.watch(monitor, lambda frames: self._on_event(address, frames))
+    def _socket(self) -> zmq.Socket[bytes]:
+        """The ROUTER (and its monitor), made now if needed; `ResourceLimitError` at a limit."""
+        if self._router is not None:
+            return self._router
+        try:
+            sock = network_socket(get_context(), zmq.ROUTER, self._settings)
+        except zmq.ZMQError as exc:
+            if exc.errno == errno.EMFILE:
+                raise _limit_error("open the client's socket", exc) from None
+            raise
+        try:
+            # Refuse, rather than drop, a message for a peer that cannot take it.
+            sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            monitor = monitor_socket(sock, _MONITORED)
+        except (zmq.ZMQError, ResourceLimitError):
+            sock.close(linger=0)
+            raise
+        self._router, self._monitor = sock, monitor
+        self.watch(sock, self._on_reply)
+        self.watch(monitor, self._on_event)
         return sock
 
-    def _on_event(self, address: str, frames: list[bytes]) -> None:
-        event = parse_monitor_message(frames)["event"]
-        if event == zmq.EVENT_CONNECTED:
-            self._connected.add(address)
-        elif event in (zmq.EVENT_DISCONNECTED, zmq.EVENT_CONNECT_RETRIED):
-            self._drop_peer(address, was_connected=address in self._connected)
-        elif (
-            event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL and self._server_keys.get(address) is None
-        ):
+    def _connection(self, address: str, server_key: str | None) -> _Connection:
+        """The connection to ``address``, opened now if there is none.
+
+        Raises `SecurityError` when client and server disagree on CURVE,
+        `ResourceLimitError` at a socket limit and `NoRespondersError` for an
+        address libzmq refuses; nothing is sent then.
+        """
+        conn = self._conns.get(address)
+        if conn is not None:
+            if conn.server_key == server_key:
+                return conn
+            # The server at this address restarted with another key.
+            self._discard_backlog(conn, "server key changed")
+            self._fail_calls(conn, NoRespondersError(f"the server at {address} changed its key"))
+            self._close(conn, discard=True)
+        keys = self._client_keys(address, server_key)
+        sock = self._socket()
+        # Events of an earlier connection to this endpoint must not be read
+        # as the new one's: take what the monitor already has first.
+        self._drain_monitor()
+        routing_id = b"c%x" % next(self._ids)
+        if keys is not None and server_key is not None:
+            security.configure_client(sock, keys, server_key)
+        sock.setsockopt(zmq.CONNECT_ROUTING_ID, routing_id)
+        try:
+            sock.connect(address)
+        except zmq.ZMQError as exc:
+            if exc.errno == errno.EMFILE:
+                raise _limit_error(f"connect to {address}", exc) from None
+            msg = f"cannot connect to {address}: {exc.strerror}"
+            raise NoRespondersError(msg) from None
+        conn = _Connection(address, routing_id, server_key)
+        self._conns[address] = conn
+        self._by_id[routing_id] = conn
+        idle = self._settings.connection_idle_timeout
+        if idle:
+            heapq.heappush(self._idle, (conn.last_used + idle, routing_id))
+        return conn
+
+    def _close(self, conn: _Connection, *, discard: bool) -> None:
+        """Close ``conn`` (``discard``: drop what ZeroMQ still queued for it)."""
+        if self._conns.get(conn.address) is conn:
+            del self._conns[conn.address]
+        self._by_id.pop(conn.routing_id, None)
+        self._blocked.discard(conn.address)
+        sock = self._router
+        if sock is None:
+            return
+        if discard:
+            # Nothing queued for a server we gave up on may be sent later.
+            sock.setsockopt(zmq.LINGER, 0)
+        try:
+            sock.disconnect(conn.address)
+        except zmq.ZMQError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+        finally:
+            if discard:
+                sock.setsockopt(zmq.LINGER, round(self._settings.linger * 1000))
+
+    def _drain_monitor(self) -> None:
+        monitor = self._monitor
+        while monitor is not None and readable(monitor):
+            self._on_event(monitor.recv_multipart(zmq.NOBLOCK))
+
+    def _on_event(self, frames: list[bytes]) -> None:
+        event = parse_monitor_message(frames)
+        conn = self._conns.get(event["endpoint"].decode("utf-8", "replace"))
+        if conn is None:
+            return  # a connection closed already
+        kind, value = int(event["event"]), int(event["value"])
+        if kind == zmq.EVENT_CONNECTED:
+            conn.fd = value
+        elif kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            conn.ready = True
+            if conn.backlog:
+                self._flush(conn)
+        elif kind == zmq.EVENT_DISCONNECTED:
+            # The descriptor tells this connection from an earlier one to the same address.
+            if conn.fd == value:
+                self._drop(conn, was_connected=True)
+        elif kind == zmq.EVENT_CONNECT_RETRIED:
+            self._retried(conn)
+        elif kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL and conn.server_key is None:
             # Without CURVE this is a connection that closed before the
             # greeting: a server that died (or was stopped) mid-handshake.
             # Nothing reached it, so it is unreachable, not a refusal: calls
             # fail with NoRespondersError and acknowledged casts look again.
-            self._drop_peer(address, was_connected=False)
-        elif event & security.HANDSHAKE_FAILURES:
-            self._refused(address, event)
+            self._drop(conn, was_connected=False)
+        elif kind & security.HANDSHAKE_FAILURES:
+            self._refused(conn, kind)
 
-    def _discard_backlog(self, address: str, why: str) -> None:
-        """Give up the messages waiting for ``address``'s send queue; count the casts.
+    def _discard_backlog(self, conn: _Connection, why: str) -> None:
+        """Give up the messages waiting for ``conn``; count the casts.
 
-        The calls among them fail with the others waiting on the address.
+        The calls among them fail with the others waiting on the connection.
         """
-        backlog = self._backlogs.pop(address, None) or ()
         unsent = 0
-        for message in backlog:
+        for message in conn.backlog:
             self._release(message)
             unsent += isinstance(message, SendCast)
+        conn.backlog.clear()
+        self._blocked.discard(conn.address)
         if unsent:
-            # Like the messages ZeroMQ still queued for it, discarded with the DEALER.
+            # Like the messages ZeroMQ still queued for it, discarded with the connection.
             self._stats.incr("casts_unsent", unsent)
-            self.log.warning("casts not sent", reason=why, address=address, count=unsent)
+            self.log.warning("casts not sent", reason=why, address=conn.address, count=unsent)
 
-    def _refused(self, address: str, event: int) -> None:
-        """The handshake with ``address`` failed: fail its calls (`SecurityError` with CURVE)."""
-        curve = self._server_keys.get(address) is not None
-        self._discard_backlog(address, "server refused the handshake")
-        self._close_peer(address)
+    def _fail_calls(self, conn: _Connection, error: MessagingError) -> None:
+        for msg_id in conn.pending:
+            entry = self._pending.pop(msg_id, None)
+            if entry is not None:
+                settle(entry.call.future, error=error)
+        conn.pending.clear()
+
+    def _refused(self, conn: _Connection, event: int) -> None:
+        """``conn``'s server refused the handshake: fail its calls (`SecurityError` with CURVE)."""
+        address = conn.address
+        curve = conn.server_key is not None
+        self._discard_backlog(conn, "server refused the handshake")
+        self._close(conn, discard=True)
         self._stats.incr("auth_failures")
         if not curve:
             why = "failed the ZeroMQ handshake (not a zmqactors server?)"
@@ -267,22 +441,47 @@ class ReplyWaiter(SocketActor):
             why = "failed the CURVE handshake (wrong server key in the matchmaker?)"
         self.log.warning("server refused the handshake", address=address, reason=why)
         kind = SecurityError if curve else MessagingError
-        for msg_id, entry in list(self._pending.items()):
-            if entry.call.address == address:
-                del self._pending[msg_id]
-                settle(entry.call.future, error=kind(f"the server at {address} {why}"))
+        self._fail_calls(conn, kind(f"the server at {address} {why}"))
 
-    def _drop_peer(self, address: str, *, was_connected: bool) -> None:
-        """Close the DEALER to ``address`` and fail the calls waiting on it."""
-        self._discard_backlog(address, "server unreachable")
-        self._close_peer(address)
+    def _retried(self, conn: _Connection) -> None:
+        """A connection attempt failed: refused, or libzmq could not open a socket for it."""
+        if conn.fd is None and _out_of_descriptors():
+            # No TCP socket could be opened: our limit, not the server's fault.
+            self._at_descriptor_limit(conn)
+        else:
+            self._drop(conn, was_connected=conn.fd is not None)
+
+    def _at_descriptor_limit(self, conn: _Connection) -> None:
+        """No descriptor for ``conn``'s TCP socket: fail its calls with `ResourceLimitError`.
+
+        The server is not marked unreachable: it may be fine.
+        """
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self._discard_backlog(conn, "open-file limit reached")
+        self._close(conn, discard=True)
+        self._stats.incr("resource_limit_errors")
+        self.log.warning("open-file limit reached", address=conn.address, limit=soft)
+        self._fail_calls(
+            conn,
+            ResourceLimitError(
+                f"cannot connect to {conn.address}: this process has reached its open-file "
+                f"limit (RLIMIT_NOFILE, {soft} descriptors); raise it (ulimit -n, LimitNOFILE=) "
+                "or lower connection_idle_timeout"
+            ),
+        )
+
+    def _drop(self, conn: _Connection, *, was_connected: bool) -> None:
+        """Close the connection to ``conn``'s address and fail the calls waiting on it."""
+        address = conn.address
+        self._discard_backlog(conn, "server unreachable")
+        self._close(conn, discard=True)
         self._stats.incr("unreachable_servers")
         self.log.info("server unreachable", address=address, was_connected=was_connected)
-        for msg_id, entry in list(self._pending.items()):
-            call = entry.call
-            if call.address != address:
+        for msg_id in conn.pending:
+            entry = self._pending.pop(msg_id, None)
+            if entry is None:
                 continue
-            del self._pending[msg_id]
+            call = entry.call
             error: MessagingError
             if was_connected and not entry.queued:
                 error = MessagingTimeout(
@@ -292,98 +491,118 @@ class ReplyWaiter(SocketActor):
             else:
                 error = NoRespondersError(f"{call.target} at {address} cannot be reached")
             settle(call.future, error=error)
-        with contextlib.suppress(pykka.ActorDeadError):
+        conn.pending.clear()
+        try:
             self._matchmaker.tell(Unreachable(address))
+        except pykka.ActorDeadError:
+            return
 
-    def _close_peer(self, address: str) -> None:
-        self._connected.discard(address)
-        self._misrouted_logged.discard(address)
-        self._server_keys.pop(address, None)
-        sock = self._dealers.pop(address, None)
-        monitor = self._monitors.pop(address, None)
-        if sock is not None:
-            self.unwatch(sock)
-            sock.disable_monitor()
-            # Nothing queued for a server we gave up on may be sent later.
-            sock.close(linger=0)
-        if monitor is not None:
-            self.unwatch(monitor)
-            monitor.close(linger=0)
+    # -- sending ------------------------------------------------------------
 
     def _release(self, message: SendCall | SendCast) -> None:
         if message.credited:
             self._window.release(message.address)
 
-    def _submit(self, message: SendCall | SendCast) -> _Outcome | SecurityError:
-        """Send ``message`` now, or queue it behind a full send queue.
+    def _try_send(self, conn: _Connection, message: SendCall | SendCast) -> bool:
+        """Hand ``message`` to ZeroMQ; False if its connection cannot take it now."""
+        sock = self._router
+        assert sock is not None  # noqa: S101 - a connection implies the socket
+        try:
+            send_routed(sock, conn.routing_id, message.frames)
+        except zmq.Again:
+            return False  # that peer's queue is at its high-water mark
+        except zmq.ZMQError as exc:
+            if exc.errno == _EHOSTUNREACH:
+                return False  # the ROUTER has no pipe to that peer (yet)
+            raise
+        conn.last_used = time.monotonic()
+        return True
 
-        Returns the `SecurityError` instead when client and server disagree on
-        CURVE (nothing is sent).
+    def _submit(self, message: SendCall | SendCast) -> _Submitted | MessagingError:
+        """Send ``message`` now, or queue it behind its connection's backlog.
+
+        Returns the error instead when the message cannot go (client and
+        server disagree on CURVE, a socket limit, a bad address): nothing is sent.
         """
         address = message.address
-        backlog = self._backlogs.get(address)
-        if backlog is None:
+        conn = self._conns.get(address)
+        if conn is None or conn.server_key != message.server_key:
             try:
-                sock = self._dealer(address, message.server_key)
-            except SecurityError as exc:
+                conn = self._connection(address, message.server_key)
+            except MessagingError as exc:
                 self._release(message)
                 return exc
-            try:
-                send_frames(sock, message.frames, block=False)
-            except zmq.Again:
-                pass
-            else:
+        backlog = conn.backlog
+        if not backlog:
+            if self._try_send(conn, message):
                 self._release(message)
-                return _Outcome.SENT
-            backlog = self._backlogs[address] = collections.deque()
-            self.watch_writable(sock, lambda: self._flush(address))
+                return _Outcome.SENT, conn
+            self._blocked.add(address)
+            self._retry_interval = _RETRY_INTERVAL
+            if self._retry_at is None:
+                self._retry_at = time.monotonic() + _RETRY_INTERVAL
             self._stats.incr("send_queue_full")
             self.log.info(
                 "send queue full: holding messages until the server reads", address=address
             )
-        limit = self._window.limit
-        if not message.credited and limit and len(backlog) >= limit:
-            self._stats.incr("send_failures")
-            return _Outcome.REFUSED
+        else:
+            limit = self._window.limit
+            if not message.credited and limit and len(backlog) >= limit:
+                self._stats.incr("send_failures")
+                return _Outcome.REFUSED, conn
         backlog.append(message)
-        return _Outcome.QUEUED
+        return _Outcome.QUEUED, conn
 
-    def _flush(self, address: str) -> None:
-        """The DEALER to ``address`` is writable: send its backlog, in order, while it takes it."""
-        backlog = self._backlogs.get(address)
-        sock = self._dealers.get(address)
-        if backlog is None or sock is None:
-            return
+    def _flush(self, conn: _Connection) -> bool:
+        """Send ``conn``'s backlog, in order, while its connection takes it; whether it moved."""
+        backlog = conn.backlog
+        left = len(backlog)
         while backlog:
             message = backlog[0]
             if isinstance(message, SendCall) and message.future.done():
                 backlog.popleft()  # timed out or cancelled while it waited
                 self._release(message)
                 continue
-            try:
-                send_frames(sock, message.frames, block=False)
-            except zmq.Again:
-                return
+            if not self._try_send(conn, message):
+                return len(backlog) < left
             backlog.popleft()
             self._release(message)
             if isinstance(message, SendCall):
                 pending = self._pending.get(message.msg_id)
                 if pending is not None and pending.queued:
                     pending.queued = False
-                    pending.sent = time.monotonic()
+                    pending.sent = conn.last_used
                     if message.monitor is not None:
                         pending.alive_until = pending.sent + message.monitor
-        del self._backlogs[address]
-        self.unwatch_writable(sock)
+        self._blocked.discard(conn.address)
+        return True
+
+    def _retry(self, now: float) -> None:
+        """Try every non-empty backlog again; keep the timer while one stays."""
+        moved = False
+        for address in list(self._blocked):
+            conn = self._conns.get(address)
+            if conn is None:
+                self._blocked.discard(address)
+            else:
+                moved = self._flush(conn) or moved
+        if not self._blocked:
+            self._retry_at = None
+            return
+        self._retry_interval = (
+            _RETRY_INTERVAL if moved else min(self._retry_interval * 2, _RETRY_MAX)
+        )
+        self._retry_at = now + self._retry_interval
 
     def _send_call(self, message: SendCall) -> None:
         if message.future.done():  # cancelled before we got to it
             self._release(message)
             return
-        outcome = self._submit(message)
-        if isinstance(outcome, SecurityError):
-            settle(message.future, error=outcome)
+        submitted = self._submit(message)
+        if isinstance(submitted, MessagingError):
+            settle(message.future, error=submitted)
             return
+        outcome, conn = submitted
         if outcome is _Outcome.REFUSED:
             settle(
                 message.future,
@@ -392,18 +611,20 @@ class ReplyWaiter(SocketActor):
                 ),
             )
             return
-        now = time.monotonic()
-        dealer = self._dealers.get(message.address)
-        pending = _Pending(message, dealer, now, queued=outcome is _Outcome.QUEUED)
+        pending = _Pending(message, conn, time.monotonic(), queued=outcome is _Outcome.QUEUED)
         self._pending[message.msg_id] = pending
+        conn.pending.add(message.msg_id)
         heapq.heappush(self._deadlines, (pending.due(), message.msg_id))
         if len(self._deadlines) > len(self._pending) + _HEAP_SLACK:
             self._deadlines = [(d, m) for d, m in self._deadlines if m in self._pending]
             heapq.heapify(self._deadlines)
 
-    def _on_reply(self, address: str, sock: zmq.Socket[bytes], frames: list[bytes]) -> None:
+    # -- receiving ----------------------------------------------------------
+
+    def _on_reply(self, frames: list[bytes]) -> None:
+        conn = self._by_id.get(frames[0])
         try:
-            reply = wire.decode(frames, self._settings.max_message_size)
+            reply = wire.decode(frames[1:], self._settings.decode_limits)
         except ProtocolError as exc:
             self._stats.incr("protocol_errors")
             self.log.warning("dropped a malformed reply", error=str(exc))
@@ -417,14 +638,17 @@ class ReplyWaiter(SocketActor):
             if not isinstance(reply, wire.Heartbeat):
                 self._stats.incr("late_replies")
             return
-        if pending.dealer is not sock:
-            self._misrouted(address, pending, reply)
+        if pending.conn is not conn:
+            self._misrouted(conn, pending, reply)
             return
         if isinstance(reply, wire.Heartbeat):
             if pending.call.monitor is not None:
                 pending.alive_until = time.monotonic() + pending.call.monitor
             return
         del self._pending[reply.msg_id]
+        conn = pending.conn
+        conn.pending.discard(reply.msg_id)
+        conn.last_used = time.monotonic()
         # Deferred: the caller wakes once this thread goes back to sleep (see defer).
         future = pending.call.future
         if isinstance(reply, wire.Reply):
@@ -434,26 +658,39 @@ class ReplyWaiter(SocketActor):
         else:
             self.defer(_set_error, future, wire.error_to_exception(reply))
 
-    def _misrouted(self, address: str, pending: _Pending, reply: wire.Message) -> None:
-        """Drop ``reply``, which came from ``address`` for a call sent elsewhere; count it."""
+    def _misrouted(self, conn: _Connection | None, pending: _Pending, reply: wire.Message) -> None:
+        """Drop ``reply``, which came on a connection its call was not sent on; count it."""
         self._stats.incr("misrouted_replies")
-        if address not in self._misrouted_logged:
-            # Once per connection: a hostile server must not flood the log.
-            self._misrouted_logged.add(address)
+        # Once per connection: a hostile server must not flood the log (a
+        # closed connection's leftovers are only counted).
+        if conn is not None and not conn.misrouted_logged:
+            conn.misrouted_logged = True
             self.log.warning(
                 "dropped a reply from a server the call was not sent to",
-                address=address,
+                address=conn.address,
                 call_address=pending.call.address,
                 msg_id=reply.msg_id.hex(),
                 kind=type(reply).__name__,
             )
 
+    # -- timers -------------------------------------------------------------
+
     def next_deadline(self) -> float | None:
-        """The earliest deadline of a pending call."""
-        return self._deadlines[0][0] if self._deadlines else None
+        """The earliest of: a pending call's deadline, an idle check, a backlog retry."""
+        due = self._deadlines[0][0] if self._deadlines else None
+        if self._idle and (due is None or self._idle[0][0] < due):
+            due = self._idle[0][0]
+        retry = self._retry_at
+        if retry is not None and (due is None or retry < due):
+            due = retry
+        return due
 
     def on_deadline(self, now: float) -> None:
-        """Fail every call whose deadline has passed with `MessagingTimeout`."""
+        """Fail calls past their deadline, retry backlogs, close idle connections."""
+        if self._retry_at is not None and self._retry_at <= now:
+            self._retry(now)
+        if self._idle and self._idle[0][0] <= now:
+            self._close_idle(now)
         heap = self._deadlines
         while heap and heap[0][0] <= now:
             _, msg_id = heapq.heappop(heap)
@@ -465,6 +702,7 @@ class ReplyWaiter(SocketActor):
                 heapq.heappush(heap, (due, msg_id))
                 continue
             del self._pending[msg_id]
+            pending.conn.pending.discard(msg_id)
             call = pending.call
             waited = now - pending.sent
             if pending.queued:
@@ -477,23 +715,81 @@ class ReplyWaiter(SocketActor):
                 text = f"no reply to {call.method!r} from {call.target} within {waited:.3f}s{quiet}"
             settle(call.future, error=MessagingTimeout(text))
 
+    def _close_idle(self, now: float) -> None:
+        """Close the connections with nothing pending that sent nothing for the idle timeout."""
+        idle = self._settings.connection_idle_timeout
+        heap = self._idle
+        while heap and heap[0][0] <= now:
+            _, routing_id = heapq.heappop(heap)
+            conn = self._by_id.get(routing_id)
+            if conn is None:
+                continue  # closed meanwhile
+            due = now + idle if conn.pending or conn.backlog else conn.last_used + idle
+            if due > now:
+                heapq.heappush(heap, (due, routing_id))
+                continue
+            self._close(conn, discard=False)
+            self._stats.incr("idle_connections_closed")
+            self.log.debug("closed an idle connection", address=conn.address)
+
+    # -- life cycle ---------------------------------------------------------
+
     def fail_pending(self, error: Exception) -> None:
         """Fail every pending call with ``error`` (on stop), and callers waiting for a slot."""
         self._window.close()
         pending, self._pending = self._pending, {}
         self._deadlines = []
-        self._backlogs.clear()
+        for conn in self._conns.values():
+            conn.backlog.clear()
+            conn.pending.clear()
+        self._blocked.clear()
+        self._retry_at = None
         for entry in pending.values():
             settle(entry.call.future, error=error)
 
     def close_sockets(self) -> None:
-        """Close every DEALER."""
-        for address in list(self._dealers):
-            sock = self._dealers[address]
+        """Close the ROUTER (every connection) and its monitor."""
+        self._await_handshakes()
+        self._conns.clear()
+        self._by_id.clear()
+        self._idle = []
+        sock, monitor = self._router, self._monitor
+        self._router = self._monitor = None
+        if sock is not None:
             sock.disable_monitor()
             sock.close()
-            self._dealers.pop(address)
-            self._server_keys.pop(address, None)
-            monitor = self._monitors.pop(address, None)
-            if monitor is not None:
-                monitor.close(linger=0)
+        if monitor is not None:
+            monitor.close(linger=0)
+
+    def _await_handshakes(self) -> None:
+        """Let the connections still in their handshake finish it, for at most ``linger``.
+
+        A closing ROUTER (unlike a DEALER) drops what it queued for a
+        connection whose handshake has not completed, so a cast sent just
+        before the transport closes (the command line's ``cast`` exits right
+        after it) would be lost. A connection refused or dropped meanwhile
+        is not waited for.
+        """
+        monitor = self._monitor
+        waiting = {conn.address for conn in self._conns.values() if not conn.ready}
+        if monitor is None or not waiting or not self._settings.linger:
+            return
+        settled = (
+            zmq.EVENT_HANDSHAKE_SUCCEEDED
+            | zmq.EVENT_CONNECT_RETRIED
+            | zmq.EVENT_DISCONNECTED
+            | security.HANDSHAKE_FAILURES
+        )
+        deadline = time.monotonic() + self._settings.linger
+        while waiting:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not monitor.poll(math.ceil(remaining * 1000)):
+                self.log.info("closing with handshakes unfinished", connections=len(waiting))
+                return
+            event = parse_monitor_message(monitor.recv_multipart(zmq.NOBLOCK))
+            if int(event["event"]) & settled:
+                waiting.discard(event["endpoint"].decode("utf-8", "replace"))
+
+    def connection_count(self) -> int:
+        """How many outgoing connections are open (actor thread; tests ask via `proxy`)."""
+        return len(self._conns)

@@ -40,7 +40,13 @@ class Stats:
     ``busy_refused`` (requests refused past ``max_queued_per_client`` or
     ``max_queued_bytes``: a call is answered `ServerBusyError`, a cast is
     dropped), ``reads_paused`` (times a client's casts past
-    ``max_queued_per_client`` made the server stop reading); with CURVE:
+    ``max_queued_per_client`` made the server stop reading),
+    ``unreachable_servers`` (connections refused or lost),
+    ``retried_not_run`` (calls and casts to a topic sent to another server
+    because nothing ran where they went), ``idle_connections_closed`` (a
+    client's connections closed after ``connection_idle_timeout``),
+    ``resource_limit_errors`` (a client's
+    connection that could not be opened at the open-file limit); with CURVE:
     ``auth_rejections`` (a server refused a client's handshake: key not on
     its allow-list, or no CURVE), ``auth_failures`` (a
     server refused this client's handshake) and ``security_refusals`` (casts

@@ -25,6 +25,7 @@ _load = load_module
 
 
 _ledger = _load("zmqactors_reliability_ledger", HERE / "ledger.py")
+_rolling = _load("zmqactors_reliability_rolling", HERE / "rolling.py")
 _redis = _load("zmqactors_reliability_redis", HERE.parent / "integration" / "conftest.py")
 
 # The real redis-server processes of the integration suite (free ports, killed after).
@@ -36,6 +37,12 @@ redis_server = _redis.redis_server
 def ledger() -> types.ModuleType:
     """``tests/reliability/ledger.py``: the harness, its server processes and its report."""
     return _ledger
+
+
+@pytest.fixture
+def rolling() -> types.ModuleType:
+    """``tests/reliability/rolling.py``: a rolling restart under load."""
+    return _rolling
 
 
 @pytest.fixture

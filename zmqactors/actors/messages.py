@@ -6,7 +6,9 @@ the call path (a ten-field frozen dataclass cost 4.3 µs to build here, the
 Struct 0.2 µs). They never go on the wire. A ``future`` field is the one
 handle that is not a value: the caller's `concurrent.futures.Future` (or, for
 a blocking call, a lighter `zmqactors.core.waiter.Waiter`), which the
-receiving actor resolves directly so the caller wakes with no further hop.
+receiving actor resolves directly so the caller wakes with no further hop;
+and a ``retry`` callable, the caller's way to resend to another server of
+the topic when nothing ran (`zmqactors.transport.runtime.Runtime.call`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from zmqactors.core.waiter import Waiter
 from zmqactors.topics import Target
 
 if TYPE_CHECKING:
+    from collections.abc import Callable  # noqa: TC004
+
     # Only for type checkers: these Structs are never encoded, so msgspec never
     # resolves their annotations, and importing security here would be circular.
     from zmqactors.core.handler import Handler  # noqa: TC004
@@ -65,6 +69,12 @@ class SendCall(msgspec.Struct, frozen=True):
     # The sender holds a slot of the transport's `SendWindow` for ``address``:
     # the reply-waiter releases it once the message leaves for the socket.
     credited: bool = False
+    # For a call to a topic (any server): if it fails where nothing ran (the
+    # server refused it as stopping or not served, or the connection was
+    # refused before it left), the reply-waiter calls this once with the
+    # call, in its own thread, for the same call to another server of the
+    # topic (or None).
+    retry: Callable[[SendCall], SendCall | None] | None = None
 
 
 class SendCast(msgspec.Struct, frozen=True):
@@ -76,6 +86,9 @@ class SendCast(msgspec.Struct, frozen=True):
     method: str
     server_key: str | None = None
     credited: bool = False  # as for `SendCall`
+    # For a cast to a topic, as for `SendCall`: another server's copy of it, if
+    # the connection was refused before it left.
+    retry: Callable[[SendCast], SendCast | None] | None = None
 
 
 ReplyWaiterMessage = SendCall | SendCast

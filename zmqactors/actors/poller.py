@@ -59,6 +59,7 @@ from zmqactors.errors import ConfigurationError, ProtocolError, ResourceLimitErr
 from zmqactors.net import security, zap
 from zmqactors.net.context import get_context
 from zmqactors.net.sockets import inproc_socket, network_socket
+from zmqactors.net.sockets import monitor as monitor_socket
 from zmqactors.options import GROUP_NAME
 
 if TYPE_CHECKING:
@@ -232,7 +233,7 @@ class Poller(SocketActor):
         try:
             if message.curve is not None:
                 security.configure_server(router, message.curve)
-                monitor = router.get_monitor_socket(security.HANDSHAKE_FAILURES)
+                monitor = monitor_socket(router, security.HANDSHAKE_FAILURES)
                 # Checked again right before binding: without a ZAP handler
                 # libzmq would let every CURVE client in.
                 zap.require_authenticator()
@@ -334,7 +335,10 @@ class Poller(SocketActor):
     def _drain_due(self, served: _Served) -> float:
         """When a draining server may be done: quiet for `_DRAIN_QUIET`, or at drain_timeout."""
         limit = self._settings.drain_timeout
-        return min(served.last_seen + min(_DRAIN_QUIET, limit), served.drain_started + limit)
+        # Quiet counts from the later of the last request and the drain's start:
+        # a client that picked this server a moment ago may still be connecting.
+        quiet_since = max(served.last_seen, served.drain_started)
+        return min(quiet_since + min(_DRAIN_QUIET, limit), served.drain_started + limit)
 
     def _check_drained(self, served: _Served, now: float | None = None) -> None:
         """Settle a draining server's waiters once it runs nothing and clients went quiet.

@@ -109,6 +109,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ReplyWaiter"]
 
+# Answers that say the request did not run: a call may go to another server.
+_NOTHING_RAN = frozenset({wire.ErrorKind.NOT_SERVED, wire.ErrorKind.STOPPING})
+
 # Rebuild the deadline heap when it holds this many more entries than there
 # are pending calls (answered calls leave their entry behind until then).
 _HEAP_SLACK = 4096
@@ -254,17 +257,20 @@ class ReplyWaiter(SocketActor):
             case SendCall():
                 self._send_call(message)
             case SendCast():
-                submitted = self._submit(message)
-                if isinstance(submitted, MessagingError):
-                    if isinstance(submitted, SecurityError):
-                        self._stats.incr("security_refusals")
-                    else:
-                        self._stats.incr("send_failures")
-                    self.log.warning("cast not sent", address=message.address, error=str(submitted))
-                elif submitted[0] is _Outcome.REFUSED:
-                    self.log.warning("cast dropped: send queue full", address=message.address)
+                self._send_cast(message)
             case _:
                 assert_never(message)
+
+    def _send_cast(self, message: SendCast) -> None:
+        submitted = self._submit(message)
+        if isinstance(submitted, MessagingError):
+            if isinstance(submitted, SecurityError):
+                self._stats.incr("security_refusals")
+            else:
+                self._stats.incr("send_failures")
+            self.log.warning("cast not sent", address=message.address, error=str(submitted))
+        elif submitted[0] is _Outcome.REFUSED:
+            self.log.warning("cast dropped: send queue full", address=message.address)
 
     # -- connections --------------------------------------------------------
 
@@ -409,10 +415,12 @@ class ReplyWaiter(SocketActor):
         The calls among them fail with the others waiting on the connection.
         """
         unsent = 0
-        for message in conn.backlog:
-            self._release(message)
-            unsent += isinstance(message, SendCast)
+        backlog = list(conn.backlog)
         conn.backlog.clear()
+        for message in backlog:
+            self._release(message)
+            if isinstance(message, SendCast) and not self._cast_elsewhere(message):
+                unsent += 1
         self._blocked.discard(conn.address)
         if unsent:
             # Like the messages ZeroMQ still queued for it, discarded with the connection.
@@ -489,6 +497,8 @@ class ReplyWaiter(SocketActor):
                     f"to {call.method!r}"
                 )
             else:
+                if self._call_elsewhere(call):
+                    continue
                 error = NoRespondersError(f"{call.target} at {address} cannot be reached")
             settle(call.future, error=error)
         conn.pending.clear()
@@ -649,14 +659,49 @@ class ReplyWaiter(SocketActor):
         conn = pending.conn
         conn.pending.discard(reply.msg_id)
         conn.last_used = time.monotonic()
+        self._settle_reply(pending, reply)
+
+    def _settle_reply(
+        self, pending: _Pending, reply: wire.Reply | wire.Ack | wire.ErrorReply
+    ) -> None:
+        """Hand ``reply`` to its caller, or send the call elsewhere if it did not run."""
         # Deferred: the caller wakes once this thread goes back to sleep (see defer).
         future = pending.call.future
         if isinstance(reply, wire.Reply):
             self.defer(_set_result, future, reply.result)
         elif isinstance(reply, wire.Ack):
             self.defer(_set_result, future, None)
+        elif reply.kind in _NOTHING_RAN and self._call_elsewhere(pending.call):
+            return
         else:
             self.defer(_set_error, future, wire.error_to_exception(reply))
+
+    def _call_elsewhere(self, call: SendCall) -> bool:
+        """Send ``call``, which did not run where it went, to another server of its topic.
+
+        Once (the copy carries no retry), within its deadline, only for a
+        call to a topic (its `SendCall.retry`); whether it was sent again.
+        """
+        retry = call.retry
+        if retry is None or call.future.done() or time.monotonic() >= call.deadline:
+            return False
+        again = retry(call)
+        if again is None:
+            return False
+        self.log.info("retried elsewhere", target=str(call.target), method=call.method)
+        self._send_call(again)
+        return True
+
+    def _cast_elsewhere(self, cast: SendCast) -> bool:
+        """Send ``cast``, which never left, to another server of its topic (once); whether sent."""
+        retry = cast.retry
+        if retry is None:
+            return False
+        again = retry(cast)
+        if again is None:
+            return False
+        self._send_cast(again)
+        return True
 
     def _misrouted(self, conn: _Connection | None, pending: _Pending, reply: wire.Message) -> None:
         """Drop ``reply``, which came on a connection its call was not sent on; count it."""

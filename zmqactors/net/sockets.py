@@ -10,6 +10,8 @@ a limit of the process (``RLIMIT_NOFILE``) or of its ZeroMQ context
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
 from typing import TYPE_CHECKING
 
 import zmq
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
     from zmqactors.options import Settings
 
 __all__ = ["bind", "connect", "inproc_socket", "monitor", "named_limits", "network_socket"]
+
+# Monitor endpoint names, unique in the process (see `monitor`).
+_monitor_ids = itertools.count()
 
 
 @contextlib.contextmanager
@@ -110,5 +115,9 @@ def monitor(sock: zmq.Socket[bytes], events: int) -> zmq.Socket[bytes]:
     The monitor is one more socket of the context (and descriptor). Call from
     ``sock``'s owner thread; the monitor belongs to that thread too.
     """
+    # A name of our own, never reused in the process: pyzmq's default names
+    # the endpoint after the socket's descriptor, which a later socket may
+    # get while the closed one's monitor endpoint is still being torn down.
+    addr = f"inproc://zmqactors-monitor-{os.getpid()}-{next(_monitor_ids)}"
     with named_limits("open a socket monitor"):
-        return sock.get_monitor_socket(events)
+        return sock.get_monitor_socket(events, addr)

@@ -18,6 +18,7 @@ with `SecurityError` (with none registered, `NoRespondersError` as before).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -45,6 +46,8 @@ __all__ = ["Router"]
 
 # How long a caller waits for the matchmaker actor to answer a lookup.
 _LOOKUP_TIMEOUT = 10.0
+# Past this many gone marks, expired ones are swept when one is added.
+_GONE_SWEEP = 1024
 
 _log = structlog.get_logger("zmqactors.routing")
 
@@ -70,6 +73,11 @@ class Router:
         self._untrusted_lock = threading.Lock()
         self._refreshing: dict[str, float] = {}
         self._turn = itertools.count()
+        # Routes that told us they are gone (stopping, not served, refused),
+        # skipped until the monotonic time given: (key, server, address) -> until.
+        # Written from the reply-waiter's thread, read from callers': single
+        # dict operations only.
+        self._gone: dict[tuple[str, str, str], float] = {}
 
     def lookup(self, key: str, *, fresh: bool = False) -> tuple[tuple[Route, ...], bool]:
         """The reachable, trusted routes of ``key`` (maybe none), and whether they were cached.
@@ -135,6 +143,8 @@ class Router:
         key = matchmaker_key(target)
         routes, cached = self._reachable(key, fresh=target.fanout)
         routes = self._of_server(routes, target.server)
+        if self._gone:
+            routes = self._not_gone(key, routes)
         trusted = self._trusted(routes)
         if not trusted and cached:
             # Nothing cached is usable (the server registered after the entry
@@ -153,6 +163,47 @@ class Router:
             raise SecurityError(msg)
         msg = f"no server is registered (and reachable) for {target}"
         raise NoRespondersError(msg)
+
+    def mark_gone(self, key: str, route: Route) -> None:
+        """``route`` of ``key`` answered that it is gone: skip it a while, look ``key`` up again.
+
+        Any thread (the reply-waiter's, for a refused call). Skipped for
+        ``lookup_cache_ttl`` seconds, at least one: by then the matchmaker has
+        told this transport whether the server left or came back.
+        """
+        now = time.monotonic()
+        self._gone[(key, route.server, route.address)] = now + max(self._cache_ttl, 1.0)
+        if len(self._gone) > _GONE_SWEEP:
+            for mark, until in list(self._gone.items()):
+                if until <= now:
+                    self._gone.pop(mark, None)
+        with contextlib.suppress(TransportClosedError):
+            self._tell(Refresh(key))
+
+    def _not_gone(self, key: str, routes: tuple[Route, ...]) -> tuple[Route, ...]:
+        now = time.monotonic()
+        gone = self._gone
+        return tuple(r for r in routes if gone.get((key, r.server, r.address), 0.0) <= now)
+
+    def pick_other(self, target: Target, failed: Route) -> Route | None:
+        """Another cached, usable route of topic ``target`` than ``failed``; never waits.
+
+        For a retry from the reply-waiter's thread: no matchmaker round trip.
+        None when the cache has no other.
+        """
+        key = matchmaker_key(target)
+        entry = self._cache.get(key)
+        if entry is None:
+            return None
+        routes = self._not_gone(key, self._cache.reachable(entry.routes))
+        others = tuple(
+            r
+            for r in self._trusted(routes)
+            if (r.server, r.address) != (failed.server, failed.address)
+        )
+        if not others:
+            return None
+        return others[next(self._turn) % len(others)]
 
     @staticmethod
     def _of_server(routes: tuple[Route, ...], server: str | None) -> tuple[Route, ...]:

@@ -19,6 +19,7 @@ import collections
 import contextlib
 import dataclasses
 import errno
+import functools
 import itertools
 import os
 import threading
@@ -246,10 +247,15 @@ class Runtime:
             future.set_exception(MessagingTimeout(text))
             return
         header, body = frames
+        key = matchmaker_key(target)
+        retry = None
+        if target.server is None:
+            # A topic call: if nothing ran where it went, once to another server.
+            retry = functools.partial(self._call_elsewhere, route, frames, msg_id, target, method)
         self._send(
             SendCall(
                 route.address,
-                (header, wire.destination(matchmaker_key(target), route.server), body),
+                (header, wire.destination(key, route.server), body),
                 msg_id,
                 deadline,
                 target,
@@ -258,8 +264,73 @@ class Runtime:
                 monitor,
                 route.server_key,
                 credited=True,
+                retry=retry,
             )
         )
+
+    def _call_elsewhere(  # noqa: PLR0917 - the call, and where it failed
+        self,
+        failed: Route,
+        frames: tuple[bytes, bytes],
+        msg_id: bytes,
+        target: Target,
+        method: str,
+        call: SendCall,
+    ) -> SendCall | None:
+        """The same call to another server of the topic, or None (reply-waiter's thread).
+
+        Called once, when the call failed where nothing ran. Never waits: a
+        cached route only, and a send-window slot only if one is free now.
+        """
+        other = self._elsewhere(failed, target)
+        if other is None:
+            return None
+        header, body = frames
+        dest = wire.destination(matchmaker_key(target), other.server)
+        return SendCall(
+            other.address,
+            (header, dest, body),
+            msg_id,
+            call.deadline,
+            target,
+            method,
+            call.future,
+            call.monitor,
+            other.server_key,
+            credited=True,
+        )
+
+    def _cast_elsewhere(
+        self,
+        failed: Route,
+        frames: tuple[bytes, bytes],
+        target: Target,
+        method: str,
+        cast: SendCast,  # noqa: ARG002 - the retry protocol hands the message over
+    ) -> SendCast | None:
+        """The same cast to another server of the topic, or None (reply-waiter's thread)."""
+        other = self._elsewhere(failed, target)
+        if other is None:
+            return None
+        header, body = frames
+        dest = wire.destination(matchmaker_key(target), other.server)
+        return SendCast(
+            other.address, (header, dest, body), target, method, other.server_key, credited=True
+        )
+
+    def _elsewhere(self, failed: Route, target: Target) -> Route | None:
+        """Mark ``failed`` gone; another cached route of ``target`` with a free window slot."""
+        self.router.mark_gone(matchmaker_key(target), failed)
+        other = self.router.pick_other(target, failed)
+        if other is None:
+            return None
+        try:
+            if not self.window.acquire(other.address, 0.0):
+                return None
+        except TransportClosedError:
+            return None
+        self.stats.incr("retried_not_run")
+        return other
 
     def cast(
         self,
@@ -283,6 +354,9 @@ class Runtime:
                 limit = self.window.limit
                 raise MessagingTimeout(queue_full(target, route.address, method, limit, timeout))
             dest = wire.destination(key, route.server)
+            retry = None
+            if target.server is None and not target.fanout:
+                retry = functools.partial(self._cast_elsewhere, route, frames, target, method)
             self._send(
                 SendCast(
                     route.address,
@@ -291,6 +365,7 @@ class Runtime:
                     method,
                     route.server_key,
                     credited=True,
+                    retry=retry,
                 )
             )
 

@@ -103,6 +103,9 @@ def test_another_server_cannot_answer_a_call_even_knowing_its_id(
         at_a = client.prepare(server="A")
         held = at_a.call_async("hold", seconds=15)
         monkeypatch.undo()
+        # Answered after the reply-waiter took the held call (its inbox is in
+        # order): the forgery cannot overtake it and pass for a late reply.
+        assert at_a.call("add", a=1, b=2) == 3
         # B learns the id (as a server that sees or guesses it would) and answers.
         forger.send(f"forge {ids[-1].hex()}")
         forger.expect("forged")

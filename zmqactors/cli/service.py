@@ -131,13 +131,20 @@ def ping(args: argparse.Namespace) -> int:
     return _exit_code(answers)
 
 
-def info(args: argparse.Namespace) -> int:
-    """``info``: each server's name, version, address, CURVE, uptime, endpoints and methods."""
+def _ask(args: argparse.Namespace, method: str) -> tuple[list[Answer], bool]:
+    """Every server's answer to ``method``; True when they were printed already (``--json``)."""
     with Transport(settings_from(args)) as transport:
-        answers = ask_all(transport, _target(args), "info", args.timeout)
+        answers = ask_all(transport, _target(args), method, args.timeout)
     if args.json:
         for a in answers:
             print_json(a.result if a.error is None else {"server": a.server, "error": a.error})
+    return answers, args.json
+
+
+def info(args: argparse.Namespace) -> int:
+    """``info``: each server's name, version, address, CURVE, uptime, endpoints and methods."""
+    answers, printed = _ask(args, "info")
+    if printed:
         return _exit_code(answers)
     blocks = []
     for a in answers:
@@ -186,11 +193,8 @@ _TRANSPORT_COLUMNS = ("busy_refused", "expired_dropped", "auth_rejections")
 
 def stats(args: argparse.Namespace) -> int:
     """``stats``: each server's counters and handling times."""
-    with Transport(settings_from(args)) as transport:
-        answers = ask_all(transport, _target(args), "stats", args.timeout)
-    if args.json:
-        for a in answers:
-            print_json(a.result if a.error is None else {"server": a.server, "error": a.error})
+    answers, printed = _ask(args, "stats")
+    if printed:
         return _exit_code(answers)
     header = ("SERVER", *(c.upper() for c in (*_STATS_COLUMNS, *_TRANSPORT_COLUMNS)), "P50", "P99")
     rows = []

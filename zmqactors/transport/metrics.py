@@ -98,20 +98,27 @@ class TransportCollector:
             yield family
         served = transport.served_stats()
         labels = ["transport", "exchange", "topic", "server"]
-        requests = core.CounterMetricFamily(
-            "zmqactors_server_requests", "Requests a server ran (calls and casts)", labels=labels
+        # (metric, ServerStats field, help, family type)
+        specs = (
+            (
+                "requests",
+                "calls",
+                "Requests a server ran (calls and casts)",
+                core.CounterMetricFamily,
+            ),
+            ("errors", "errors", "Requests whose endpoint raised", core.CounterMetricFamily),
+            (
+                "refused",
+                "refused",
+                "Requests refused before they ran (no such method or version)",
+                core.CounterMetricFamily,
+            ),
+            ("in_flight", "in_flight", "Requests running now", core.GaugeMetricFamily),
         )
-        errors = core.CounterMetricFamily(
-            "zmqactors_server_errors", "Requests whose endpoint raised", labels=labels
-        )
-        refused = core.CounterMetricFamily(
-            "zmqactors_server_refused",
-            "Requests refused before they ran (no such method or version)",
-            labels=labels,
-        )
-        in_flight = core.GaugeMetricFamily(
-            "zmqactors_server_in_flight", "Requests running now", labels=labels
-        )
+        families = [
+            (field, family(f"zmqactors_server_{name}", text, labels=labels))
+            for name, field, text, family in specs
+        ]
         handling = core.HistogramMetricFamily(
             "zmqactors_server_handling_seconds",
             "Time a server spent on a request, from decoding to the reply",
@@ -120,10 +127,8 @@ class TransportCollector:
         for server_labels, counters in served:
             values = [self._label, *(server_labels.get(k, "") for k in labels[1:])]
             snap = counters.snapshot()
-            requests.add_metric(values, snap["calls"] or 0)
-            errors.add_metric(values, snap["errors"] or 0)
-            refused.add_metric(values, snap["refused"] or 0)
-            in_flight.add_metric(values, snap["in_flight"] or 0)
+            for field, family in families:
+                family.add_metric(values, snap[field] or 0)
             histogram = counters.histogram()
             cumulative = 0
             buckets = []
@@ -132,7 +137,8 @@ class TransportCollector:
                 buckets.append((_le(bound), cumulative))
             buckets.append(("+Inf", histogram.count))
             handling.add_metric(values, buckets, histogram.total)
-        yield from (requests, errors, refused, in_flight, handling)
+        yield from (family for _, family in families)
+        yield handling
 
 
 def _le(bound: float) -> str:

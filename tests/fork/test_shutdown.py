@@ -169,7 +169,12 @@ def test_garbage_collection_without_close_ends_every_actor_thread(
 
     use_and_drop()
     gc.collect()
-    kit.wait_until(lambda: not new_threads(before, kit), "the dropped transport's threads to end")
+    try:
+        kit.wait_until(
+            lambda: not new_threads(before, kit), "the dropped transport's threads to end"
+        )
+    except AssertionError:
+        raise AssertionError(new_threads(before, kit)) from None
 
 
 def test_open_close_cycles_leak_no_threads_or_fds(matchmaker_url, endpoint_class, kit):

@@ -8,6 +8,7 @@ import functools
 import importlib.metadata
 import socket
 import time
+import weakref
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from types import MappingProxyType
@@ -451,7 +452,13 @@ class RPCServer(Service):
         service = None
         endpoints = self.endpoints
         if settings.service_api:
-            service = ServiceEndpoint(self._describe, self.transport.stats.snapshot)
+            # Weakly: the poller's handler table must not keep this server (and
+            # so its transport) alive after the application dropped them.
+            describe = weakref.WeakMethod(self._describe)
+            service = ServiceEndpoint(
+                lambda: (d() if (d := describe()) is not None else {}),
+                self.transport.stats.snapshot,
+            )
             endpoints = (*endpoints, service)
         dispatcher = Dispatcher(
             self.target,

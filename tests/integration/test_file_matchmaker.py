@@ -104,7 +104,10 @@ def test_the_watch_reports_new_and_removed_routes(tmp_path: Path) -> None:
         wait_until(lambda: "default/a" in keys(mark), "the removal")
     finally:
         watcher.close()
-    assert not any(t.name == "zmqactors-file-watch" for t in threading.enumerate())
+    wait_until(
+        lambda: not any(t.name == "zmqactors-file-watch" for t in threading.enumerate()),
+        "the watch thread to end",
+    )
 
 
 @needs_inotify

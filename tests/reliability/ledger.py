@@ -700,6 +700,28 @@ def running_servers(url: str, count: int) -> Iterator[list[ServerProcess]]:
         stop_servers(servers)
 
 
+@contextlib.contextmanager
+def _progress(duration: float | None, every: float = 10.0) -> Iterator[None]:
+    """Say on stderr every ``every`` seconds how long the soak has run and has left."""
+    stop = threading.Event()
+    started = time.monotonic()
+
+    def tick() -> None:
+        while not stop.wait(every):
+            ran = time.monotonic() - started
+            left = "" if duration is None else f", about {max(0.0, duration - ran):.0f} s left"
+            print(f"soak: {ran:.0f} s{left}", file=sys.stderr, flush=True)
+
+    thread = threading.Thread(target=tick, name="soak-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=every + 1)
+        print(f"soak: done in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``make soak``: run the ledger and print its table; exit 1 unless it is clean and flat."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -717,7 +739,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="zmqactors-soak-") as directory:
         url = f"zmq+file://{directory}/mm"
-        with running_servers(url, args.servers) as servers:
+        with running_servers(url, args.servers) as servers, _progress(load.duration):
             report = run(url, servers, load)
     print(report.table())
     return 0 if report.ok() else 1

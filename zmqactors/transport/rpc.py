@@ -456,7 +456,7 @@ class RPCServer(Service):
             # so its transport) alive after the application dropped them.
             describe = weakref.WeakMethod(self._describe)
             service = ServiceEndpoint(
-                lambda: (d() if (d := describe()) is not None else {}),
+                lambda: d() if (d := describe()) is not None else {},
                 self.transport.stats.snapshot,
             )
             endpoints = (*endpoints, service)

@@ -31,6 +31,7 @@ _redis = _load("zmqactors_reliability_redis", HERE.parent / "integration" / "con
 # The real redis-server processes of the integration suite (free ports, killed after).
 start_redis = _redis.start_redis
 redis_server = _redis.redis_server
+etcd_server = _redis.etcd_server
 
 
 @pytest.fixture

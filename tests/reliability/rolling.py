@@ -1,7 +1,8 @@
 """A rolling restart under load: the harness of issue #20's test (and its before/after figures).
 
 Three ledger servers serve a topic; client threads call ``work`` in a loop
-(topic calls: any server); each server in turn gets SIGTERM (a graceful stop)
+(topic calls: any server; every fifth request an acknowledged cast of
+``note`` instead); each server in turn gets SIGTERM (a graceful stop)
 and is replaced by a new process under the same name. Every call's outcome
 and duration is kept, so the caller can assert that none failed and none was
 slow, and print the figures.
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 TOPIC = "rolling"
 CALL_TIMEOUT = 5.0
+# Every ACK_EVERY-th request of a thread is an acknowledged cast, the others calls.
+ACK_EVERY = 5
 
 
 @dataclasses.dataclass
@@ -64,12 +67,17 @@ class Callers:
 
     def _run(self, index: int) -> None:
         n = 0
+        acked = self._client.prepare(ack=True)
         while not self._stop.is_set():
             n += 1
             started = time.monotonic()
             error = None
             try:
-                self._client.call("work", id=index * 10_000_000 + n, addressed="", payload="x")
+                if n % ACK_EVERY:
+                    self._client.call("work", id=index * 10_000_000 + n, addressed="", payload="x")
+                else:
+                    # An acknowledged cast: returns once a server ran it.
+                    acked.cast("note", id=index * 10_000_000 + n, addressed="")
             except za.MessagingError as exc:
                 error = exc
             took = time.monotonic() - started

@@ -172,13 +172,17 @@ class Router:
         told this transport whether the server left or came back.
         """
         now = time.monotonic()
-        self._gone[(key, route.server, route.address)] = now + max(self._cache_ttl, 1.0)
+        mark = (key, route.server, route.address)
+        known = self._gone.get(mark, 0.0) > now
+        self._gone[mark] = now + max(self._cache_ttl, 1.0)
         if len(self._gone) > _GONE_SWEEP:
-            for mark, until in list(self._gone.items()):
+            for old, until in list(self._gone.items()):
                 if until <= now:
-                    self._gone.pop(mark, None)
-        with contextlib.suppress(TransportClosedError):
-            self._tell(Refresh(key))
+                    self._gone.pop(old, None)
+        if not known:
+            # Once per route gone, however many calls were refused by it.
+            with contextlib.suppress(TransportClosedError):
+                self._tell(Refresh(key))
 
     def _not_gone(self, key: str, routes: tuple[Route, ...]) -> tuple[Route, ...]:
         now = time.monotonic()

@@ -251,7 +251,7 @@ class Runtime:
         retry = None
         if target.server is None:
             # A topic call: if nothing ran where it went, once to another server.
-            retry = functools.partial(self._call_elsewhere, route, frames, msg_id, target, method)
+            retry = functools.partial(self._call_elsewhere, route, target, method)
         self._send(
             SendCall(
                 route.address,
@@ -268,29 +268,22 @@ class Runtime:
             )
         )
 
-    def _call_elsewhere(  # noqa: PLR0917 - the call, and where it failed
-        self,
-        failed: Route,
-        frames: tuple[bytes, bytes],
-        msg_id: bytes,
-        target: Target,
-        method: str,
-        call: SendCall,
+    def _call_elsewhere(
+        self, failed: Route, target: Target, method: str, call: SendCall
     ) -> SendCall | None:
         """The same call to another server of the topic, or None (reply-waiter's thread).
 
         Called once, when the call failed where nothing ran. Never waits: a
         cached route only, and a send-window slot only if one is free now.
         """
-        other = self._elsewhere(failed, target)
-        if other is None:
+        found = self._elsewhere(failed, target, call.frames)
+        if found is None:
             return None
-        header, body = frames
-        dest = wire.destination(matchmaker_key(target), other.server)
+        other, frames = found
         return SendCall(
             other.address,
-            (header, dest, body),
-            msg_id,
+            frames,
+            call.msg_id,
             call.deadline,
             target,
             method,
@@ -301,25 +294,19 @@ class Runtime:
         )
 
     def _cast_elsewhere(
-        self,
-        failed: Route,
-        frames: tuple[bytes, bytes],
-        target: Target,
-        method: str,
-        cast: SendCast,  # noqa: ARG002 - the retry protocol hands the message over
+        self, failed: Route, target: Target, method: str, cast: SendCast
     ) -> SendCast | None:
         """The same cast to another server of the topic, or None (reply-waiter's thread)."""
-        other = self._elsewhere(failed, target)
-        if other is None:
+        found = self._elsewhere(failed, target, cast.frames)
+        if found is None:
             return None
-        header, body = frames
-        dest = wire.destination(matchmaker_key(target), other.server)
-        return SendCast(
-            other.address, (header, dest, body), target, method, other.server_key, credited=True
-        )
+        other, frames = found
+        return SendCast(other.address, frames, target, method, other.server_key, credited=True)
 
-    def _elsewhere(self, failed: Route, target: Target) -> Route | None:
-        """Mark ``failed`` gone; another cached route of ``target`` with a free window slot."""
+    def _elsewhere(
+        self, failed: Route, target: Target, frames: tuple[bytes, bytes, bytes]
+    ) -> tuple[Route, tuple[bytes, bytes, bytes]] | None:
+        """Mark ``failed`` gone; another cached route with a free window slot, and its frames."""
         self.router.mark_gone(matchmaker_key(target), failed)
         other = self.router.pick_other(target, failed)
         if other is None:
@@ -330,7 +317,8 @@ class Runtime:
         except TransportClosedError:
             return None
         self.stats.incr("retried_not_run")
-        return other
+        header, _, body = frames
+        return other, (header, wire.destination(matchmaker_key(target), other.server), body)
 
     def cast(
         self,
@@ -356,7 +344,7 @@ class Runtime:
             dest = wire.destination(key, route.server)
             retry = None
             if target.server is None and not target.fanout:
-                retry = functools.partial(self._cast_elsewhere, route, frames, target, method)
+                retry = functools.partial(self._cast_elsewhere, route, target, method)
             self._send(
                 SendCast(
                     route.address,

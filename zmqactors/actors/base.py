@@ -29,7 +29,7 @@ import zmq
 from pykka._envelope import Envelope
 from pykka.messages import _ActorStop
 
-from zmqactors.actors.frames import readable, recv_exactly, recv_frames
+from zmqactors.actors.frames import readable, recv_frames
 from zmqactors.actors.inbox import PollingInbox
 from zmqactors.core.waiter import Waiter, settle
 from zmqactors.errors import TransportClosedError
@@ -76,7 +76,6 @@ class SocketActor(pykka.ThreadingActor):
         self.inbox.bind(self)
         self._handlers: dict[zmq.Socket[bytes], FramesHandler] = {}
         self._writable: dict[zmq.Socket[bytes], Callable[[], None]] = {}
-        self._exact: dict[zmq.Socket[bytes], int] = {}
         self._deferred: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
         self._poller = zmq.Poller()
         self._poller.register(self.inbox.doorbell.fileno(), zmq.POLLIN)
@@ -119,25 +118,19 @@ class SocketActor(pykka.ThreadingActor):
 
     # -- sockets ------------------------------------------------------------
 
-    def watch(self, sock: zmq.Socket[bytes], handler: FramesHandler, *, frames: int = 0) -> None:
+    def watch(self, sock: zmq.Socket[bytes], handler: FramesHandler) -> None:
         """Serve ``sock``: call ``handler(frames)`` for each message. Actor thread only.
 
-        ``frames``: for an inproc socket between this library's actors whose
-        messages always have that many frames, which are then read more
-        cheaply (`recv_exactly`); 0 (any number) for every socket a peer can reach.
         Blocking sends on ``sock`` raise ``zmq.Again`` after a second instead of
         waiting forever for a peer that has gone.
         """
         sock.setsockopt(zmq.SNDTIMEO, _SEND_TIMEOUT_MS)
         self._handlers[sock] = handler
-        if frames:
-            self._exact[sock] = frames
         self._register(sock)
 
     def unwatch(self, sock: zmq.Socket[bytes]) -> None:
         """Stop serving ``sock`` (it stays open), for reading and writing. Actor thread only."""
         found = self._handlers.pop(sock, None) is not None
-        self._exact.pop(sock, None)
         found = self._writable.pop(sock, None) is not None or found
         if found:
             self._poller.unregister(sock)
@@ -195,10 +188,9 @@ class SocketActor(pykka.ThreadingActor):
     def _read_socket(self, sock: zmq.Socket[bytes], handler: FramesHandler) -> None:
         # poll() said a message is there; after it, asking is cheaper than a
         # receive that fails with zmq.Again.
-        count = self._exact.get(sock, 0)
         for _ in range(_FRAMES_PER_SOCKET):
             try:
-                frames = recv_exactly(sock, count) if count else recv_frames(sock)
+                frames = recv_frames(sock)
             except zmq.Again:
                 return
             self._guarded(handler, frames)
@@ -272,5 +264,4 @@ class SocketActor(pykka.ThreadingActor):
             self.close_sockets()
             self._handlers.clear()
             self._writable.clear()
-            self._exact.clear()
             self.inbox.close_doorbell()

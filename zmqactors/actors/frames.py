@@ -13,10 +13,10 @@ socket.
 
 Receiving a frame as ``bytes`` (``copy=True``) costs a third of receiving a
 ``Frame`` and copying it out, but only a ``Frame`` says whether more frames
-follow without another (enum-building) ``getsockopt``. So `recv_frames`, for
-what a peer sent, reads Frames and trusts nothing; `recv_exactly`, for an
-inproc socket between our own actors whose messages always have the same
-number of frames, reads bytes.
+follow without another (enum-building) ``getsockopt``. So `recv_frames`
+reads Frames and trusts nothing: every socket read this way is one a peer
+can reach (actors of one process hand each other messages through their
+inboxes).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from zmq.backend import zmq_poll
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["readable", "recv_exactly", "recv_frames", "send_frames", "send_routed"]
+__all__ = ["readable", "recv_frames", "send_frames", "send_routed"]
 
 _SNDMORE = int(zmq.SNDMORE)
 _NOBLOCK = int(zmq.NOBLOCK)
@@ -62,16 +62,6 @@ def recv_frames(sock: zmq.Socket[bytes]) -> list[bytes]:
         frame = _recv(sock, _NOBLOCK, copy=False)
         parts.append(frame.bytes)
     return parts
-
-
-def recv_exactly(sock: zmq.Socket[bytes], count: int) -> list[bytes]:
-    """The next message's ``count`` frames, without blocking (``zmq.Again`` when there is none).
-
-    Only for sockets whose every message has ``count`` frames: inproc sockets
-    between this library's actors, never one a peer can reach.
-    """
-    # A message arrives whole: once its first frame is there, so are the others.
-    return [_recv(sock, _NOBLOCK) for _ in range(count)]
 
 
 def readable(sock: zmq.Socket[bytes]) -> bool:

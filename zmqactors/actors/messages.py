@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AddServer",
+    "Done",
     "DrainServer",
     "Lookup",
     "MatchmakerMessage",
@@ -40,11 +41,14 @@ __all__ = [
     "RemoveServer",
     "ReplyWaiterMessage",
     "RoutesChanged",
+    "Run",
     "SendCall",
     "SendCast",
     "SendReply",
     "Unreachable",
     "Unregister",
+    "WorkerMessage",
+    "WorkerReady",
 ]
 
 
@@ -189,4 +193,42 @@ class SendReply(msgspec.Struct, frozen=True):
     body: bytes
 
 
-PollerMessage = AddServer | DrainServer | RemoveServer | SendReply
+class WorkerReady(msgspec.Struct, frozen=True):
+    """A worker of the pool started: give it requests through ``inbox`` (its `PollingInbox`).
+
+    ``inbox`` is, like a future, a handle rather than a value.
+    """
+
+    worker: bytes
+    inbox: Any
+
+
+class Done(msgspec.Struct, frozen=True):
+    """A worker answered the `Run` it got first: ``body`` is the reply (empty: none)."""
+
+    worker: bytes
+    index: int
+    client: bytes
+    body: bytes
+
+
+PollerMessage = AddServer | DrainServer | RemoveServer | SendReply | WorkerReady | Done
+
+
+# -- worker ---------------------------------------------------------------
+
+
+class Run(msgspec.Struct, frozen=True):
+    """Run a request of the server numbered ``index`` (``client`` empty and no body: its timers).
+
+    ``arrival`` is when the poller read it (``time.monotonic()``): a call
+    whose caller has given up meanwhile is dropped unrun.
+    """
+
+    index: int
+    client: bytes
+    arrival: float
+    body: bytes
+
+
+WorkerMessage = Run

@@ -1,12 +1,12 @@
 """The poller: the transport's one network socket, and the way to its shared workers.
 
 One poller per transport (per process), started with the first server. It
-owns, created, used and closed in its thread:
-
-- one network ROUTER that clients' DEALERs connect to, bound when the first
-  server starts and shared by every server and notification listener of the
-  transport (they all advertise its address); closed when the last one goes;
-- one inproc ROUTER that the transport's pool of worker actors connects to.
+owns, created, used and closed in its thread, one network ROUTER that
+clients' DEALERs connect to, bound when the first server starts and shared
+by every server and notification listener of the transport (they all
+advertise its address); closed when the last one goes. It reaches the
+transport's pool of worker actors through their inboxes, and they reach it
+through its own (`zmqactors.actors.worker`).
 
 Each request names its server in its destination frame (`wire.destination`):
 the poller finds the server in a dict, decoding nothing but the header. It
@@ -15,10 +15,11 @@ queues the request in that server's queue for the client it came from
 served in turn, each server at most ``executor_size`` at once, bounded per
 client and in bytes: beyond, a call is answered `ErrorKind.BUSY`), and gives
 queued requests to workers, bringing in only as many as the load needs
-(`zmqactors.core.balance.Balancer`). A request travels to a worker with its
-server's index and its arrival time, so the worker runs the right `Handler`
-and drops a call whose caller has given up. A worker announces itself with an
-empty message and answers every request (an empty body for a cast). Workers
+(`zmqactors.core.balance.Balancer`). A request travels to a worker (`Run`) with
+its server's index and its arrival time, so the worker runs the right
+`Handler` and drops a call whose caller has given up. A worker announces
+itself (`WorkerReady`) and answers every request (`Done`, an empty body for
+a cast). Workers
 decode bodies in their own threads, so a malformed body can neither slow nor
 kill the poller; the poller decodes one only on rare paths (a request for a
 server it does not host, one refused as busy or stopping) to answer it.
@@ -33,10 +34,10 @@ from __future__ import annotations
 
 import errno
 import itertools
-import struct
 import time
 from typing import TYPE_CHECKING, assert_never
 
+import pykka
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
@@ -46,11 +47,15 @@ from zmqactors.actors.base import SocketActor
 from zmqactors.actors.frames import send_frames
 from zmqactors.actors.messages import (
     AddServer,
+    Done,
     DrainServer,
     PollerMessage,
     RemoveServer,
+    Run,
     SendReply,
+    WorkerReady,
 )
+from zmqactors.actors.worker import TIMER_TICK
 from zmqactors.core.balance import Balancer
 from zmqactors.core.fairness import Admission, FairQueues
 from zmqactors.core.refusals import REFUSAL_LOG_INTERVAL, RefusalLog
@@ -58,47 +63,30 @@ from zmqactors.core.waiter import settle
 from zmqactors.errors import ConfigurationError, ProtocolError, ResourceLimitError, SecurityError
 from zmqactors.net import security, zap
 from zmqactors.net.context import get_context
-from zmqactors.net.sockets import inproc_socket, network_socket
 from zmqactors.net.sockets import monitor as monitor_socket
+from zmqactors.net.sockets import network_socket
 from zmqactors.options import GROUP_NAME
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    from zmqactors.actors.inbox import PollingInbox
     from zmqactors.core.handler import Handler
     from zmqactors.core.stats import Stats
     from zmqactors.options import Settings
     from zmqactors.topics import Target
 
-__all__ = ["INDEX", "TIMER_TICK", "Poller", "pack_arrival", "unpack_arrival"]
+__all__ = ["Poller"]
 
 # A worker whose request started less than this ago is "fast": the next
 # request waits for it rather than wake another thread (see Balancer).
 FAST_WORKER = 0.001
 
-# Poller -> worker: [server index, client, arrival, body]; worker -> poller:
-# [server index, client, reply body]. The index says which `Handler` runs it.
-INDEX = struct.Struct("!I")
-_ARRIVAL = struct.Struct("!d")
-# A request with this client and an empty body asks the worker to run its
-# server's timers (`Handler.on_deadline`): ROUTER routing ids are never empty.
-TIMER_TICK = b""
 # How much of an unknown destination an answer repeats.
 _NAME_ECHO = 200
 # A draining server is done once no request for it came for this long (or
 # at drain_timeout): its clients have stopped sending to it.
 _DRAIN_QUIET = 0.25
-
-
-def pack_arrival(when: float) -> bytes:
-    """``when`` (``time.monotonic()``) as the arrival frame."""
-    return _ARRIVAL.pack(when)
-
-
-def unpack_arrival(frame: bytes) -> float:
-    """The arrival time in an arrival frame."""
-    (when,) = _ARRIVAL.unpack(frame)
-    return float(when)
 
 
 class _Served:
@@ -126,13 +114,12 @@ class Poller(SocketActor):
 
     actor_name = "poller"
 
-    def __init__(
-        self, settings: Settings, stats: Stats, pool_address: str, handlers: dict[int, Handler]
-    ) -> None:
+    def __init__(self, settings: Settings, stats: Stats, handlers: dict[int, Handler]) -> None:
         super().__init__()
         self._settings = settings
         self._stats = stats
-        self._pool_address = pool_address
+        # The pool's workers, by name, as they announced themselves.
+        self._workers: dict[bytes, PollingInbox] = {}
         # The table the workers read a request's `Handler` from; only this thread writes it.
         self._table = handlers
         # Refused handshakes, logged one line per address and reason per interval.
@@ -141,7 +128,6 @@ class Poller(SocketActor):
         self._warned_plain = False
         self._router: zmq.Socket[bytes] | None = None
         self._monitor: zmq.Socket[bytes] | None = None
-        self._backend: zmq.Socket[bytes] | None = None
         self._address = ""
         # The CURVE public key the socket serves with (None: no CURVE).
         self._curve_key: str | None = None
@@ -156,23 +142,24 @@ class Poller(SocketActor):
         self._routes: dict[bytes, list[int]] = {}
         self._turn = itertools.count()
         self._indexes = itertools.count(1)
-        self._queues: FairQueues[tuple[bytes, bytes]] = FairQueues(settings.max_queued_bytes)
+        # Each queued request: (arrival, body).
+        self._queues: FairQueues[tuple[float, bytes]] = FairQueues(settings.max_queued_bytes)
         self._balancer = Balancer(FAST_WORKER)
         # (server index, client) whose casts stopped the reading (back-pressure), or None.
         self._paused: tuple[int, bytes] | None = None
         self._resume_at = settings.max_queued_per_client // 2
 
-    def on_start(self) -> None:
-        """Bind the inproc socket the pool's workers connect to (actor thread)."""
-        backend = inproc_socket(get_context(), zmq.ROUTER)
-        backend.bind(self._pool_address)
-        self._backend = backend
-        # [worker, index, client, body]: our own workers, which always send three frames.
-        self.watch(backend, self._on_worker, frames=4)
-
     def on_receive(self, message: PollerMessage) -> str | None:
         """Handle one inbox message (actor thread)."""
         match message:
+            case Done():
+                self._on_worker(message)
+                return None
+            case WorkerReady(worker, inbox):
+                self._workers[worker] = inbox
+                self._balancer.add(worker)
+                self._pump()
+                return None
             case AddServer():
                 return self._add(message)
             case DrainServer():
@@ -426,23 +413,18 @@ class Poller(SocketActor):
         admission = queues.admit(index, client, size)
         if admission is not Admission.OK and not self._over_bound(served, client, body, admission):
             return
-        queues.push(index, client, (pack_arrival(now), body), size)
+        queues.push(index, client, (now, body), size)
         self._pump()
 
-    def _on_worker(self, frames: list[bytes]) -> None:
-        worker, index, client, body = frames
-        balancer = self._balancer
-        if balancer.known(worker):
-            balancer.done(worker, time.monotonic())
-        else:
-            balancer.add(worker)
-        served = None
-        if index:
-            (key,) = INDEX.unpack(index)
-            self._queues.done(key)
-            served = self._by_index.get(key)
-            if served is not None and client == TIMER_TICK:
-                served.ticking = False
+    def _on_worker(self, done: Done) -> None:
+        self._balancer.done(done.worker, time.monotonic())
+        key = done.index
+        client = done.client
+        body = done.body
+        self._queues.done(key)
+        served = self._by_index.get(key)
+        if served is not None and client == TIMER_TICK:
+            served.ticking = False
         if body:
             # Even if its server was removed meanwhile: the caller still waits.
             if self._router is None:
@@ -462,8 +444,7 @@ class Poller(SocketActor):
         if not queues.waiting:
             return
         balancer = self._balancer
-        backend = self._backend
-        assert backend is not None  # noqa: S101 - bound in on_start
+        workers = self._workers
         now = time.monotonic()
         # Only servers below their cap may run more: the others' work waits.
         while queues.runnable:
@@ -473,7 +454,9 @@ class Poller(SocketActor):
             picked = queues.pop()
             assert picked is not None  # noqa: S101 - runnable said so
             key, client, (arrival, body) = picked
-            send_frames(backend, (worker, INDEX.pack(key), client, arrival, body))
+            # Deferred, like a worker's answer: the worker wakes once this
+            # thread sleeps, so neither waits for the other to drop the GIL.
+            self.defer(_hand, workers[worker], Run(key, client, arrival, body))
 
     def next_deadline(self) -> float | None:
         """When queued requests, a server's timers or a drain should be looked at again."""
@@ -506,7 +489,7 @@ class Poller(SocketActor):
                 due = served.handler.next_deadline()
                 if due is not None and due <= now:
                     served.ticking = True
-                    self._queues.push(served.index, TIMER_TICK, (pack_arrival(now), b""), 0)
+                    self._queues.push(served.index, TIMER_TICK, (now, b""), 0)
         self._pump()
 
     def _reply(self, client: bytes, body: bytes) -> None:
@@ -633,14 +616,20 @@ class Poller(SocketActor):
                 settle(future)
 
     def close_sockets(self) -> None:
-        """Close the network socket and the workers' socket."""
+        """Close the network socket."""
         self._close_router()
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None
+        self._workers.clear()
         self._servers.clear()
         self._by_index.clear()
         self._timed.clear()
+
+
+def _hand(worker: PollingInbox, run: Run) -> None:
+    """Put ``run`` in a worker's inbox (poller thread, deferred)."""
+    try:  # noqa: SIM105 - contextlib.suppress costs more, per request
+        worker.put(run)
+    except pykka.ActorDeadError:
+        pass  # the pool stopped: the transport is closing, its callers get errors
 
 
 def _bind_failure(settings: Settings, exc: zmq.ZMQError) -> Exception:

@@ -2,12 +2,16 @@
 
 A transport runs one pool of workers for all its servers and notification
 listeners (``executor_size`` threads, more if one of its servers asks for
-more). A worker owns one inproc DEALER connected to the poller; an empty
-message says "idle", and every request it receives is answered with the
-reply body (or an empty one for a cast), which also says "idle again". A
-request names its server by index; the worker runs that server's `Handler`
-from the table the poller keeps. A slow endpoint blocks only its own
-worker, never the poller's I/O.
+more). Poller and worker hand each other messages through their inboxes (a
+deque and a doorbell, `zmqactors.actors.inbox`), not through inproc
+sockets: one wake carries every message queued meanwhile, and a request
+costs a put instead of nine ZeroMQ frame operations, each of which lets go
+of the GIL. A worker announces itself with `WorkerReady`; every `Run` it
+gets is answered with a `Done` carrying the reply body (empty for a cast),
+which also says "idle again". A request names its server by index; the
+worker runs that server's `Handler` from the table the poller keeps. A slow
+endpoint blocks only its own worker, never the poller's I/O. A worker owns
+no socket.
 """
 
 from __future__ import annotations
@@ -15,20 +19,21 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-import zmq
+import pykka
 
 from zmqactors.actors.base import SocketActor
-from zmqactors.actors.frames import send_frames
-from zmqactors.actors.poller import INDEX, TIMER_TICK, unpack_arrival
-from zmqactors.net.context import get_context
-from zmqactors.net.sockets import inproc_socket
+from zmqactors.actors.messages import Done, WorkerReady
 
 if TYPE_CHECKING:
+    from zmqactors.actors.inbox import PollingInbox
+    from zmqactors.actors.messages import WorkerMessage
     from zmqactors.core.handler import Handler
 
-__all__ = ["Worker"]
+__all__ = ["TIMER_TICK", "Worker"]
 
-_IDLE = (b"", b"", b"")
+# A request with this client and an empty body asks the worker to run its
+# server's timers (`Handler.on_deadline`): ROUTER routing ids are never empty.
+TIMER_TICK = b""
 
 
 class Worker(SocketActor):
@@ -36,46 +41,41 @@ class Worker(SocketActor):
 
     actor_name = "worker"
 
-    def __init__(self, pool_address: str, handlers: dict[int, Handler]) -> None:
+    def __init__(self, poller: PollingInbox, handlers: dict[int, Handler], name: bytes) -> None:
         super().__init__()
-        self._pool_address = pool_address
+        self._to_poller = poller
         # Written by the poller's thread before it hands out a request for an
         # index; a request for a server removed meanwhile finds none.
         self._table = handlers
-        self._sock: zmq.Socket[bytes] | None = None
+        self._name = name
 
     def on_start(self) -> None:
-        """Connect to the poller and say "idle" (actor thread)."""
-        sock = inproc_socket(get_context(), zmq.DEALER)
-        sock.connect(self._pool_address)
-        self._sock = sock
-        # [server index, client, arrival, body], from our poller
-        self.watch(sock, self._on_request, frames=4)
-        send_frames(sock, _IDLE)
+        """Tell the poller this worker is idle (actor thread)."""
+        self._tell_poller(WorkerReady(self._name, self.inbox))
 
-    def _on_request(self, frames: list[bytes]) -> None:
-        sock = self._sock
-        assert sock is not None  # noqa: S101 - set in on_start
+    def on_receive(self, message: WorkerMessage) -> None:
+        """Run one request (actor thread)."""
         # An answer deferred by the request before this one goes out now,
         # not after this request, which may be slow.
         self.run_deferred()
-        index, client, arrival, body = frames
+        index = message.index
+        client = message.client
         reply: bytes | None = None
         try:
-            handler = self._table.get(INDEX.unpack(index)[0])
+            handler = self._table.get(index)
             if handler is None:
                 pass  # its server stopped while the request waited
-            elif client == TIMER_TICK and not body:
+            elif client == TIMER_TICK and not message.body:
                 handler.on_deadline(time.monotonic())
             else:
-                reply = handler.handle(body, client, unpack_arrival(arrival))
+                reply = handler.handle(message.body, client, message.arrival)
         finally:
             # Always answer, or the poller would count this worker busy
             # forever; last, so the poller wakes once this thread sleeps.
-            self.defer(send_frames, sock, (index, client, reply or b""))
+            self.defer(self._tell_poller, Done(self._name, index, client, reply or b""))
 
-    def close_sockets(self) -> None:
-        """Close the DEALER."""
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+    def _tell_poller(self, message: Done | WorkerReady) -> None:
+        try:  # noqa: SIM105 - contextlib.suppress costs more, per request
+            self._to_poller.put(message)
+        except pykka.ActorDeadError:
+            pass  # the transport is closing: nobody waits for this answer any more

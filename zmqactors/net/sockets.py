@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from zmqactors.options import Settings
 
-__all__ = ["bind", "connect", "inproc_socket", "monitor", "named_limits", "network_socket"]
+__all__ = ["bind", "connect", "monitor", "named_limits", "network_socket"]
 
 # Monitor endpoint names, unique in the process (see `monitor`).
 _monitor_ids = itertools.count()
@@ -70,19 +70,6 @@ def network_socket(
     sock.setsockopt(zmq.MAXMSGSIZE, settings.max_message_size + 4096)
     # A peer that connects and never finishes its handshake is dropped.
     sock.setsockopt(zmq.HANDSHAKE_IVL, round(settings.handshake_timeout * 1000))
-    return sock
-
-
-def inproc_socket(context: zmq.Context[zmq.Socket[bytes]], kind: int) -> zmq.Socket[bytes]:
-    """A socket for talking to another actor of this process over ``inproc://``.
-
-    Raises `ResourceLimitError` when a limit refuses the socket.
-    """
-    sock = _socket(context, kind)
-    sock.setsockopt(zmq.LINGER, 0)
-    # Inproc queues are bounded by the poller's own flow control, not by HWM.
-    sock.setsockopt(zmq.SNDHWM, 0)
-    sock.setsockopt(zmq.RCVHWM, 0)
     return sock
 
 

@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import errno
 import functools
-import itertools
 import os
 import threading
 from typing import TYPE_CHECKING, Any, Protocol
@@ -70,9 +69,6 @@ __all__ = ["Host", "Runtime", "Served"]
 
 # How long a service's requests to the poller and the matchmaker may take.
 ACTOR_TIMEOUT = 10.0
-# Names the inproc endpoint of each pool: unique in the process, since a
-# closed transport's endpoints are unbound asynchronously.
-_pools = itertools.count()
 
 
 class Served(Protocol):
@@ -139,11 +135,10 @@ class Runtime:
     reply_inbox: PollingInbox
     poller: pykka.ActorRef[Any] | None = None
     # The pool of workers every server of the transport shares (started with
-    # the poller, grown to the largest executor_size of its servers), the
-    # inproc address they reach the poller at, and the table of each
-    # server's `Handler` by index (written by the poller, read by workers).
+    # the poller, grown to the largest executor_size of its servers), and
+    # the table of each server's `Handler` by index (written by the poller,
+    # read by workers).
     pool: list[pykka.ActorRef[Any]] = dataclasses.field(default_factory=list)
-    pool_address: str = ""
     handlers: dict[int, Handler] = dataclasses.field(default_factory=dict)
     # Re-entrant: a signal handler closing the transport may run `stop_pool`
     # on the thread that is inside `_grow_pool`.
@@ -179,8 +174,7 @@ class Runtime:
     def start_poller(self, settings: Settings) -> pykka.ActorRef[Any]:
         """The poller, started now if it is not (caller holds the transport's lock)."""
         if self.poller is None:
-            self.pool_address = f"inproc://zmqactors-pool-{os.getpid()}-{next(_pools)}"
-            self.poller = Poller.start(settings, self.stats, self.pool_address, self.handlers)
+            self.poller = Poller.start(settings, self.stats, self.handlers)
         return self.poller
 
     def refs(self) -> list[pykka.ActorRef[Any]]:
@@ -436,12 +430,16 @@ class Runtime:
 
     def _grow_pool(self, size: int) -> None:
         """Start workers until the pool has ``size`` (it never shrinks while the poller runs)."""
+        poller = self.poller
+        if poller is None:
+            raise _closed()
+        inbox: PollingInbox = poller.actor_inbox  # type: ignore[assignment] # SocketActor's
         with self.pool_lock:
             while len(self.pool) < size:
                 if self.pool_stopped:
                     raise _closed()
                 try:
-                    ref = Worker.start(self.pool_address, self.handlers)
+                    ref = Worker.start(inbox, self.handlers, b"%d" % len(self.pool))
                 except OSError as exc:  # its doorbell's eventfd
                     raise _resource_limit("a worker thread", exc) from None
                 self.pool.append(ref)

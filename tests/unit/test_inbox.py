@@ -60,6 +60,25 @@ def test_put_rings_only_while_the_actor_sleeps():
         inbox.doorbell.close()
 
 
+def test_one_ring_per_sleep_however_many_puts():
+    inbox = PollingInbox()
+    try:
+        inbox._sleeping = True
+        for i in range(5):
+            inbox.put(i)
+        assert readable(inbox.doorbell.fileno(), TIMEOUT)
+        # An eventfd adds what is written: one ring reads back as 1.
+        assert int.from_bytes(os.read(inbox.doorbell.fileno(), 8), "little") == 1
+        # Once its poll returned, the actor is awake: puts need no ring.
+        inbox._sleeping = True
+        inbox.awake()
+        inbox.put("after")
+        assert not readable(inbox.doorbell.fileno())
+    finally:
+        inbox.close()
+        inbox.doorbell.close()
+
+
 # -- ask and tell -----------------------------------------------------------------------
 
 

@@ -172,6 +172,9 @@ class SocketActor(pykka.ThreadingActor):
         if self._deferred:
             self.run_deferred()
         events = self._poller.poll(None if timeout_ms is None else math.ceil(timeout_ms))
+        # Awake from here on: a put while the events below are handled needs no
+        # ring, since the inbox looks at its queue before it sleeps again.
+        self.inbox.awake()
         for sock, event in events:
             if isinstance(sock, int):
                 self.inbox.doorbell.clear()

@@ -109,6 +109,8 @@ class PollingInbox:
                 ring = self._sleeping
                 if ring:
                     self._ringing += 1
+                    # One ring wakes it: the puts behind this one need none.
+                    self._sleeping = False
         if closed:
             self._after_close()
             msg = "actor stopped"
@@ -124,6 +126,13 @@ class PollingInbox:
             # come after close() took the queue.
             self._after_close()
 
+    def awake(self) -> None:
+        """The actor's poll returned: puts from now on need not ring (actor thread).
+
+        Safe because `get` looks at the queue again before it next sleeps.
+        """
+        self._sleeping = False
+
     def empty(self) -> bool:
         """Whether no envelope is queued."""
         return not self._queue
@@ -135,16 +144,7 @@ class PollingInbox:
         queue = self._queue
         while True:
             if self._closed:
-                # Only pykka's teardown asks after the stop, when it saw an
-                # item that a racing put() may have taken back meanwhile.
-                try:
-                    item = queue.popleft()
-                except IndexError:
-                    return Envelope(None)
-                if type(item) is Envelope:
-                    return item
-                actor.fail_queued([item])
-                continue
+                return self._get_closed(actor)
             if queue and self._since_poll < _ENVELOPES_PER_POLL:
                 self._since_poll += 1
                 item = queue.popleft()
@@ -158,12 +158,30 @@ class PollingInbox:
             if queue:
                 actor.serve_once(0)
                 continue
+            if actor._deferred:  # noqa: SLF001 - the inbox is part of its actor
+                # Before saying it sleeps: what this wakes may answer at once,
+                # and that answer needs no ring while this thread is awake.
+                actor.run_deferred()
+                continue
             self._sleeping = True
             try:
                 if not queue:
                     actor.serve_once(None)
             finally:
                 self._sleeping = False
+
+    def _get_closed(self, actor: InboxOwner) -> Any:
+        # Only pykka's teardown asks after the stop, when it saw an item
+        # that a racing put() may have taken back meanwhile.
+        queue = self._queue
+        while True:
+            try:
+                item = queue.popleft()
+            except IndexError:
+                return Envelope(None)
+            if type(item) is Envelope:
+                return item
+            actor.fail_queued([item])
 
     def close(self) -> list[Any]:
         """Refuse further puts and return what was still queued (actor thread).

@@ -117,6 +117,7 @@ class Poller(SocketActor):
     def __init__(self, settings: Settings, stats: Stats, handlers: dict[int, Handler]) -> None:
         super().__init__()
         self._settings = settings
+        self._decode_limits = settings.decode_limits
         self._stats = stats
         # The pool's workers, by name, as they announced themselves.
         self._workers: dict[bytes, PollingInbox] = {}
@@ -507,7 +508,7 @@ class Poller(SocketActor):
     def _decode(self, body: bytes) -> wire.Message | None:
         """The message in ``body``, or None (a malformed body is a counted protocol error)."""
         try:
-            return wire.decode_body(body, self._settings.decode_limits)
+            return wire.decode_body(body, self._decode_limits)
         except ProtocolError as exc:
             self._stats.incr("protocol_errors")
             self.log.warning("dropped a request", reason=str(exc))

@@ -232,6 +232,8 @@ class ReplyWaiter(SocketActor):
     ) -> None:
         super().__init__()
         self._settings = settings
+        # Read once: each read of the property builds a new value.
+        self._decode_limits = settings.decode_limits
         self._window = SendWindow(settings.high_water_mark) if window is None else window
         self._stats = stats
         self._matchmaker = matchmaker
@@ -634,7 +636,7 @@ class ReplyWaiter(SocketActor):
     def _on_reply(self, frames: list[bytes]) -> None:
         conn = self._by_id.get(frames[0])
         try:
-            reply = wire.decode(frames[1:], self._settings.decode_limits)
+            reply = wire.decode(frames[1:], self._decode_limits)
         except ProtocolError as exc:
             self._stats.incr("protocol_errors")
             self.log.warning("dropped a malformed reply", error=str(exc))

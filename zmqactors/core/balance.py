@@ -48,13 +48,18 @@ class Balancer:
         self._last: bytes | None = None
         # Recent time per request (seconds, a moving average); unknown: "fast".
         self._pace = fast
+        self._depth = self._depth_at(fast)
         self.in_progress = 0
         self.wake_at: float | None = None
 
     @property
     def depth(self) -> int:
         """How many requests a fast worker may hold, at the recent pace."""
-        return max(2, min(self._max_depth, int(self._fast / max(self._pace, 1e-6))))
+        return self._depth
+
+    def _depth_at(self, pace: float) -> int:
+        # Worked out when the pace changes, not at every take().
+        return max(2, min(self._max_depth, int(self._fast / max(pace, 1e-6))))
 
     def known(self, worker: bytes) -> bool:
         """Whether ``worker`` has announced itself."""
@@ -75,7 +80,7 @@ class Balancer:
         if last is not None:
             started = self._started[last]
             if started and now - started[0] < self._fast:
-                if waiting > 1 and len(started) < self.depth:
+                if waiting > 1 and len(started) < self._depth:
                     return self._give(last, now)
                 self.wake_at = started[0] + self._fast
                 return None
@@ -99,5 +104,6 @@ class Balancer:
             # The next one was queued in the worker: it starts now.
             started[0] = max(started[0], now)
         self._pace += (now - began - self._pace) / 8
+        self._depth = self._depth_at(self._pace)
         if not started:
             self._idle.append(worker)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "before_terminate",
     "configure",
+    "current_pid",
     "get_context",
     "max_sockets",
     "on_fork_child",
@@ -44,6 +45,9 @@ _log = structlog.get_logger("zmqactors.context")
 _lock = threading.Lock()
 _context: zmq.Context[zmq.Socket[bytes]] | None = None
 _context_pid = 0
+# This process's id, kept current across fork: os.getpid() is a system call
+# (glibc stopped caching it), paid on every call's path to ask "forked?".
+_pid = os.getpid()
 _child_hooks: list[Callable[[], None]] = []
 _terminate_hooks: list[Callable[[], None]] = []
 # ZMQ_MAX_SOCKETS of the contexts this module creates (None: libzmq's own,
@@ -150,6 +154,11 @@ def before_terminate(hook: Callable[[], None]) -> None:
     _terminate_hooks.append(hook)
 
 
+def current_pid() -> int:
+    """The id of this process, as ``os.getpid()`` says, without its system call. Any thread."""
+    return _pid
+
+
 def on_fork_child(hook: Callable[[], None]) -> None:
     """Run ``hook`` in every child right after ``fork()`` (before any other thread runs).
 
@@ -159,7 +168,8 @@ def on_fork_child(hook: Callable[[], None]) -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _lock, _context  # noqa: PLW0603 - reset the process-wide state for the child
+    global _lock, _context, _pid  # noqa: PLW0603 - reset the process-wide state for the child
+    _pid = os.getpid()
     # Another thread may have held the lock at the moment of the fork; in the
     # child that thread is gone and the lock would stay held forever.
     _lock = threading.Lock()

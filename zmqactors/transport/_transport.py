@@ -16,7 +16,7 @@ import structlog
 from zmqactors.core.stats import Stats
 from zmqactors.errors import TransportClosedError
 from zmqactors.matchmaker import matchmaker_for
-from zmqactors.net.context import on_fork_child, terminate
+from zmqactors.net.context import current_pid, on_fork_child, terminate
 from zmqactors.options import DEFAULT_URL, Settings, parse_url
 from zmqactors.transport.metrics import MetricsEndpoint
 from zmqactors.transport.runtime import Runtime, actors_alive
@@ -122,7 +122,8 @@ class Transport:
         Raises `TransportClosedError` once the transport is closed.
         """
         actors = self._holder.actors
-        if actors is None or actors.pid != os.getpid():
+        # current_pid(): no system call on every call's path.
+        if actors is None or actors.pid != current_pid():
             actors = self._start()
         if serving and actors.poller is None:
             with self._lock:

@@ -25,7 +25,7 @@ from benchmarks.common import (
 )
 from benchmarks.notify import za_notifications
 from benchmarks.processes import run_child, send_result, serve_rounds
-from benchmarks.sweep import sweep
+from benchmarks.sweep import close_nothing, sweep
 from benchmarks.throughput import za_casts, za_fanout
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def za_client_main(
 
             def open_caller() -> tuple[Callable[[], object], Callable[[], None]]:
                 # Every caller thread shares the one client (and its transport).
-                return echo, _nothing
+                return echo, close_nothing
 
             def one_round() -> dict[str, object]:
                 figures, cdfs = sweep("za", open_caller, warmup, duration)
@@ -129,7 +129,3 @@ def za_client_main(
         )
 
     run_child(conn, body)
-
-
-def _nothing() -> None:
-    """Close nothing: a zmqactors caller thread opens nothing of its own."""

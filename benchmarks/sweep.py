@@ -24,6 +24,42 @@ if TYPE_CHECKING:
 CDF_FRACTIONS: Final = (*(i / 100 for i in range(1, 100)), 0.995, 0.999)
 
 
+def run_threads(
+    body: Callable[[int], None], threads: int, barrier: threading.Barrier, timeout: float
+) -> None:
+    """Run ``body(index)`` in ``threads`` caller threads at once; wait up to ``timeout`` s for each.
+
+    The bodies meet at ``barrier``; a body that fails aborts it, so that no
+    other waits there for it. Raises the first body's exception, or
+    `BenchError` if a thread does not finish in time.
+    """
+    errors: list[BaseException] = []
+
+    def guarded(index: int) -> None:
+        try:
+            body(index)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the measuring thread
+            errors.append(exc)
+            barrier.abort()
+
+    workers = [
+        threading.Thread(target=guarded, args=(i,), name=f"bench-caller-{i}", daemon=True)
+        for i in range(threads)
+    ]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(timeout)
+    if errors:
+        raise errors[0]
+    if any(thread.is_alive() for thread in workers):
+        raise BenchError(f"a caller thread of {threads} did not finish in time")
+
+
+def close_nothing() -> None:
+    """What a caller that opened nothing of its own closes (a shared client's)."""
+
+
 def sweep_point(
     open_caller: OpenCaller, threads: int, warmup: float, duration: float
 ) -> tuple[dict[str, float], list[float]]:
@@ -41,7 +77,6 @@ def sweep_point(
     window = [0, 0]
     latencies: list[list[int]] = [[] for _ in range(threads)]
     finished = [0] * threads
-    errors: list[BaseException] = []
 
     def open_window() -> None:
         window[0] = clock() + int(warmup * NS)
@@ -50,41 +85,26 @@ def sweep_point(
     barrier = threading.Barrier(threads, action=open_window, timeout=START_TIMEOUT)
 
     def worker(index: int) -> None:
+        call, close = open_caller()
         try:
-            call, close = open_caller()
-            try:
+            call()
+            barrier.wait()
+            start, end = window
+            record = latencies[index].append
+            now = clock()
+            while now < start:
                 call()
-                barrier.wait()
-                start, end = window
-                record = latencies[index].append
                 now = clock()
-                while now < start:
-                    call()
-                    now = clock()
-                while now < end:
-                    call()
-                    done = clock()
-                    record(done - now)
-                    now = done
-                finished[index] = now
-            finally:
-                close()
-        except BaseException as exc:  # noqa: BLE001 - re-raised by the measuring thread
-            errors.append(exc)
-            barrier.abort()
+            while now < end:
+                call()
+                done = clock()
+                record(done - now)
+                now = done
+            finished[index] = now
+        finally:
+            close()
 
-    workers = [
-        threading.Thread(target=worker, args=(i,), name=f"bench-caller-{i}", daemon=True)
-        for i in range(threads)
-    ]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join(warmup + duration + START_TIMEOUT)
-    if errors:
-        raise errors[0]
-    if any(thread.is_alive() for thread in workers):
-        raise BenchError(f"a caller thread of {threads} did not finish in time")
+    run_threads(worker, threads, barrier, warmup + duration + START_TIMEOUT)
     ordered = sorted(latency for per_thread in latencies for latency in per_thread)
     figures = {
         "rate": len(ordered) * NS / max(max(finished) - window[0], 1),

@@ -134,7 +134,7 @@ def with_cpu(pipelined: Callable[[], float], server_pid: int) -> dict[str, float
     clock = time.perf_counter
     client, server, start = cpu_seconds(), cpu_seconds(server_pid), clock()
     rate = pipelined()
-    calls = rate * (clock() - start)
+    calls = max(rate * (clock() - start), 1.0)
     return {
         "rate": rate,
         "client_cpu_us": (cpu_seconds() - client) / calls * 1e6,

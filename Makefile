@@ -159,7 +159,9 @@ soak-overload: venv ## a well-behaved client's p99 beside a greedy client, bombs
 
 # The benchmarks live in benchmarks/, outside the installed package: run from
 # the checkout. Options go in BENCH_ARGS, e.g. make bench BENCH_ARGS="--host ::1".
-bench: venv ## zmqactors beside raw pyzmq (python -m benchmarks [--quick] [--host ::1] ...)
+# About 7 minutes (5 interleaved rounds); tables on stdout, JSON and plot in
+# build/ (--json PATH, --plot PATH).
+bench: venv ## zmqactors beside Pyro5 and raw pyzmq, interleaved rounds (python -m benchmarks [--quick] ...)
 	"$(VPY)" -m benchmarks $(BENCH_ARGS)
 
 # N = 10, 100, 1,000 servers on one topic, up to 200 a process (issue #19);

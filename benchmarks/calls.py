@@ -13,9 +13,9 @@ from benchmarks.common import (
     CALLER_THREADS,
     PIPELINE_DEPTH,
     START_TIMEOUT,
-    BenchError,
     round_trips,
 )
+from benchmarks.sweep import run_threads
 
 if TYPE_CHECKING:
     import concurrent.futures
@@ -35,7 +35,6 @@ def za_threaded_calls(
     clock = time.perf_counter
     counts = [0] * threads
     finished = [0.0] * threads
-    errors: list[BaseException] = []
     window = {"start": 0.0, "end": 0.0}
 
     def open_window() -> None:
@@ -45,34 +44,19 @@ def za_threaded_calls(
     barrier = threading.Barrier(threads, action=open_window, timeout=START_TIMEOUT)
 
     def worker(index: int) -> None:
-        try:
-            barrier.wait()
-            end = window["end"]
-            call = client.call
-            count = 0
+        barrier.wait()
+        end = window["end"]
+        call = client.call
+        count = 0
+        now = clock()
+        while now < end:
+            call("echo", data=payload)
+            count += 1
             now = clock()
-            while now < end:
-                call("echo", data=payload)
-                count += 1
-                now = clock()
-            counts[index] = count
-            finished[index] = now
-        except BaseException as exc:  # noqa: BLE001 - re-raised by the measuring thread
-            errors.append(exc)
-            barrier.abort()
+        counts[index] = count
+        finished[index] = now
 
-    workers = [
-        threading.Thread(target=worker, args=(i,), name=f"bench-caller-{i}", daemon=True)
-        for i in range(threads)
-    ]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join(duration + START_TIMEOUT)
-    if errors:
-        raise errors[0]
-    if any(thread.is_alive() for thread in workers):
-        raise BenchError("a caller thread did not finish in time")
+    run_threads(worker, threads, barrier, duration + START_TIMEOUT)
     return sum(counts) / (max(finished) - window["start"])
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import collections
+import functools
 from typing import TYPE_CHECKING
 
 import zmqactors as za
-from benchmarks.calls import za_async_calls, za_sync_calls, za_threaded_calls
+from benchmarks.calls import za_async_calls, za_sync_calls
 from benchmarks.common import (
     CALL_TIMEOUT,
     CURVE_TOPIC,
@@ -21,27 +21,33 @@ from benchmarks.common import (
     make_payload,
     peak_rss_mib,
     sink_name,
+    with_cpu,
 )
 from benchmarks.notify import za_notifications
-from benchmarks.processes import run_child, send_result
+from benchmarks.processes import run_child, send_result, serve_rounds
+from benchmarks.sweep import close_nothing, sweep
 from benchmarks.throughput import za_casts, za_fanout
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from multiprocessing.connection import Connection
 
 
-def za_client_main(conn: Connection, config: BenchConfig, url: str) -> None:
-    """Client process for zmqactors: measures every zmqactors figure ``config.repeat`` times.
+def za_client_main(
+    conn: Connection, config: BenchConfig, url: str, server_pid: int, limit: float
+) -> None:
+    """Client process for zmqactors: every zmqactors figure, once per ``"round"`` asked.
 
-    Sends ``("result", {"samples": {figure: [values]}, "rss_mib": ...,
-    "server_rss_mib": ..., "transport_stats": {process: counters}})``; the
-    server's RSS and every process's transport counters are asked over RPC at
-    the end.
+    ``server_pid`` is the server process's id (its CPU per call is read from
+    outside). Sends ``("ready", {})``, then ``("round", {"figures": ...,
+    "cdfs": ...})`` per round and, once stopped, ``("result", {"rss_mib":
+    ..., "server_rss_mib": ..., "transport_stats": {process: counters}})``;
+    the server's RSS and every process's transport counters are asked over
+    RPC at the end.
     """
 
     def body() -> None:
         payload = make_payload()
-        samples: dict[str, list[float]] = collections.defaultdict(list)
         warmup, duration = config.warmup, config.duration
         with (
             za.Transport.from_url(url) as transport,
@@ -65,42 +71,49 @@ def za_client_main(conn: Connection, config: BenchConfig, url: str) -> None:
             notify_one = za.Notifier(transport, PUBLISHER, topics=(NOTIFY_ONE_TOPIC,))
             notify_pool = za.Notifier(transport, PUBLISHER, topics=(NOTIFY_POOL_TOPIC,))
             pool_clients = sink_clients[:POOL_LISTENERS]
-            for _ in range(config.repeat):
-                za_sync_calls(client, payload, warmup)
-                sync = za_sync_calls(client, payload, duration)
-                samples["za_sync_rate"].append(sync["rate"])
-                samples["za_p50_us"].append(sync["p50_us"])
-                samples["za_p99_us"].append(sync["p99_us"])
-                za_threaded_calls(client, payload, warmup)
-                samples["za_threads_rate"].append(za_threaded_calls(client, payload, duration))
+            echo = functools.partial(client.call, "echo", data=payload)
+
+            def open_caller() -> tuple[Callable[[], object], Callable[[], None]]:
+                # Every caller thread shares the one client (and its transport).
+                return echo, close_nothing
+
+            def one_round() -> dict[str, object]:
+                figures, cdfs = sweep("za", open_caller, warmup, duration)
                 za_async_calls(client, payload, warmup)
-                samples["za_async_rate"].append(za_async_calls(client, payload, duration))
+                pipelined = with_cpu(
+                    functools.partial(za_async_calls, client, payload, duration), server_pid
+                )
+                figures["za_async_rate"] = pipelined["rate"]
+                figures["za_async_client_cpu_us"] = pipelined["client_cpu_us"]
+                figures["za_async_server_cpu_us"] = pipelined["server_cpu_us"]
                 za_sync_calls(curve_client, payload, warmup)
-                samples["za_curve_sync_rate"].append(
-                    za_sync_calls(curve_client, payload, duration)["rate"]
-                )
+                figures["za_curve_sync_rate"] = za_sync_calls(curve_client, payload, duration)[
+                    "rate"
+                ]
                 za_async_calls(curve_client, payload, warmup)
-                samples["za_curve_async_rate"].append(
-                    za_async_calls(curve_client, payload, duration)
-                )
+                figures["za_curve_async_rate"] = za_async_calls(curve_client, payload, duration)
                 za_casts(client, payload, warmup)
                 casts = za_casts(client, payload, duration)
-                samples["za_cast_rate"].append(casts["rate"])
-                samples["za_cast_lost"].append(casts["sent"] - casts["delivered"])
+                figures["za_cast_rate"] = casts["rate"]
+                figures["za_cast_lost"] = casts["sent"] - casts["delivered"]
                 za_fanout(fanout, sink_clients, payload, warmup)
                 fan = za_fanout(fanout, sink_clients, payload, duration)
-                samples["za_fanout_rate"].append(fan["rate"])
-                samples["za_fanout_total_rate"].append(fan["total_rate"])
-                samples["za_fanout_lost"].append(fan["sent"] - fan["delivered"])
+                figures["za_fanout_rate"] = fan["rate"]
+                figures["za_fanout_total_rate"] = fan["total_rate"]
+                figures["za_fanout_lost"] = fan["sent"] - fan["delivered"]
                 za_notifications(notify_one, sink_clients[:1], payload, warmup)
                 one = za_notifications(notify_one, sink_clients[:1], payload, duration)
-                samples["za_notify_one_rate"].append(one["rate"])
-                samples["za_notify_one_lost"].append(one["sent"] - one["delivered"])
+                figures["za_notify_one_rate"] = one["rate"]
+                figures["za_notify_one_lost"] = one["sent"] - one["delivered"]
                 za_notifications(notify_pool, pool_clients, payload, warmup)
                 pooled = za_notifications(notify_pool, pool_clients, payload, duration)
-                samples["za_notify_pool_rate"].append(pooled["rate"])
-                samples["za_notify_pool_lost"].append(pooled["sent"] - pooled["delivered"])
-                samples["za_notify_pool_smallest_share"].append(pooled["smallest_share"])
+                figures["za_notify_pool_rate"] = pooled["rate"]
+                figures["za_notify_pool_lost"] = pooled["sent"] - pooled["delivered"]
+                figures["za_notify_pool_smallest_share"] = pooled["smallest_share"]
+                return {"figures": figures, "cdfs": cdfs}
+
+            send_result(conn, "ready", {})
+            serve_rounds(conn, one_round, limit)
             server_rss = float(client.call("rss_mib"))
             stats = {
                 "client": dict(transport.stats.snapshot()),
@@ -112,12 +125,7 @@ def za_client_main(conn: Connection, config: BenchConfig, url: str) -> None:
         send_result(
             conn,
             "result",
-            {
-                "samples": dict(samples),
-                "rss_mib": peak_rss_mib(),
-                "server_rss_mib": server_rss,
-                "transport_stats": stats,
-            },
+            {"rss_mib": peak_rss_mib(), "server_rss_mib": server_rss, "transport_stats": stats},
         )
 
     run_child(conn, body)

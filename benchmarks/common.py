@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import random
 import resource
 import string
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
 import structlog
@@ -20,7 +22,12 @@ if TYPE_CHECKING:
 # Sizes of one run: argument bytes, calls outstanding, caller threads; fanouts
 # go to FANOUT_SERVERS sink processes, notifications to one of them, then to a
 # pool of POOL_LISTENERS.
-PAYLOAD_SIZE, PIPELINE_DEPTH, CALLER_THREADS = 100, 100, 32
+PAYLOAD_SIZE, PIPELINE_DEPTH, CALLER_THREADS = 100, 100, 16
+# The concurrency sweep: caller threads, each system (CALLER_THREADS among them).
+SWEEP_THREADS: Final = (1, 2, 4, 16, 64)
+# The systems, in the order each round measures them: raw pyzmq, Pyro5, zmqactors.
+SYSTEMS: Final = ("raw", "pyro", "za")
+SYSTEM_NAMES: Final = {"raw": "raw pyzmq", "pyro": "Pyro5", "za": "zmqactors"}
 FANOUT_SERVERS, POOL_LISTENERS = 3, 2
 # Casts (and notifications) sent between two flow-control checkpoints (see the
 # package docstring); fanouts are slower and send a message per server, so fewer.
@@ -101,6 +108,40 @@ def peak_rss_mib() -> float:
     return maxrss / (1024 * 1024) if sys.platform == "darwin" else maxrss / 1024
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds used so far by every thread of process ``pid`` (None: this one).
+
+    Another process is read from ``/proc/<pid>/stat`` (Linux; NaN elsewhere), in
+    clock ticks of 10 ms: measure over seconds, not milliseconds.
+    """
+    if pid is None:
+        return time.process_time()
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return float("nan")
+    # After "pid (comm) ": state is field 3, utime field 14 and stime field 15.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def with_cpu(pipelined: Callable[[], float], server_pid: int) -> dict[str, float]:
+    """Run ``pipelined`` (returns calls/s); add the client's and the server's CPU µs per call.
+
+    Calls are counted as the rate times the wall time of the whole run (its
+    few priming and draining calls included), CPU over the same time.
+    """
+    clock = time.perf_counter
+    client, server, start = cpu_seconds(), cpu_seconds(server_pid), clock()
+    rate = pipelined()
+    calls = max(rate * (clock() - start), 1.0)
+    return {
+        "rate": rate,
+        "client_cpu_us": (cpu_seconds() - client) / calls * 1e6,
+        "server_cpu_us": (cpu_seconds(server_pid) - server) / calls * 1e6,
+    }
+
+
 def make_payload(size: int = PAYLOAD_SIZE) -> str:
     """A random ASCII string of ``size`` characters (as many bytes encoded)."""
     return "".join(random.choices(string.ascii_letters + string.digits, k=size))
@@ -159,8 +200,10 @@ def per_s(count: float, window: float) -> float:
     return count / max(window, 1e-9)
 
 
-def median(samples: dict[str, list[float]], key: str) -> float:
-    """The median of one figure's samples over the repeats."""
-    values = sorted(samples[key])
-    middle = len(values) // 2
-    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+def median(values: Sequence[float]) -> float:
+    """The median of one figure's samples over the rounds (NaN if there are none)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from benchmarks.common import CURVE_COST_TARGET, median
 from zmqactors.net import keys as key_files
@@ -13,23 +13,21 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 
-def curve_costs(raw: dict[str, Any], zmq_side: dict[str, Any]) -> dict[str, float]:
+def curve_costs(samples: Mapping[str, list[float]]) -> dict[str, float]:
     """What CURVE costs each side: ``1 - rate with CURVE / rate without``, from the medians.
 
-    Keys: ``zmqactors_sync``, ``zmqactors_pipelined`` (``call_async``),
-    ``raw_sync``, ``raw_pipelined``.
+    ``samples`` are a run's per-round figures. Keys: ``zmqactors_sync`` (one
+    caller), ``zmqactors_pipelined`` (``call_async``), ``raw_sync``,
+    ``raw_pipelined``.
     """
-    r: dict[str, list[float]] = raw["samples"]
-    z: dict[str, list[float]] = zmq_side["samples"]
     pairs = {
-        "zmqactors_sync": (z, "za_curve_sync_rate", "za_sync_rate"),
-        "zmqactors_pipelined": (z, "za_curve_async_rate", "za_async_rate"),
-        "raw_sync": (r, "raw_curve_sync_rate", "raw_sync_rate"),
-        "raw_pipelined": (r, "raw_curve_pipelined_rate", "raw_pipelined_rate"),
+        "zmqactors_sync": ("za_curve_sync_rate", "za_t1_rate"),
+        "zmqactors_pipelined": ("za_curve_async_rate", "za_async_rate"),
+        "raw_sync": ("raw_curve_sync_rate", "raw_t1_rate"),
+        "raw_pipelined": ("raw_curve_pipelined_rate", "raw_pipelined_rate"),
     }
     return {
-        name: 1.0 - median(samples, on) / median(samples, off)
-        for name, (samples, on, off) in pairs.items()
+        name: 1.0 - median(samples[on]) / median(samples[off]) for name, (on, off) in pairs.items()
     }
 
 

@@ -111,3 +111,23 @@ class Children:
                 process.join(timeout=5.0)
             conn.close()
         self._started.clear()
+
+
+def serve_rounds(conn: Connection, one_round: Callable[[], dict[str, Any]], limit: float) -> None:
+    """A client's loop: answer each ``"round"`` with ``("round", one_round())``.
+
+    Returns on ``"stop"``, a closed pipe, or when ``limit`` seconds have passed
+    without the orchestrator's word (it gave up on this process).
+    """
+    deadline = time.monotonic() + limit
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            if left <= 0 or not conn.poll(left):
+                return
+            command = conn.recv()
+        except (EOFError, OSError):
+            return
+        if command != "round":
+            return
+        send_result(conn, "round", one_round())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import collections
+import dataclasses
+import functools
 import json
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
@@ -26,12 +28,14 @@ from benchmarks.common import (
     per_s,
     round_trips,
     shared_clock,
+    with_cpu,
 )
-from benchmarks.processes import run_child, send_result, wait_for_stop
+from benchmarks.processes import run_child, send_result, serve_rounds, wait_for_stop
+from benchmarks.sweep import sweep
 from zmqactors._addresses import tcp_endpoint
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from multiprocessing.connection import Connection
 
 
@@ -124,6 +128,7 @@ def raw_server_main(
         router.bind(any_port)
         pull.bind(any_port)
         addresses = {
+            "pid": str(os.getpid()),
             "echo": router.getsockopt_string(zmq.LAST_ENDPOINT),
             "push": pull.getsockopt_string(zmq.LAST_ENDPOINT),
         }
@@ -277,10 +282,53 @@ def _raw_curve_dealer(
     return sock
 
 
-def raw_client_main(conn: Connection, config: BenchConfig) -> None:
-    """Raw pyzmq client process: measures every raw figure ``config.repeat`` times.
+@dataclasses.dataclass(frozen=True)
+class _RawSockets:
+    """The raw client's sockets, all used by its main thread only."""
 
-    Sends ``("result", {"samples": {figure: [values]}, "rss_mib": ...})``.
+    echo: zmq.Socket[bytes]
+    secured: zmq.Socket[bytes]
+    push: zmq.Socket[bytes]
+    controls: list[zmq.Socket[bytes]]
+    fanout: list[zmq.Socket[bytes]]
+    pool: zmq.Socket[bytes]
+
+
+def _raw_figures(
+    sockets: _RawSockets, payload: bytes, config: BenchConfig, server_pid: int
+) -> dict[str, float]:
+    """One round of every raw figure but the sweep's, each after its warm-up."""
+    warmup, duration = config.warmup, config.duration
+    echo, secured = sockets.echo, sockets.secured
+    figures: dict[str, float] = {}
+    raw_pipelined_echo(echo, payload, warmup)
+    pipelined = with_cpu(functools.partial(raw_pipelined_echo, echo, payload, duration), server_pid)
+    figures["raw_pipelined_rate"] = pipelined["rate"]
+    figures["raw_pipelined_client_cpu_us"] = pipelined["client_cpu_us"]
+    figures["raw_pipelined_server_cpu_us"] = pipelined["server_cpu_us"]
+    raw_sync_echo(secured, payload, warmup)
+    figures["raw_curve_sync_rate"] = raw_sync_echo(secured, payload, duration)["rate"]
+    raw_pipelined_echo(secured, payload, warmup)
+    figures["raw_curve_pipelined_rate"] = raw_pipelined_echo(secured, payload, duration)
+    raw_push_pull(sockets.push, echo, payload, warmup)
+    figures["raw_push_rate"] = raw_push_pull(sockets.push, echo, payload, duration)
+    raw_push_round(sockets.fanout, sockets.controls, payload, warmup)
+    fan = raw_push_round(sockets.fanout, sockets.controls, payload, duration)
+    figures["raw_fanout_rate"] = per_s(fan["smallest"], fan["window"])
+    figures["raw_fanout_total_rate"] = per_s(fan["total"], fan["window"])
+    pool_controls = sockets.controls[:POOL_LISTENERS]
+    raw_push_round([sockets.pool], pool_controls, payload, warmup)
+    pooled = raw_push_round([sockets.pool], pool_controls, payload, duration)
+    figures["raw_pool_rate"] = per_s(pooled["total"], pooled["window"])
+    figures["raw_pool_smallest_share"] = pooled["smallest"] / max(pooled["total"], 1.0)
+    return figures
+
+
+def raw_client_main(conn: Connection, config: BenchConfig, limit: float) -> None:
+    """Raw pyzmq client process: every raw figure, once per ``"round"`` the orchestrator asks.
+
+    Sends ``("ready", {})``, then ``("round", {"figures": ..., "cdfs": ...})``
+    per round and, once stopped, ``("result", {"rss_mib": ...})``.
     """
 
     def body() -> None:
@@ -298,48 +346,36 @@ def raw_client_main(conn: Connection, config: BenchConfig) -> None:
                 sock.connect(endpoint)
             return sock
 
-        echo = socket(zmq.DEALER, addresses["echo"])
-        secured = _raw_curve_dealer(context, config, timeout_ms)
-        push = socket(zmq.PUSH, addresses["push"])
+        def open_caller() -> tuple[Callable[[], object], Callable[[], None]]:
+            # Made in the caller thread, used and closed there only.
+            sock = socket(zmq.DEALER, addresses["echo"])
+
+            def echo() -> None:
+                sock.send(payload)
+                sock.recv()
+
+            return echo, functools.partial(sock.close, linger=0)
+
         sinks = range(FANOUT_SERVERS)
-        controls = [socket(zmq.DEALER, addresses[f"sink{i}_echo"]) for i in sinks]
-        fanout = [socket(zmq.PUSH, addresses[f"sink{i}_push"]) for i in sinks]
-        pool = socket(zmq.PUSH, *(addresses[f"sink{i}_push"] for i in range(POOL_LISTENERS)))
-        samples: dict[str, list[float]] = collections.defaultdict(list)
+        sockets = _RawSockets(
+            echo=socket(zmq.DEALER, addresses["echo"]),
+            secured=_raw_curve_dealer(context, config, timeout_ms),
+            push=socket(zmq.PUSH, addresses["push"]),
+            controls=[socket(zmq.DEALER, addresses[f"sink{i}_echo"]) for i in sinks],
+            fanout=[socket(zmq.PUSH, addresses[f"sink{i}_push"]) for i in sinks],
+            pool=socket(zmq.PUSH, *(addresses[f"sink{i}_push"] for i in range(POOL_LISTENERS))),
+        )
+
+        def one_round() -> dict[str, object]:
+            figures, cdfs = sweep("raw", open_caller, config.warmup, config.duration)
+            figures.update(_raw_figures(sockets, payload, config, int(addresses["pid"])))
+            return {"figures": figures, "cdfs": cdfs}
+
         try:
-            for _ in range(config.repeat):
-                raw_sync_echo(echo, payload, config.warmup)
-                sync = raw_sync_echo(echo, payload, config.duration)
-                samples["raw_sync_rate"].append(sync["rate"])
-                samples["raw_p50_us"].append(sync["p50_us"])
-                samples["raw_p99_us"].append(sync["p99_us"])
-                raw_pipelined_echo(echo, payload, config.warmup)
-                samples["raw_pipelined_rate"].append(
-                    raw_pipelined_echo(echo, payload, config.duration)
-                )
-                raw_sync_echo(secured, payload, config.warmup)
-                samples["raw_curve_sync_rate"].append(
-                    raw_sync_echo(secured, payload, config.duration)["rate"]
-                )
-                raw_pipelined_echo(secured, payload, config.warmup)
-                samples["raw_curve_pipelined_rate"].append(
-                    raw_pipelined_echo(secured, payload, config.duration)
-                )
-                raw_push_pull(push, echo, payload, config.warmup)
-                samples["raw_push_rate"].append(raw_push_pull(push, echo, payload, config.duration))
-                raw_push_round(fanout, controls, payload, config.warmup)
-                fan = raw_push_round(fanout, controls, payload, config.duration)
-                samples["raw_fanout_rate"].append(per_s(fan["smallest"], fan["window"]))
-                samples["raw_fanout_total_rate"].append(per_s(fan["total"], fan["window"]))
-                pool_controls = controls[:POOL_LISTENERS]
-                raw_push_round([pool], pool_controls, payload, config.warmup)
-                pooled = raw_push_round([pool], pool_controls, payload, config.duration)
-                samples["raw_pool_rate"].append(per_s(pooled["total"], pooled["window"]))
-                samples["raw_pool_smallest_share"].append(
-                    pooled["smallest"] / max(pooled["total"], 1.0)
-                )
+            send_result(conn, "ready", {})
+            serve_rounds(conn, one_round, limit)
         finally:
             context.destroy(linger=0)
-        send_result(conn, "result", {"samples": dict(samples), "rss_mib": peak_rss_mib()})
+        send_result(conn, "result", {"rss_mib": peak_rss_mib()})
 
     run_child(conn, body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -113,11 +114,11 @@ def _serve(
 ) -> None:
     """Start ``services``, report ready, serve until told to stop (``limit`` s at most), stop.
 
-    The ``ready`` message carries the first service's address.
+    The ``ready`` message carries the first service's address and this process's id.
     """
     for service in services:
         service.start()
-    send_result(conn, "ready", {"address": services[0].address})
+    send_result(conn, "ready", {"address": services[0].address, "pid": os.getpid()})
     wait_for_stop(conn, limit)
     for service in services:
         service.stop()
@@ -129,7 +130,7 @@ def za_server_main(conn: Connection, url: str, limit: float, curve_url: str) -> 
     """Server process for zmqactors: an `RPCServer` of `BenchEndpoint` on ``url``'s matchmaker.
 
     A second one serves the same endpoint on a CURVE transport (``curve_url``,
-    topic `CURVE_TOPIC`). Sends ``("ready", {"address": ...})`` once both are
+    topic `CURVE_TOPIC`). Sends ``("ready", {"address": ..., "pid": ...})`` once both are
     registered, serves until told to stop (at most ``limit`` seconds), then
     sends ``("result", {"rss_mib": ...})``.
     """

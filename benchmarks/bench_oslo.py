@@ -404,7 +404,10 @@ def measure(
 
 
 def headline(mode: str, result: dict[str, Any]) -> dict[str, float]:
-    """msg/s, mean and p99 latency (ms), errors: call at the client, cast/notify at the server."""
+    """msg/s, mean and p99 latency (ms), errors: call at the client, cast/notify at the server.
+
+    Also how many messages the clients sent and how many the server received.
+    """
     side = (
         result["client"].get("round_trip", {})
         if mode == "call"
@@ -416,6 +419,8 @@ def headline(mode: str, result: dict[str, Any]) -> dict[str, float]:
         "p99": side.get("p99_ms", float("nan")),
         "count": side.get("count", 0),
         "errors": result["client"].get("error", {}).get("count", 0),
+        "sent": result["client"].get("sent", {}).get("count", 0),
+        "received": result["server"].get("server", {}).get("count", 0),
     }
 
 
@@ -452,6 +457,17 @@ def report(results: dict[str, dict[str, dict[str, float]]], threads: int, durati
         "latency: mean and p99; call: round trip; cast, notify: client to server, mostly time "
         "queued (the clients send as fast as they can)"
     )
+    # A rate counts what arrived: say what did not (a zmqactors notification
+    # meeting a full backlog is dropped and counted; a cast still queued in a
+    # client that exits without closing its transport is lost).
+    for driver, name in (("zmq", "zmqactors"), ("rabbit", "RabbitMQ")):
+        shares = [
+            f"{mode} {side['received']:,.0f}/{side['sent']:,.0f}"
+            for mode in MODES
+            if (side := results.get(driver, {}).get(mode)) and side["sent"]
+        ]
+        if shares:
+            print(f"received by the server / sent by the clients, {name}: " + ", ".join(shares))
     for mode in MODES:
         zmq, rabbit = results.get("zmq", {}).get(mode), results.get("rabbit", {}).get(mode)
         if zmq and rabbit and rabbit["rate"] > 0:

@@ -457,9 +457,9 @@ def report(results: dict[str, dict[str, dict[str, float]]], threads: int, durati
         "latency: mean and p99; call: round trip; cast, notify: client to server, mostly time "
         "queued (the clients send as fast as they can)"
     )
-    # A rate counts what arrived: say what did not (a zmqactors notification
-    # meeting a full backlog is dropped and counted; a cast still queued in a
-    # client that exits without closing its transport is lost).
+    # A rate counts what arrived: say what did not (zmqactors refuses a
+    # notification that meets a full backlog, counted, and what is still
+    # queued in a client that exits without closing its transport is lost).
     for driver, name in (("zmq", "zmqactors"), ("rabbit", "RabbitMQ")):
         shares = [
             f"{mode} {side['received']:,.0f}/{side['sent']:,.0f}"

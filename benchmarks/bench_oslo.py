@@ -13,8 +13,9 @@ this script starts bound to loopback and stops afterwards (Debian's
 The simulator is run through this script (``--simulate``), which makes it
 measure real threads: ``eventlet`` is kept out of the process (the simulator's
 ``eventlet.monkey_patch()`` does nothing, its ``GreenPool`` becomes plain
-threads, oslo.service uses its threading backend), servers asked for the
-eventlet executor get the threading one, and the simulator's statistics timers
+threads, its bare ``eventlet.sleep()`` after each message does nothing,
+oslo.service uses its threading backend), servers asked for the eventlet
+executor get the threading one, and the simulator's statistics timers
 become daemon threads so a server can exit. Rates are computed here from the
 time of each message (first to last), not from the simulator's per-second
 buckets. Call: replies per second at the clients and round-trip latency;
@@ -55,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 MODES = ("call", "cast", "notify")
+GOAL = 10.0  # issue #14: zmqactors' msg/s over RabbitMQ's, for each mode
 _SETTLE = 2.0  # seconds without new messages at the server: it has drained
 
 
@@ -78,13 +80,23 @@ class _ThreadPool:
             thread.join()
 
 
+def _sleep(seconds: float = 0) -> None:
+    """``eventlet.sleep`` on OS threads: a real sleep, or nothing for a bare yield."""
+    if seconds:
+        time.sleep(seconds)
+
+
 def _eventlet_stand_in() -> types.ModuleType:
     module = types.ModuleType("eventlet", "bench_oslo stand-in: no monkey patching, real threads")
     module.__path__ = []
     module.__spec__ = importlib.machinery.ModuleSpec("eventlet", None, is_package=True)
     module.monkey_patch = lambda *_a, **_k: None  # type: ignore[attr-defined]
     module.GreenPool = _ThreadPool  # type: ignore[attr-defined]
-    module.sleep = lambda seconds=0: time.sleep(seconds)  # type: ignore[attr-defined]
+    # eventlet.sleep() with no delay only lets other green threads run; OS
+    # threads are preempted anyway, and time.sleep(0) would make each client
+    # thread give up the GIL after every message and queue to get it back
+    # (measured: a third of the call rate, on either driver).
+    module.sleep = _sleep  # type: ignore[attr-defined]
     return module
 
 
@@ -392,7 +404,10 @@ def measure(
 
 
 def headline(mode: str, result: dict[str, Any]) -> dict[str, float]:
-    """msg/s, mean and p99 latency (ms), errors: call at the client, cast/notify at the server."""
+    """msg/s, mean and p99 latency (ms), errors: call at the client, cast/notify at the server.
+
+    Also how many messages the clients sent and how many the server received.
+    """
     side = (
         result["client"].get("round_trip", {})
         if mode == "call"
@@ -404,6 +419,8 @@ def headline(mode: str, result: dict[str, Any]) -> dict[str, float]:
         "p99": side.get("p99_ms", float("nan")),
         "count": side.get("count", 0),
         "errors": result["client"].get("error", {}).get("count", 0),
+        "sent": result["client"].get("sent", {}).get("count", 0),
+        "received": result["server"].get("server", {}).get("count", 0),
     }
 
 
@@ -440,12 +457,23 @@ def report(results: dict[str, dict[str, dict[str, float]]], threads: int, durati
         "latency: mean and p99; call: round trip; cast, notify: client to server, mostly time "
         "queued (the clients send as fast as they can)"
     )
-    zmq_call = results.get("zmq", {}).get("call")
-    rabbit_call = results.get("rabbit", {}).get("call")
-    if zmq_call and rabbit_call and rabbit_call["rate"] > 0:
-        ratio = zmq_call["rate"] / rabbit_call["rate"]
-        verdict = "met" if ratio >= 3 else "NOT met"
-        print(f"goal: zmqactors >= 3x RabbitMQ on call throughput: {verdict} ({ratio:.1f}x)")
+    # A rate counts what arrived: say what did not (zmqactors refuses a
+    # notification that meets a full backlog, counted, and what is still
+    # queued in a client that exits without closing its transport is lost).
+    for driver, name in (("zmq", "zmqactors"), ("rabbit", "RabbitMQ")):
+        shares = [
+            f"{mode} {side['received']:,.0f}/{side['sent']:,.0f}"
+            for mode in MODES
+            if (side := results.get(driver, {}).get(mode)) and side["sent"]
+        ]
+        if shares:
+            print(f"received by the server / sent by the clients, {name}: " + ", ".join(shares))
+    for mode in MODES:
+        zmq, rabbit = results.get("zmq", {}).get(mode), results.get("rabbit", {}).get(mode)
+        if zmq and rabbit and rabbit["rate"] > 0:
+            ratio = zmq["rate"] / rabbit["rate"]
+            verdict = "met" if ratio >= GOAL else "NOT met"
+            print(f"goal: zmqactors >= {GOAL:g}x RabbitMQ on {mode}: {verdict} ({ratio:.1f}x)")
 
 
 def main() -> int:

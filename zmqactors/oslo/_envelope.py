@@ -27,6 +27,7 @@ are filled in too, for routing checks and logs), a `Reply`'s ``result``, a
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from oslo_messaging._drivers import common
@@ -45,6 +46,16 @@ __all__ = [
 
 ARGS_KEY = "oslo"
 
+# What ``jsonutils.dumps`` writes with, built once: it calls ``json.dumps``
+# with ``default=``, which builds a new encoder on every call (about a fifth
+# of the cost of writing a 3 KB envelope). Same options, same text; thread-safe.
+_ENCODER = json.JSONEncoder(default=jsonutils.to_primitive)
+
+
+def _dumps(value: Any) -> str:
+    text: str = _ENCODER.encode(value)
+    return text
+
 
 def encode_incoming(ctxt: Any, message: Any, monitor: float | None = None) -> str:
     """The JSON text of a request or notification; raises ``TypeError``/``ValueError``.
@@ -55,8 +66,7 @@ def encode_incoming(ctxt: Any, message: Any, monitor: float | None = None) -> st
     envelope: dict[str, Any] = {"ctxt": ctxt, "message": message}
     if monitor:
         envelope["monitor"] = monitor
-    text: str = jsonutils.dumps(envelope)
-    return text
+    return _dumps(envelope)
 
 
 def _load_json(text: object, what: str) -> Any:
@@ -65,7 +75,8 @@ def _load_json(text: object, what: str) -> Any:
         msg = f"{what} must be a JSON string, got {type(text).__name__}"
         raise ProtocolError(msg)
     try:
-        return jsonutils.loads(text)
+        # jsonutils.loads(text) for a str, without its decode step.
+        return json.loads(text)
     except ValueError as exc:
         msg = f"{what} is not JSON: {exc}"
         raise ProtocolError(msg) from None
@@ -92,14 +103,12 @@ def decode_incoming(text: object) -> tuple[dict[str, Any], dict[str, Any], float
 
 def encode_result(result: Any) -> str:
     """The JSON text of a successful reply; raises like `encode_incoming`."""
-    text: str = jsonutils.dumps({"result": result})
-    return text
+    return _dumps({"result": result})
 
 
 def encode_failure(exc_info: Any) -> str:
     """The JSON text of a failed call, from its ``sys.exc_info()`` tuple."""
-    text: str = jsonutils.dumps({"failure": common.serialize_remote_exception(exc_info)})
-    return text
+    return _dumps({"failure": common.serialize_remote_exception(exc_info)})
 
 
 def decode_reply(text: object, allowed_remote_exmods: list[str]) -> Any:

@@ -84,6 +84,7 @@ import structlog
 from oslo_messaging._drivers import base
 
 from zmqactors import wire
+from zmqactors.core.waiter import Waiter
 from zmqactors.errors import (
     ConfigurationError,
     MessagingError,
@@ -345,7 +346,9 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
         """Send the call to ``route``: (True, reply text), or (False, None) to try elsewhere."""
         remaining = max(0.0, deadline - time.monotonic())
         msg_id, frames = self._request(zt, wire.CallKind.CALL, method, text, remaining)
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        # A Waiter, not a Future: only this thread sees the outcome, and a
+        # Future's condition variable costs a few µs more per call.
+        future = Waiter()
         try:
             # Through the send window: a full queue to the server holds the
             # call until its deadline, as for zmqactors' own clients.

@@ -24,7 +24,7 @@ NOX := PATH="$(PYENV_PATH)$(abspath $(VENV))/bin:$$PATH" "$(VENV)/bin/nox"
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv lock lock-upgrade demo lint docs services test matrix test-oldest test-latest dist \
-	soak soak-overload bench bench-scale bench-oslo bench-discovery clean
+	soak soak-overload bench bench-scale bench-oslo bench-discovery bench-prototype clean
 
 help: ## list the targets
 	@echo "zmqactors make targets (PYTHON=$(PYTHON) VENV=$(VENV)):"
@@ -175,6 +175,9 @@ bench-discovery: venv services ## discovery per backend (file, redis, etcd): sta
 
 bench-oslo: venv ## oslo.messaging's simulator: zmqactors vs a local RabbitMQ (started, stopped)
 	"$(VPY)" benchmarks/bench_oslo.py
+
+bench-prototype: venv ## a sync call with no thread hand-off (caller-owned socket, inline dispatch) vs zmqactors
+	"$(VPY)" -m benchmarks.prototype $(BENCH_ARGS)
 
 clean: ## remove the venv, build artefacts and caches
 	rm -rf "$(VENV)" build dist *.egg-info .eggs .nox

@@ -265,3 +265,20 @@ def test_bad_arguments_exit_with_usage_error(capsys):
         run.main(["--repeat", "0"])
     assert exc_info.value.code == 2
     assert "--repeat must be from 1 to 100, not 0" in capsys.readouterr().err
+
+
+def test_the_prototype_without_hand_offs_runs_and_reports_each_system():
+    """``make bench-prototype``: every system answers, the table names each, for 1 and N threads."""
+    args = ["--rounds", "1", "--duration", "0.2", "--threads", "2"]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.prototype", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for name in ("raw pyzmq echo", "prototype (no hand-off)", "zmqactors"):
+        assert f" 1 thread(s)  {name}" in done.stdout
+        assert f" 2 thread(s)  {name}" in done.stdout

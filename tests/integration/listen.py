@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 
 # Run as a script: its own directory, which holds serve.py, is on sys.path.
 from serve import script_parser, start_script
@@ -16,8 +17,9 @@ import zmqactors as za
 
 
 class Endpoint:
-    def __init__(self, requeue_first: bool) -> None:
+    def __init__(self, requeue_first: bool, delay: float = 0.0) -> None:
         self._requeue_first = requeue_first
+        self._delay = delay
         self._seen: set[object] = set()
         self._lock = threading.Lock()
 
@@ -28,6 +30,8 @@ class Endpoint:
                 print(f"requeued {payload['id']}", flush=True)
                 return za.NotificationResult.REQUEUE
             print(f"got {payload['id']} {publisher_id} {event_type}", flush=True)
+        if self._delay:
+            time.sleep(self._delay)  # a slow listener (not synchronisation)
         return None
 
 
@@ -43,8 +47,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--batch-timeout", type=float, default=None)
     parser.add_argument("--requeue-first", action="store_true")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds per notification")
     args, done = start_script(parser)
-    endpoint = BatchEndpoint() if args.batch_size > 1 else Endpoint(args.requeue_first)
+    endpoint = BatchEndpoint() if args.batch_size > 1 else Endpoint(args.requeue_first, args.delay)
     with za.Transport.from_url(args.url) as transport:
         listener = za.NotificationListener(
             transport,

@@ -61,6 +61,25 @@ def test_requeued_notification_is_delivered_again(spawn_listener, transport):
     assert sorted(_ids(lines, "requeued ")) == list(range(5))
 
 
+def test_a_notifier_faster_than_its_listener_is_slowed_down_and_loses_nothing(
+    spawn_listener, transports, matchmaker_url, with_query
+):
+    # Small queues on both sides and a listener taking half a millisecond a
+    # notification: 2,000 of 2 KB each, sent as fast as the notifier can,
+    # outgrow every buffer between them. They must wait for room, not be
+    # refused at the full queue (half were, before).
+    slow_url = with_query(matchmaker_url, "max_queued_per_client=10&high_water_mark=5")
+    listener = spawn_listener(TOPIC, "slow", "--delay", "0.0005", "--pool", "slow", url=slow_url)
+    transport = transports(with_query(matchmaker_url, "high_water_mark=5"))
+    notifier = za.Notifier(transport, "compute.node-1", topics=(TOPIC,))
+    pad = "x" * 2048
+    for i in range(2000):
+        assert notifier.info("instance.create", {"id": i, "pad": pad}) == 1
+    lines = listener.read_lines(lambda lines: len(_ids(lines)) >= 2000, timeout=60.0)
+    assert sorted(_ids(lines)) == list(range(2000))
+    assert transport.stats.snapshot().get("send_failures", 0) == 0
+
+
 def test_notification_with_no_listener_is_counted_not_raised(transport):
     notifier = za.Notifier(transport, "compute.node-1", topics=("nobody.listens",))
     assert notifier.warn("disk.full", {"free": 0}) == 0

@@ -429,10 +429,12 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
         version: Any,  # noqa: ARG002 - the JSON envelope is the same for every version
         retry: int | None = None,  # noqa: ARG002 - see the module docstring
     ) -> None:
-        """Send ``message`` to one listener of every pool of ``target.topic``; never waits.
+        """Send ``message`` to one listener of every pool of ``target.topic``.
 
-        Raises ``TypeError``/``ValueError`` for what JSON cannot carry,
-        ``MessageDeliveryFailure`` for a closed transport or a message too large.
+        Waits while the send queue to a listener is full (at most the
+        transport's ``timeout``), as casts do. Raises ``TypeError``/``ValueError``
+        for what JSON cannot carry, ``MessageDeliveryFailure`` for a closed
+        transport, a message too large, or a queue that stayed full.
         """
         try:
             zt, key = notification_route_key(target.exchange or self._exchange, target.topic)
@@ -472,9 +474,17 @@ class ZmqActorsDriver(base.BaseDriver):  # type: ignore[misc] # oslo ships no ty
             )
         )
         self._check_size(body)
+        timeout = self._transport.settings.timeout
         try:
-            runtime.notify(routes, (header, body), zt, "notify")
-        except TransportClosedError as exc:
+            runtime.notify(
+                routes,
+                (header, body),
+                zt,
+                "notify",
+                deadline=time.monotonic() + timeout,
+                timeout=timeout,
+            )
+        except (TransportClosedError, MessagingTimeout) as exc:
             raise oslo_messaging.MessageDeliveryFailure(str(exc)) from None
 
     # -- listeners -------------------------------------------------------------

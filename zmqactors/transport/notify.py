@@ -117,7 +117,13 @@ class Notifier:
         payload: Any,
         context: Mapping[str, Any] | None = None,
     ) -> int:
-        """Publish at ``priority``; return how many listeners (one per pool) it was sent to."""
+        """Publish at ``priority``; return how many listeners (one per pool) it was sent to.
+
+        Blocks while the send queue to a listener is full, for at most the
+        transport's ``timeout`` option, then raises `MessagingTimeout` naming
+        that queue: a notifier outrunning its listeners is slowed down, and
+        nothing it was told to send is dropped.
+        """
         if priority not in PRIORITIES:
             msg = f"unknown priority {priority!r}; use one of {', '.join(PRIORITIES)}"
             raise ValueError(msg)
@@ -151,7 +157,15 @@ class Notifier:
                         trace,
                     )
                 )
-                sent += runtime.notify(routes, (header, body), target, priority)
+                timeout = self.transport.settings.timeout
+                sent += runtime.notify(
+                    routes,
+                    (header, body),
+                    target,
+                    priority,
+                    deadline=time.monotonic() + timeout,
+                    timeout=timeout,
+                )
         return sent
 
 

@@ -352,12 +352,22 @@ class Runtime:
             )
 
     def notify(
-        self, routes: tuple[Route, ...], frames: tuple[bytes, bytes], target: Target, label: str
+        self,
+        routes: tuple[Route, ...],
+        frames: tuple[bytes, bytes],
+        target: Target,
+        label: str,
+        *,
+        deadline: float,
+        timeout: float,
     ) -> int:
         """Send one copy to one member of each pool among ``routes``; how many were sent.
 
-        Never waits: without a window slot, a copy that meets a full
-        backlog is dropped and counted by the reply-waiter.
+        Like a cast, each copy waits for a send-window slot to its listener
+        until ``deadline``: a listener slower than its notifier slows the
+        notifier down rather than lose what it was sent. Raises
+        `MessagingTimeout` (mentioning ``timeout``) at the first pool whose
+        queue stays full; the pools before it got their copy.
         """
         pools: dict[str, list[Route]] = {}
         for route in routes:
@@ -365,10 +375,23 @@ class Runtime:
             pools.setdefault(route.server.partition(":")[2], []).append(route)
         turn = self.router.turn()
         key = notification_key(target)
+        header, body = frames
         for members in pools.values():
             route = members[turn % len(members)]
+            if not self.window.acquire(route.address, deadline):
+                limit = self.window.limit
+                raise MessagingTimeout(queue_full(target, route.address, label, limit, timeout))
             dest = wire.destination(key, route.server)
-            self.post(route.address, dest, frames, target, label, route.server_key)
+            self._send(
+                SendCast(
+                    route.address,
+                    (header, dest, body),
+                    target,
+                    label,
+                    route.server_key,
+                    credited=True,
+                )
+            )
         return len(pools)
 
     def post(  # noqa: PLR0917 - where, to whom, what, and the labels of a cast
@@ -382,7 +405,8 @@ class Runtime:
     ) -> None:
         """Send one message to server ``dest`` (`wire.destination`) at ``address``.
 
-        Without a window slot, never waiting (notifications, requeues).
+        Without a window slot, never waiting (a listener's requeues: refused
+        and counted once that connection's backlog is full).
         """
         header, body = frames
         self._send(SendCast(address, (header, dest, body), target, label, server_key))

@@ -426,7 +426,7 @@ class Poller(SocketActor):
         admission = queues.admit(index, client, size)
         if admission is not Admission.OK and not self._over_bound(served, client, body, admission):
             return
-        queues.push(index, client, (pack_arrival(now), body), size)
+        queues.push(index, client, (pack_arrival(now), body), size, now)
         self._pump()
 
     def _on_worker(self, frames: list[bytes]) -> None:
@@ -439,7 +439,7 @@ class Poller(SocketActor):
         served = None
         if index:
             (key,) = INDEX.unpack(index)
-            self._queues.done(key)
+            self._queues.done(key, client, time.monotonic())
             served = self._by_index.get(key)
             if served is not None and client == TIMER_TICK:
                 served.ticking = False
@@ -506,7 +506,7 @@ class Poller(SocketActor):
                 due = served.handler.next_deadline()
                 if due is not None and due <= now:
                     served.ticking = True
-                    self._queues.push(served.index, TIMER_TICK, (pack_arrival(now), b""), 0)
+                    self._queues.push(served.index, TIMER_TICK, (pack_arrival(now), b""), 0, now)
         self._pump()
 
     def _reply(self, client: bytes, body: bytes) -> None:

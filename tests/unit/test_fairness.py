@@ -123,6 +123,19 @@ def test_idle_and_queued_for_report_one_server():
     assert queues.idle(1)
 
 
+def one_server(cap: int, linger: float = LINGER) -> FairQueues[str]:
+    """Queues with one server (key 1) of ``cap`` workers and room for any backlog."""
+    queues: FairQueues[str] = FairQueues(1 << 20, linger=linger)
+    queues.add(1, cap=cap, per_client=1000)
+    return queues
+
+
+def backlog(queues: FairQueues[str], client: bytes, count: int) -> None:
+    """``count`` requests of ``client`` for server 1, named after it: b"g" -> "g0", "g1"..."""
+    for i in range(count):
+        queues.push(1, client, f"{client.decode()[:1]}{i}", 1, NOW)
+
+
 def pop_all(queues: FairQueues[str]) -> list[tuple[int, bytes, str]]:
     """Pop while anything may start, finishing nothing (so the caps bind)."""
     out = []
@@ -132,28 +145,24 @@ def pop_all(queues: FairQueues[str]) -> list[tuple[int, bytes, str]]:
 
 
 def test_a_client_alone_runs_on_every_worker():
-    queues: FairQueues[str] = FairQueues(1 << 20)
-    queues.add(1, cap=4, per_client=100)
-    for i in range(10):
-        queues.push(1, b"only", f"r{i}", 1, NOW)
+    queues = one_server(cap=4)
+    backlog(queues, b"only", 10)
     assert len(pop_all(queues)) == 4
     # Another client long gone does not count: the one left has every worker again.
-    queues.push(1, b"other", "o0", 1, NOW)
+    queues.push(1, b"other", "x0", 1, NOW)
     queues.done(1, b"only", NOW)
-    assert queues.pop() == (1, b"other", "o0")
+    assert queues.pop() == (1, b"other", "x0")
     queues.done(1, b"other", NOW)
     later = NOW + LINGER
     queues.done(1, b"only", later)
-    assert [item for _, _, item in pop_all(queues)] == ["r4", "r5"]
+    assert [item for _, _, item in pop_all(queues)] == ["o4", "o5"]
     assert not queues.runnable
 
 
 def test_while_another_client_counts_one_worker_stays_free_for_it():
-    queues: FairQueues[str] = FairQueues(1 << 20)
-    queues.add(1, cap=4, per_client=1000)
-    queues.push(1, b"polite", "p0", 1, NOW)
-    for i in range(300):
-        queues.push(1, b"greedy", f"g{i}", 1, NOW)
+    queues = one_server(cap=4)
+    backlog(queues, b"polite", 1)
+    backlog(queues, b"greedy", 300)
     assert [c for _, c, _ in pop_all(queues)] == [b"polite", b"greedy", b"greedy", b"greedy"]
     assert not queues.runnable  # the greedy client's fourth would take the last worker
     queues.done(1, b"polite", NOW + 0.001)
@@ -168,11 +177,9 @@ def test_while_another_client_counts_one_worker_stays_free_for_it():
 
 
 def test_the_reserve_ends_linger_after_the_other_client_stopped():
-    queues: FairQueues[str] = FairQueues(1 << 20, linger=0.5)
-    queues.add(1, cap=4, per_client=1000)
-    queues.push(1, b"polite", "p0", 1, NOW)
-    for i in range(300):
-        queues.push(1, b"greedy", f"g{i}", 1, NOW)
+    queues = one_server(cap=4, linger=0.5)
+    backlog(queues, b"polite", 1)
+    backlog(queues, b"greedy", 300)
     pop_all(queues)
     queues.done(1, b"polite", NOW)
     queues.done(1, b"greedy", NOW + 0.4)
@@ -184,10 +191,8 @@ def test_the_reserve_ends_linger_after_the_other_client_stopped():
 
 
 def test_a_client_already_on_every_worker_keeps_them_until_they_end():
-    queues: FairQueues[str] = FairQueues(1 << 20)
-    queues.add(1, cap=4, per_client=1000)
-    for i in range(10):
-        queues.push(1, b"greedy", f"g{i}", 1, NOW)
+    queues = one_server(cap=4)
+    backlog(queues, b"greedy", 10)
     assert len(pop_all(queues)) == 4
     queues.push(1, b"polite", "p0", 1, NOW)
     assert not queues.runnable  # nothing is preempted
@@ -202,11 +207,9 @@ def test_a_client_already_on_every_worker_keeps_them_until_they_end():
 
 def test_with_one_or_two_workers_no_worker_idles_while_clients_wait():
     for cap in (1, 2):
-        queues: FairQueues[str] = FairQueues(1 << 20)
-        queues.add(1, cap=cap, per_client=1000)
-        for i in range(5):
-            queues.push(1, b"a", f"a{i}", 1, NOW)
-            queues.push(1, b"b", f"b{i}", 1, NOW)
+        queues = one_server(cap)
+        backlog(queues, b"a", 5)
+        backlog(queues, b"b", 5)
         started = pop_all(queues)
         # Each client at most max(1, cap - 1) at once, and every worker busy.
         assert len(started) == cap
@@ -214,15 +217,13 @@ def test_with_one_or_two_workers_no_worker_idles_while_clients_wait():
 
 
 def test_timer_ticks_do_not_count_as_another_client():
-    queues: FairQueues[str] = FairQueues(1 << 20)
-    queues.add(1, cap=2, per_client=1000)
+    queues = one_server(cap=2)
     queues.push(1, b"", "tick", 0, NOW)
-    for i in range(4):
-        queues.push(1, b"publisher", f"n{i}", 1, NOW)
+    backlog(queues, b"publisher", 4)
     assert [c for _, c, _ in pop_all(queues)] == [b"", b"publisher"]
     queues.done(1, b"", NOW)
     # The tick is over: the publisher alone has both workers.
-    assert queues.pop() == (1, b"publisher", "n1")
+    assert queues.pop() == (1, b"publisher", "p1")
 
 
 class Model:

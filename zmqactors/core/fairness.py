@@ -94,18 +94,24 @@ class _Server(Generic[_T]):
         return self.running < self.cap and bool(self.ring)
 
     def push(self, client: bytes, item: _T, size: int, now: float) -> None:
+        # Hot path: a client alone touches two dicts more than before the
+        # limit; `_share` runs only while the limit is lowered, or for a
+        # client that was not counted within ``linger``.
         queue = self.queues.get(client)
         if queue is None:
-            if client not in self.running_by:
-                self._arrive(client, now)
-            elif self.gone:
+            # The empty client is the poller's timer tick: served, never counted.
+            if client and client not in self.running_by:
+                self.clients += 1
+                if self.gone.pop(client, None) is None:
+                    self._share(now)  # one client more: the limit may fall
+            if self.limit < self.cap:
                 self._share(now)
             queue = self.queues[client] = collections.deque()
             if self.running_by.get(client, 0) < self.limit:
                 self.ring.append(client)
             else:
                 self.held[client] = None
-        elif self.gone:
+        elif self.limit < self.cap:
             self._share(now)
         queue.append((item, size))
         self.queued += 1
@@ -133,12 +139,14 @@ class _Server(Generic[_T]):
         running = self.running_by.get(client, 0) - 1
         if running > 0:
             self.running_by[client] = running
-        elif self.running_by.pop(client, None) is not None and client not in self.queues:
-            self._leave(client, now)
+        elif self.running_by.pop(client, None) is not None and client not in self.queues and client:
+            self.clients -= 1
+            self.gone[client] = now
         if client in self.held and running < self.limit:
             del self.held[client]
             self.ring.append(client)
-        self._share(now)
+        if self.limit < self.cap or len(self.gone) > 1:
+            self._share(now)
 
     def drain(self) -> list[tuple[bytes, _T, int]]:
         """Everything queued, each client's in order; the queues emptied."""
@@ -148,18 +156,6 @@ class _Server(Generic[_T]):
         self.held.clear()
         self.queued = 0
         return left
-
-    def _arrive(self, client: bytes, now: float) -> None:
-        # The empty client is the poller's timer tick: served, never counted.
-        if client:
-            self.gone.pop(client, None)
-            self.clients += 1
-            self._share(now)
-
-    def _leave(self, client: bytes, now: float) -> None:
-        if client:
-            self.clients -= 1
-            self.gone[client] = now
 
     def _share(self, now: float) -> None:
         """Forget clients gone for ``linger``; set the limit for how many clients count."""

@@ -78,6 +78,18 @@ def test_the_advance_shrinks_when_requests_get_slower():
     assert balancer.depth == 2
 
 
+def test_once_requests_are_slow_none_waits_in_a_worker_behind_another():
+    balancer = make(b"a", b"b")
+    now = serve_at_pace(balancer, 0.02, 20)  # 20 ms each: slower than the fast window
+    assert balancer.depth == 1
+    assert balancer.take(now, 50) == b"b"
+    # Not queued behind b's request, which may take 20 ms: it waits for the fast window...
+    assert balancer.take(now + 0.0001, 49) is None
+    assert balancer.wake_at == pytest.approx(now + FAST)
+    # ...then goes to the idle worker.
+    assert balancer.take(now + FAST, 49) == b"a"
+
+
 def test_a_queued_request_counts_as_started_when_the_one_before_it_ends():
     balancer = make(b"a", b"b")
     assert balancer.take(0.0, 2) == b"b"

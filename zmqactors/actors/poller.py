@@ -414,15 +414,16 @@ class Poller(SocketActor):
         admission = queues.admit(index, client, size)
         if admission is not Admission.OK and not self._over_bound(served, client, body, admission):
             return
-        queues.push(index, client, (now, body), size)
+        queues.push(index, client, (now, body), size, now)
         self._pump()
 
     def _on_worker(self, done: Done) -> None:
-        self._balancer.done(done.worker, time.monotonic())
+        now = time.monotonic()
+        self._balancer.done(done.worker, now)
         key = done.index
         client = done.client
         body = done.body
-        self._queues.done(key)
+        self._queues.done(key, client, now)
         served = self._by_index.get(key)
         if served is not None and client == TIMER_TICK:
             served.ticking = False
@@ -490,7 +491,7 @@ class Poller(SocketActor):
                 due = served.handler.next_deadline()
                 if due is not None and due <= now:
                     served.ticking = True
-                    self._queues.push(served.index, TIMER_TICK, (now, b""), 0)
+                    self._queues.push(served.index, TIMER_TICK, (now, b""), 0, now)
         self._pump()
 
     def _reply(self, client: bytes, body: bytes) -> None:

@@ -29,8 +29,10 @@ class Balancer:
       (``waiting`` > 1 requests queued) it gets more in advance, so it finds
       its next request queued when it finishes instead of sleeping for a
       hand-off: as many as it serves in ``fast`` seconds at its recent pace
-      (`depth`: 2 to ``max_depth``). `wake_at` says when to look again if it
-      stops being fast;
+      (`depth`: 2 to ``max_depth``; none in advance while requests take
+      longer than ``fast`` on average, as under a client's slow calls: one
+      queued in a worker would wait out a slow call while others idle).
+      `wake_at` says when to look again if it stops being fast;
     - otherwise the most recently idle worker (the warmest thread) takes it;
     - with none idle, the request waits in the poller.
 
@@ -59,6 +61,10 @@ class Balancer:
 
     def _depth_at(self, pace: float) -> int:
         # Worked out when the pace changes, not at every take().
+        if pace > self._fast:
+            # Requests take longer than the fast window: none waits in a
+            # worker behind one that may be slow while another worker idles.
+            return 1
         return max(2, min(self._max_depth, int(self._fast / max(pace, 1e-6))))
 
     def known(self, worker: bytes) -> bool:

@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+import zmqactors as za
+
 pytestmark = pytest.mark.fork
 
 TIMEOUT = 10.0
@@ -61,3 +63,40 @@ def test_a_socket_left_open_does_not_hold_the_exit(matchmaker_url, kit):
     assert done.stdout.splitlines()[-1] == "leaving"
     assert "Traceback" not in done.stderr
     assert time.monotonic() - started < TIMEOUT
+
+
+CAST_AND_LEAVE = """
+import sys
+import zmqactors as za
+
+# Opened and never closed: the process simply ends after its last cast.
+transport = za.Transport.from_url(sys.argv[1])
+client = za.RPCClient(transport, za.Target("exit-casts"))
+for i in range(int(sys.argv[2])):
+    client.cast("count", i=i, pad="x" * 512)
+print("sent")
+"""
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.seen: set[int] = set()
+
+    def count(self, i: int, pad: str) -> None:
+        del pad
+        self.seen.add(i)
+
+
+def test_casts_sent_just_before_an_exit_without_close_are_delivered(matchmaker_url, kit):
+    counter = Counter()
+    with (
+        za.Transport.from_url(matchmaker_url) as transport,
+        za.RPCServer(transport, za.Target("exit-casts", server="s"), [counter]),
+    ):
+        done = kit.run_python("-c", CAST_AND_LEAVE, matchmaker_url, "3000", timeout=TIMEOUT + 20)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[-1] == "sent"
+        deadline = time.monotonic() + TIMEOUT
+        while len(counter.seen) < 3000 and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling the counter with a deadline
+        assert len(counter.seen) == 3000

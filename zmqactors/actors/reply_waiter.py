@@ -787,7 +787,9 @@ class ReplyWaiter(SocketActor):
         pending, self._pending = self._pending, {}
         self._deadlines = []
         for conn in self._conns.values():
-            conn.backlog.clear()
+            # Casts stay: `close_sockets` sends them within linger, as ZeroMQ
+            # does what it queued. A held call's caller is failed below.
+            conn.backlog = collections.deque(m for m in conn.backlog if isinstance(m, SendCast))
             conn.pending.clear()
         self._blocked.clear()
         self._retry_at = None
@@ -795,8 +797,9 @@ class ReplyWaiter(SocketActor):
             settle(entry.call.future, error=error)
 
     def close_sockets(self) -> None:
-        """Close the ROUTER (every connection) and its monitor."""
+        """Close the ROUTER (every connection) and its monitor, casts held sent first."""
         self._await_handshakes()
+        self._send_held_casts()
         self._conns.clear()
         self._by_id.clear()
         self._idle = []
@@ -836,6 +839,30 @@ class ReplyWaiter(SocketActor):
             event = parse_monitor_message(monitor.recv_multipart(zmq.NOBLOCK))
             if int(event["event"]) & settled:
                 waiting.discard(event["endpoint"].decode("utf-8", "replace"))
+
+    def _send_held_casts(self) -> None:
+        """Send the casts still held in backlogs, for at most ``linger`` (at the stop).
+
+        A cast that returned was accepted: one still waiting for its
+        connection's handshake or for room in its queue when the transport
+        closes (a process that casts and exits) goes now, like what ZeroMQ
+        queued. What is still held after ``linger`` is counted (``casts_unsent``).
+        """
+        deadline = time.monotonic() + self._settings.linger
+        while True:
+            held = [conn for conn in self._conns.values() if conn.backlog]
+            for conn in held:
+                self._flush(conn)
+            left = sum(len(conn.backlog) for conn in held)
+            if not left:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._router is None:
+                self._stats.incr("casts_unsent", left)
+                self.log.info("closing with casts unsent", casts=left)
+                return
+            # Room frees as the peer reads: look again in a millisecond.
+            self._router.poll(1, zmq.POLLOUT)
 
     def connection_count(self) -> int:
         """How many outgoing connections are open (actor thread; tests ask via `proxy`)."""

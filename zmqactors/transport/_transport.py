@@ -87,6 +87,9 @@ class Transport:
         self._closed = False
         self._servers: set[Served] = set()
         self._finalizer = weakref.finalize(self, _release, self._holder)
+        # Not at interpreter exit: `_flush_at_exit` closes what is still open,
+        # and this, run first, would stop the actors without waiting for them.
+        self._finalizer.atexit = False
         _live.add(self)
 
     @classmethod
@@ -256,13 +259,21 @@ on_fork_child(_reset_locks_in_child)
 
 
 def _flush_at_exit() -> None:
-    # Interpreter exit after close(): closed sockets send what they queued
-    # only while the context lives, and pyzmq does not terminate it at exit,
-    # so a cast sent just before exit on a connection still being set up
-    # would be lost. Terminate it, bounded by the longest linger plus a
-    # second. With an actor still running in this process (a transport not
-    # closed, or collected without close() a moment ago), exit at once
-    # instead: its sockets would hold termination for the whole bound.
+    # Interpreter exit. A transport still open is closed first: a cast that
+    # returned was accepted, and a process that ends without close() (oslo's
+    # simulator does; a script often does) must not lose it. Its reply-waiter
+    # sends what its inbox still holds before it stops (the stop comes after
+    # them), and its servers are unregistered rather than left to expire.
+    # Then closed sockets send what they queued, but only while the context
+    # lives, and pyzmq does not terminate it at exit: terminate it, bounded
+    # by the longest linger plus a second. With an actor still running in
+    # this process (one that did not stop in time), exit at once instead:
+    # its sockets would hold termination for the whole bound.
+    for transport in list(_live):
+        try:
+            transport.close()
+        except Exception:  # noqa: BLE001 - the exit goes on; say why it could not flush
+            _log.warning("could not close a transport at exit", transport=repr(transport))
     if actors_alive():
         return
     linger = max([1.0, *(transport.settings.linger for transport in list(_live))])

@@ -31,7 +31,9 @@ SYSTEM_NAMES: Final = {"raw": "raw pyzmq", "pyro": "Pyro5", "za": "zmqactors"}
 FANOUT_SERVERS, POOL_LISTENERS = 3, 2
 # Casts (and notifications) sent between two flow-control checkpoints (see the
 # package docstring); fanouts are slower and send a message per server, so fewer.
-CAST_BATCH, FANOUT_BATCH = 1000, 250
+# Two batches in flight stay below the server's max_queued_per_client (1,000):
+# past it, the checkpoint call itself would be refused as busy.
+CAST_BATCH, FANOUT_BATCH = 400, 250
 # CURVE may cost zmqactors at most this share of its call throughput.
 CURVE_COST_TARGET: Final = 0.25
 # The names of a run's targets, server, pool, publisher and event.

@@ -62,6 +62,18 @@ def _quiet() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
 
+def _bound_router(
+    conn: Connection,
+) -> tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes], zmq.Poller]:
+    """A ROUTER on a random loopback port, told to the parent through ``conn``."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sock = ctx.socket(zmq.ROUTER)
+    conn.send(sock.bind_to_random_port("tcp://127.0.0.1"))
+    poller = zmq.Poller()
+    poller.register(sock, zmq.POLLIN)
+    return ctx, sock, poller
+
+
 def _inline_server(conn: Connection) -> None:
     """One thread: read the ROUTER, run the request through `Dispatcher`, answer."""
     _quiet()
@@ -74,12 +86,7 @@ def _inline_server(conn: Connection) -> None:
         Stats(),
         decode_limits=settings.decode_limits,
     )
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.ROUTER)
-    port = sock.bind_to_random_port("tcp://127.0.0.1")
-    conn.send(port)
-    poller = zmq.Poller()
-    poller.register(sock, zmq.POLLIN)
+    ctx, sock, poller = _bound_router(conn)
     while not conn.poll():
         if not poller.poll(100):
             continue
@@ -98,12 +105,7 @@ def _inline_server(conn: Connection) -> None:
 
 def _raw_server(conn: Connection) -> None:
     """Raw pyzmq echo: the ceiling."""
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.ROUTER)
-    port = sock.bind_to_random_port("tcp://127.0.0.1")
-    conn.send(port)
-    poller = zmq.Poller()
-    poller.register(sock, zmq.POLLIN)
+    ctx, sock, poller = _bound_router(conn)
     while not conn.poll():
         if poller.poll(100):
             sock.send_multipart(sock.recv_multipart())

@@ -329,27 +329,45 @@ class Runtime:
         Raises `MessagingTimeout` (mentioning ``timeout``) at the first route
         whose queue stays full; the routes before it got the cast.
         """
-        header, body = frames
         key = matchmaker_key(target)
+        topic_cast = target.server is None and not target.fanout
         for route in routes:
-            if not self.window.acquire(route.address, deadline):
-                limit = self.window.limit
-                raise MessagingTimeout(queue_full(target, route.address, method, limit, timeout))
-            dest = wire.destination(key, route.server)
             retry = None
-            if target.server is None and not target.fanout:
+            if topic_cast:
                 retry = functools.partial(self._cast_elsewhere, route, target, method)
-            self._send(
-                SendCast(
-                    route.address,
-                    (header, dest, body),
-                    target,
-                    method,
-                    route.server_key,
-                    credited=True,
-                    retry=retry,
-                )
+            self._send_held(route, key, frames, target, method, deadline, timeout, retry)
+
+    def _send_held(  # noqa: PLR0917 - one cast's route, frames, labels and wait
+        self,
+        route: Route,
+        key: str,
+        frames: tuple[bytes, bytes],
+        target: Target,
+        label: str,
+        deadline: float,
+        timeout: float,
+        retry: Callable[[SendCast], SendCast | None] | None = None,
+    ) -> None:
+        """One cast to ``route`` once a send-window slot frees (until ``deadline``).
+
+        Raises `MessagingTimeout` (mentioning ``timeout``) if none does.
+        """
+        if not self.window.acquire(route.address, deadline):
+            limit = self.window.limit
+            raise MessagingTimeout(queue_full(target, route.address, label, limit, timeout))
+        header, body = frames
+        dest = wire.destination(key, route.server)
+        self._send(
+            SendCast(
+                route.address,
+                (header, dest, body),
+                target,
+                label,
+                route.server_key,
+                credited=True,
+                retry=retry,
             )
+        )
 
     def notify(
         self,
@@ -375,23 +393,9 @@ class Runtime:
             pools.setdefault(route.server.partition(":")[2], []).append(route)
         turn = self.router.turn()
         key = notification_key(target)
-        header, body = frames
         for members in pools.values():
             route = members[turn % len(members)]
-            if not self.window.acquire(route.address, deadline):
-                limit = self.window.limit
-                raise MessagingTimeout(queue_full(target, route.address, label, limit, timeout))
-            dest = wire.destination(key, route.server)
-            self._send(
-                SendCast(
-                    route.address,
-                    (header, dest, body),
-                    target,
-                    label,
-                    route.server_key,
-                    credited=True,
-                )
-            )
+            self._send_held(route, key, frames, target, label, deadline, timeout)
         return len(pools)
 
     def post(  # noqa: PLR0917 - where, to whom, what, and the labels of a cast

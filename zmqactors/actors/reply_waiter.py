@@ -861,8 +861,9 @@ class ReplyWaiter(SocketActor):
                 self._stats.incr("casts_unsent", left)
                 self.log.info("closing with casts unsent", casts=left)
                 return
-            # Room frees as the peer reads: look again in a millisecond.
-            self._router.poll(1, zmq.POLLOUT)
+            # Room frees as the peer reads (a ROUTER always polls writable,
+            # so polling it would spin): look again in a millisecond.
+            time.sleep(0.001)
 
     def connection_count(self) -> int:
         """How many outgoing connections are open (actor thread; tests ask via `proxy`)."""

@@ -39,7 +39,9 @@ What oslo's interface asks and how it is met:
   zmqactors has no broker to store it. A topic found without listeners is not
   looked up again for a second.
 - ``retry`` is not needed: a send is a hand-off to this process's reply-waiter
-  actor, which cannot fail but for a closed transport.
+  actor, which cannot fail but for a closed transport, or a send queue to the
+  server or listener that stays full for the transport's ``timeout``
+  (``MessagingTimeout``; ``MessageDeliveryFailure`` for a notification).
 - Exchanges isolate: the exchange (the target's, else oslo's
   ``control_exchange``) is part of every matchmaker key, fanout included.
 

@@ -67,10 +67,6 @@ class Balancer:
             return 1
         return max(2, min(self._max_depth, int(self._fast / max(pace, 1e-6))))
 
-    def known(self, worker: bytes) -> bool:
-        """Whether ``worker`` has announced itself."""
-        return worker in self._started
-
     def add(self, worker: bytes) -> None:
         """A worker announced itself, idle."""
         self._started[worker] = collections.deque()

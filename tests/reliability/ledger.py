@@ -84,6 +84,7 @@ class ServerProcess:
         self.pid = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.lines: list[str] = []
+        self._reader: threading.Thread | None = None
 
     def start(self, timeout: float = READY_TIMEOUT) -> ServerProcess:
         """Start it; return once it printed ``ready`` (bound and registered)."""
@@ -134,7 +135,25 @@ class ServerProcess:
                         if line.startswith("ready "):
                             _, self.address, pid = line.split()
                             self.pid = int(pid)
+                            # Read on while it runs: a pipe nobody reads
+                            # blocks the server at its 64 KiB of warnings.
+                            self._reader = threading.Thread(
+                                target=self._read_on, args=(partial, self.lines), daemon=True
+                            )
+                            self._reader.start()
                             return
+
+    def _read_on(self, partial: bytes, lines: list[str]) -> None:
+        """Add each line the server prints to ``lines``, until it exits (end of file)."""
+        assert self.proc is not None
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while chunk := os.read(fd, 65536):
+            partial += chunk
+            *complete, partial = partial.split(b"\n")
+            lines.extend(line.decode(errors="replace") for line in complete)
+        if partial:
+            lines.append(partial.decode(errors="replace"))
 
     def running(self) -> bool:
         """Whether the process is still alive (stopped with SIGSTOP counts as alive)."""
@@ -167,10 +186,11 @@ class ServerProcess:
                 self.proc.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self._reader is not None:
+            # It has exited: its reader ends at the end of file.
+            self._reader.join(timeout=STOP_TIMEOUT)
+            self._reader = None
         if self.proc.stdout is not None and not self.proc.stdout.closed:
-            # It has exited: this read ends at once, at end of file.
-            rest = self.proc.stdout.read()
-            self.lines.extend(rest.decode(errors="replace").splitlines())
             self.proc.stdout.close()
         return self.proc.wait(timeout=STOP_TIMEOUT)
 

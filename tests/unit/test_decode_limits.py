@@ -93,6 +93,22 @@ def test_many_small_containers_are_refused_once_their_sum_passes_the_limit():
         wire.decode_body(bomb, DecodeLimits())
 
 
+def test_a_long_scan_of_small_objects_lets_other_threads_run(monkeypatch):
+    # The scan yields the processor (and so the GIL) every slice of the body
+    # it reads, so a bomb does not stall the process's other threads.
+    yields: list[int] = []
+    monkeypatch.setattr(wire, "_yield_cpu", lambda: yields.append(1))
+    bomb = body_of(x=[[{}] * 10] * 100_000)
+    with pytest.raises(ProtocolError, match="max_decoded_items"):
+        wire.decode_body(bomb, DecodeLimits())
+    # Refused after reading some 180 KiB of one-byte objects: a yield per slice.
+    assert len(yields) >= 150_000 // wire._SCAN_SLICE
+    # One long string is one object: read in one step, no yield on its way.
+    yields.clear()
+    assert wire.decode_body(body_of(s=b"x" * 1_000_000), DecodeLimits())
+    assert len(yields) <= 1
+
+
 def test_deep_nesting_in_a_long_body_is_refused():
     nested: object = None
     for _ in range(100):

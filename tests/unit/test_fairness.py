@@ -176,6 +176,29 @@ def test_while_another_client_counts_one_worker_stays_free_for_it():
     assert not queues.runnable
 
 
+def test_a_worker_stays_free_for_each_other_client():
+    queues = one_server(cap=4)
+    backlog(queues, b"greedy", 300)
+    backlog(queues, b"bomber", 1)
+    backlog(queues, b"polite", 1)
+    # Three clients count: the greedy client runs two, one worker for each other.
+    assert sorted(c for _, c, _ in pop_all(queues)) == [b"bomber", b"greedy", b"greedy", b"polite"]
+    queues.done(1, b"polite", NOW + 0.001)
+    queues.done(1, b"bomber", NOW + 0.002)
+    assert not queues.runnable  # both still count, between two of their calls
+    backlog(queues, b"bomber", 1)
+    assert queues.pop() == (1, b"bomber", "b0")
+    # The polite client's next call still finds a worker free at once.
+    queues.push(1, b"polite", "p1", 1, NOW + 0.010)
+    assert queues.pop() == (1, b"polite", "p1")
+    # Once both have stopped for LINGER, the greedy client takes every worker again.
+    queues.done(1, b"polite", NOW + 0.020)
+    queues.done(1, b"bomber", NOW + 0.020)
+    queues.done(1, b"greedy", NOW + 0.020 + LINGER)
+    assert [c for _, c, _ in pop_all(queues)] == [b"greedy"] * 3
+    assert not queues.runnable
+
+
 def test_the_reserve_ends_linger_after_the_other_client_stopped():
     queues = one_server(cap=4, linger=0.5)
     backlog(queues, b"polite", 1)
@@ -241,10 +264,11 @@ class Model:
         busy = {c for c, n in self.queued.items() if n} | set(self.running)
         gone = {c for c, t in self.left_at.items() if c not in busy and now - t < linger}
         # The empty client (timer ticks) never counts.
-        assert len({c for c in busy | gone if c}) > 1
+        counted = len({c for c in busy | gone if c})
+        assert counted > 1
         for client, queued in self.queued.items():
             if queued:
-                assert self.running.count(client) >= max(1, cap - 1), client
+                assert self.running.count(client) >= max(1, cap + 1 - counted), client
 
 
 @pytest.mark.parametrize("cap", [1, 2, 3, 4, 8])

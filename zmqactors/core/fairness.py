@@ -11,12 +11,13 @@ id of the connection a request came on), and:
 - inside a server, clients with queued work are served in turn, so one
   client's backlog delays another client's request by at most one request
   per client ahead of it, never by the whole backlog;
-- while a server has more than one client, no client runs more than
-  ``max(1, cap - 1)`` of its requests at once: a worker, once busy, is not
-  preempted, so without this reserve a greedy client holding every worker
-  makes another client's call wait for one of its (possibly slow) calls to
-  end. A client counts from its first request until ``linger`` seconds after
-  it last had nothing queued or running (a client pacing its calls is
+- while a server has ``k`` clients, no client runs more than
+  ``max(1, cap - (k - 1))`` of its requests at once, a worker kept free
+  for each other client: a worker, once busy, is not preempted, so without
+  this reserve greedy clients holding every worker make another client's
+  call wait for one of their (possibly slow) calls to end. A client counts
+  from its first request until ``linger`` seconds after it last had
+  nothing queued or running (a client pacing its calls is
   between two calls most of the time); a client alone has every worker;
 - `admit` says whether one more request fits: at most ``per_client``
   queued per client and server, at most ``max_bytes`` of bodies queued in
@@ -83,7 +84,8 @@ class _Server(Generic[_T]):
         # with when they stopped (oldest first), for ``linger`` seconds.
         self.clients = 0
         self.gone: dict[bytes, float] = {}
-        # The most one client may run at once: ``cap`` alone, one less shared.
+        # The most one client may run at once: ``cap`` alone, one less for
+        # each other client that counts, never less than one.
         self.limit = cap
         self.queued = 0
         self.running = 0
@@ -165,11 +167,13 @@ class _Server(Generic[_T]):
             if now - since < self.linger:
                 break
             del gone[client]
-        limit = max(1, self.cap - 1) if self.clients + len(gone) > 1 else self.cap
+        # A worker kept free for each other client that counts.
+        limit = max(1, self.cap + 1 - self.clients - len(gone))
         if limit == self.limit:
             return
+        rose = limit > self.limit
         self.limit = limit
-        if limit == self.cap:
+        if rose:
             for client in [c for c in self.held if self.running_by.get(c, 0) < limit]:
                 del self.held[client]
                 self.ring.append(client)

@@ -121,6 +121,9 @@ _HEAP_SLACK = 4096
 # server that stopped reading costs a few tries a second, not a thousand).
 _RETRY_INTERVAL = 0.001
 _RETRY_MAX = 0.064
+# At the stop, the casts held go out while their servers are connected, for
+# at most this many times ``linger`` in all (see `_send_held_casts`).
+EXIT_FLUSH_LINGERS = 10
 _MONITORED = (
     zmq.EVENT_CONNECTED
     | zmq.EVENT_DISCONNECTED
@@ -799,7 +802,7 @@ class ReplyWaiter(SocketActor):
     def close_sockets(self) -> None:
         """Close the ROUTER (every connection) and its monitor, casts held sent first."""
         self._await_handshakes()
-        self._send_held_casts()
+        linger = self._send_held_casts()
         self._conns.clear()
         self._by_id.clear()
         self._idle = []
@@ -807,7 +810,7 @@ class ReplyWaiter(SocketActor):
         self._router = self._monitor = None
         if sock is not None:
             sock.disable_monitor()
-            sock.close()
+            sock.close(linger=linger)
         if monitor is not None:
             monitor.close(linger=0)
 
@@ -840,30 +843,45 @@ class ReplyWaiter(SocketActor):
             if int(event["event"]) & settled:
                 waiting.discard(event["endpoint"].decode("utf-8", "replace"))
 
-    def _send_held_casts(self) -> None:
-        """Send the casts still held in backlogs, for at most ``linger`` (at the stop).
+    def _send_held_casts(self) -> int | None:
+        """Send the casts still held in backlogs while their servers are connected (at the stop).
 
         A cast that returned was accepted: one still waiting for its
         connection's handshake or for room in its queue when the transport
         closes (a process that casts and exits) goes now, like what ZeroMQ
-        queued. What is still held after ``linger`` is counted (``casts_unsent``).
+        queued. While its connection is up the server is reading, however
+        long the queues and buffers before it take to drain (a server that
+        fell behind a flood reads nothing new for seconds), so the wait goes
+        on, for at most ``EXIT_FLUSH_LINGERS`` times ``linger``; for a
+        connection that is not up, or went down, ``linger``. What is still
+        held then is counted (``casts_unsent``). Returns the ROUTER's linger
+        for its close, in milliseconds: after casts that had to wait, what
+        is left of that budget (at least ``linger``), so ZeroMQ delivers
+        what it just took; otherwise None (the socket's own ``linger``).
         """
-        deadline = time.monotonic() + self._settings.linger
+        linger = self._settings.linger
+        started = time.monotonic()
+        last = started + linger * EXIT_FLUSH_LINGERS
+        waited = False
         while True:
+            self._drain_monitor()  # a connection that went down is dropped
             held = [conn for conn in self._conns.values() if conn.backlog]
             for conn in held:
                 self._flush(conn)
-            left = sum(len(conn.backlog) for conn in held)
-            if not left:
-                return
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._router is None:
+            held = [conn for conn in held if conn.backlog]
+            now = time.monotonic()
+            if not held:
+                return round(max(linger, last - now) * 1000) if waited else None
+            until = last if any(conn.ready for conn in held) else started + linger
+            if now >= until or self._router is None:
+                left = sum(len(conn.backlog) for conn in held)
                 self._stats.incr("casts_unsent", left)
                 self.log.info("closing with casts unsent", casts=left)
-                return
+                return None
             # Room frees as the peer reads (a ROUTER always polls writable,
             # so polling it would spin): look again in a millisecond.
             time.sleep(0.001)
+            waited = True
 
     def connection_count(self) -> int:
         """How many outgoing connections are open (actor thread; tests ask via `proxy`)."""

@@ -19,7 +19,7 @@ from zmqactors.matchmaker import matchmaker_for
 from zmqactors.net.context import current_pid, on_fork_child, terminate
 from zmqactors.options import DEFAULT_URL, Settings, parse_url
 from zmqactors.transport.metrics import MetricsEndpoint
-from zmqactors.transport.runtime import Runtime, actors_alive
+from zmqactors.transport.runtime import EXIT_FLUSH_LINGERS, Runtime, actors_alive
 from zmqactors.transport.tracing import tracing_for
 
 if TYPE_CHECKING:
@@ -214,7 +214,10 @@ class Transport:
         # The reply-waiter goes first: its pending calls fail with
         # TransportClosedError, not with "connection lost" as the servers'
         # sockets close under them.
-        _stop_all([actors.reply_waiter])
+        # It may wait ``linger`` for handshakes, then send the casts it holds
+        # while their servers read them (EXIT_FLUSH_LINGERS lingers at most).
+        linger = self.settings.linger
+        _stop_all([actors.reply_waiter], _STOP_TIMEOUT + linger * (1 + EXIT_FLUSH_LINGERS))
         for server in servers:
             server.abort()
         actors.stop_pool()
@@ -232,8 +235,8 @@ class Transport:
         self.close()
 
 
-def _stop_all(refs: list[pykka.ActorRef[Any]]) -> None:
-    """Stop ``refs`` together; wait for each, bounded."""
+def _stop_all(refs: list[pykka.ActorRef[Any]], timeout: float = _STOP_TIMEOUT) -> None:
+    """Stop ``refs`` together; wait for each, at most ``timeout`` seconds."""
     futures = []
     for ref in refs:
         try:
@@ -242,9 +245,9 @@ def _stop_all(refs: list[pykka.ActorRef[Any]]) -> None:
             continue
     for future in futures:
         try:
-            future.get(timeout=_STOP_TIMEOUT)
+            future.get(timeout=timeout)
         except (pykka.Timeout, pykka.ActorDeadError):
-            _log.warning("an actor did not stop in time", timeout=_STOP_TIMEOUT)
+            _log.warning("an actor did not stop in time", timeout=timeout)
 
 
 def _reset_locks_in_child() -> None:
@@ -266,9 +269,12 @@ def _flush_at_exit() -> None:
     # them), and its servers are unregistered rather than left to expire.
     # Then closed sockets send what they queued, but only while the context
     # lives, and pyzmq does not terminate it at exit: terminate it, bounded
-    # by the longest linger plus a second. With an actor still running in
-    # this process (one that did not stop in time), exit at once instead:
-    # its sockets would hold termination for the whole bound.
+    # by the longest linger a socket may have been closed with (a
+    # reply-waiter that sent casts held for slow readers gives its ROUTER up
+    # to EXIT_FLUSH_LINGERS lingers) plus a second; it ends as soon as every
+    # socket has sent what it queued or its linger ran out. With an actor
+    # still running in this process (one that did not stop in time), exit
+    # at once instead: its sockets would hold termination for the whole bound.
     for transport in list(_live):
         try:
             transport.close()
@@ -277,7 +283,7 @@ def _flush_at_exit() -> None:
     if actors_alive():
         return
     linger = max([1.0, *(transport.settings.linger for transport in list(_live))])
-    terminate(linger + 1.0)
+    terminate(linger * EXIT_FLUSH_LINGERS + 1.0)
 
 
 atexit.register(_flush_at_exit)

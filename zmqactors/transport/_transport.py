@@ -215,7 +215,7 @@ class Transport:
         # TransportClosedError, not with "connection lost" as the servers'
         # sockets close under them.
         # It may wait ``linger`` for handshakes, then send the casts it holds
-        # while their servers read them (EXIT_FLUSH_LINGERS lingers at most).
+        # while their servers are connected (EXIT_FLUSH_LINGERS lingers at most).
         linger = self.settings.linger
         _stop_all([actors.reply_waiter], _STOP_TIMEOUT + linger * (1 + EXIT_FLUSH_LINGERS))
         for server in servers:

@@ -95,7 +95,7 @@ from zmqactors.errors import (
     SecurityError,
 )
 from zmqactors.net import security
-from zmqactors.net.context import get_context
+from zmqactors.net.context import get_context, lingering
 from zmqactors.net.sockets import monitor as monitor_socket
 from zmqactors.net.sockets import network_socket
 
@@ -810,6 +810,8 @@ class ReplyWaiter(SocketActor):
         self._router = self._monitor = None
         if sock is not None:
             sock.disable_monitor()
+            if linger is not None:
+                lingering(linger / 1000)  # the exit's termination waits for it
             sock.close(linger=linger)
         if monitor is not None:
             monitor.close(linger=0)

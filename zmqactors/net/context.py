@@ -34,7 +34,9 @@ __all__ = [
     "before_terminate",
     "configure",
     "current_pid",
+    "exit_linger",
     "get_context",
+    "lingering",
     "max_sockets",
     "on_fork_child",
     "terminate",
@@ -53,6 +55,9 @@ _terminate_hooks: list[Callable[[], None]] = []
 # ZMQ_MAX_SOCKETS of the contexts this module creates (None: libzmq's own,
 # 1,023), and the larger values asked too late, each logged once.
 _max_sockets: int | None = None
+# The longest linger a socket of this process was closed with beyond its
+# transport's own (see `lingering`), in seconds.
+_exit_linger = 0.0
 _refused_max: set[int] = set()
 
 
@@ -105,6 +110,17 @@ def get_context() -> zmq.Context[zmq.Socket[bytes]]:
             _context = created
             _context_pid = pid
         return _context
+
+
+def lingering(seconds: float) -> None:
+    """A socket was closed with ``seconds`` of linger: termination at exit may wait that long."""
+    global _exit_linger  # noqa: PLW0603 - one value per process, set from the closing actor
+    _exit_linger = max(_exit_linger, seconds)
+
+
+def exit_linger() -> float:
+    """The longest linger given to a socket at its close through `lingering` (0: none)."""
+    return _exit_linger
 
 
 def terminate(timeout: float) -> bool:
@@ -168,8 +184,9 @@ def on_fork_child(hook: Callable[[], None]) -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _lock, _context, _pid  # noqa: PLW0603 - reset the process-wide state for the child
+    global _lock, _context, _pid, _exit_linger  # noqa: PLW0603 - reset the process-wide state for the child
     _pid = os.getpid()
+    _exit_linger = 0.0
     # Another thread may have held the lock at the moment of the fork; in the
     # child that thread is gone and the lock would stay held forever.
     _lock = threading.Lock()

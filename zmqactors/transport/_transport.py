@@ -16,7 +16,7 @@ import structlog
 from zmqactors.core.stats import Stats
 from zmqactors.errors import TransportClosedError
 from zmqactors.matchmaker import matchmaker_for
-from zmqactors.net.context import current_pid, on_fork_child, terminate
+from zmqactors.net.context import current_pid, exit_linger, on_fork_child, terminate
 from zmqactors.options import DEFAULT_URL, Settings, parse_url
 from zmqactors.transport.metrics import MetricsEndpoint
 from zmqactors.transport.runtime import EXIT_FLUSH_LINGERS, Runtime, actors_alive
@@ -269,9 +269,9 @@ def _flush_at_exit() -> None:
     # them), and its servers are unregistered rather than left to expire.
     # Then closed sockets send what they queued, but only while the context
     # lives, and pyzmq does not terminate it at exit: terminate it, bounded
-    # by the longest linger a socket may have been closed with (a
-    # reply-waiter that sent casts held for slow readers gives its ROUTER up
-    # to EXIT_FLUSH_LINGERS lingers) plus a second; it ends as soon as every
+    # by the longest linger a socket was closed with (a reply-waiter that
+    # sent casts held for slow readers gives its ROUTER up to
+    # EXIT_FLUSH_LINGERS lingers) plus a second; it ends as soon as every
     # socket has sent what it queued or its linger ran out. With an actor
     # still running in this process (one that did not stop in time), exit
     # at once instead: its sockets would hold termination for the whole bound.
@@ -282,8 +282,8 @@ def _flush_at_exit() -> None:
             _log.warning("could not close a transport at exit", transport=repr(transport))
     if actors_alive():
         return
-    linger = max([1.0, *(transport.settings.linger for transport in list(_live))])
-    terminate(linger * EXIT_FLUSH_LINGERS + 1.0)
+    linger = max([1.0, exit_linger(), *(transport.settings.linger for transport in list(_live))])
+    terminate(linger + 1.0)
 
 
 atexit.register(_flush_at_exit)

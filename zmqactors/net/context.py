@@ -55,10 +55,10 @@ _terminate_hooks: list[Callable[[], None]] = []
 # ZMQ_MAX_SOCKETS of the contexts this module creates (None: libzmq's own,
 # 1,023), and the larger values asked too late, each logged once.
 _max_sockets: int | None = None
+_refused_max: set[int] = set()
 # The longest linger a socket of this process was closed with beyond its
 # transport's own (see `lingering`), in seconds.
 _exit_linger = 0.0
-_refused_max: set[int] = set()
 
 
 def configure(max_sockets: int) -> None:

@@ -104,6 +104,7 @@ OPTION_BOUNDS: Final[Mapping[str, Bounds]] = MappingProxyType(
         # ZeroMQ stores the high-water mark in a C int: larger values fail in setsockopt.
         "high_water_mark": Bounds(int, 0, 2**31 - 1),
         "linger": Bounds(float, 0.0, 60.0),
+        "exit_flush_timeout": Bounds(float, 0.0, 3600.0),
         # ZMQ_HANDSHAKE_IVL in ms, an int; 0 (no limit) is not offered.
         "handshake_timeout": Bounds(float, 0.1, 3600.0),
         "drain_timeout": Bounds(float, 0.0, 3600.0),
@@ -165,6 +166,7 @@ class Settings:
     max_sockets: int = 4096
     high_water_mark: int = 10000
     linger: float = 1.0
+    exit_flush_timeout: float = 30.0
     handshake_timeout: float = 10.0
     drain_timeout: float = 5.0
     max_queued_per_client: int = 1000
@@ -541,6 +543,15 @@ ALL_OPTS: Final[tuple[cfg.Opt, ...]] = (
         "before cast() and call() block (until their timeout); 0 means unlimited.",
     ),
     _numeric_opt("linger", "Seconds a closing socket may spend sending the messages still queued."),
+    _numeric_opt(
+        "exit_flush_timeout",
+        "Seconds a closing transport (close(), or the process's exit without "
+        "it) keeps delivering the casts and notifications it accepted while "
+        "their servers are connected: a server behind a flood reads them "
+        "only after what queued before them. A connected server that reads "
+        "nothing holds the close (and the exit) this long; what is still "
+        "unsent then is counted (casts_unsent). Never less than linger.",
+    ),
     _numeric_opt(
         "handshake_timeout",
         "Seconds a network connection may take to complete its ZeroMQ (and "

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import select
+import subprocess
+import sys
+import threading
 import time
 
 import pytest
@@ -100,3 +104,71 @@ def test_casts_sent_just_before_an_exit_without_close_are_delivered(matchmaker_u
         while len(counter.seen) < 3000 and time.monotonic() < deadline:
             time.sleep(0.01)  # polling the counter with a deadline
         assert len(counter.seen) == 3000
+
+
+FLOOD_AND_LEAVE = """
+import sys
+import zmqactors as za
+
+# Never closed: the process ends after its last cast, most of its casts still
+# queued in ZeroMQ for a server that has stopped reading.
+transport = za.Transport.from_url(sys.argv[1])
+client = za.RPCClient(transport, za.Target("exit-flood"), timeout=30)
+pad = "x" * 16384
+for i in range(int(sys.argv[2])):
+    client.cast("count", i=i, pad=pad)
+print("sent", flush=True)
+"""
+
+
+class Stalled(Counter):
+    """Reads nothing until ``resume`` is set: its workers wait, so its poller stops reading."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.resume = threading.Event()
+
+    def count(self, i: int, pad: str) -> None:
+        self.resume.wait(timeout=60)
+        super().count(i, pad)
+
+
+def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, "the client printed nothing in time"
+    return proc.stdout.readline().strip()
+
+
+def test_casts_a_server_reads_long_after_the_client_exits_are_delivered(matchmaker_url, with_query):
+    # The server stalls for 20 lingers of the client's, its queues small: most
+    # of the 3,000 casts are still in the client's ZeroMQ queue when the
+    # client's exit begins. They are delivered once the server reads again,
+    # within exit_flush_timeout (30 s), not dropped after linger.
+    stalled, count, stall = Stalled(), 3000, 2.0
+    server_url = with_query(matchmaker_url, "high_water_mark=100&max_queued_per_client=100")
+    with (
+        za.Transport.from_url(server_url) as transport,
+        za.RPCServer(transport, za.Target("exit-flood", server="s"), [stalled]),
+    ):
+        client_url = with_query(matchmaker_url, "linger=0.1")
+        proc = subprocess.Popen(
+            [sys.executable, "-c", FLOOD_AND_LEAVE, client_url, str(count)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert _read_line(proc, TIMEOUT * 3) == "sent"
+            # The stall itself: the server reads nothing for this long.
+            stalled.resume.wait(timeout=stall)
+            stalled.resume.set()
+            assert proc.wait(timeout=TIMEOUT * 3) == 0
+        finally:
+            proc.kill()
+            _, stderr = proc.communicate(timeout=TIMEOUT)
+        assert "Traceback" not in stderr
+        deadline = time.monotonic() + TIMEOUT
+        while len(stalled.seen) < count and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling the counter with a deadline
+        assert len(stalled.seen) == count

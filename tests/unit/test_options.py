@@ -40,6 +40,7 @@ OPTION_NAMES = {
     "max_sockets",
     "high_water_mark",
     "linger",
+    "exit_flush_timeout",
     "handshake_timeout",
     "connection_idle_timeout",
     "curve_secret_key_file",

@@ -121,9 +121,6 @@ _HEAP_SLACK = 4096
 # server that stopped reading costs a few tries a second, not a thousand).
 _RETRY_INTERVAL = 0.001
 _RETRY_MAX = 0.064
-# At the stop, the casts held go out while their servers are connected, for
-# at most this many times ``linger`` in all (see `_send_held_casts`).
-EXIT_FLUSH_LINGERS = 10
 _MONITORED = (
     zmq.EVENT_CONNECTED
     | zmq.EVENT_DISCONNECTED
@@ -174,6 +171,7 @@ class _Connection:
         "fd",
         "last_used",
         "misrouted_logged",
+        "one_way",
         "pending",
         "ready",
         "routing_id",
@@ -198,6 +196,9 @@ class _Connection:
         self.last_used = time.monotonic()
         # Its misrouted replies were logged (once per connection).
         self.misrouted_logged = False
+        # A cast or notification went out on it: at the close, ZeroMQ may
+        # still hold some for a server that reads slower than they were sent.
+        self.one_way = False
 
 
 _Submitted = tuple[_Outcome, _Connection]
@@ -531,6 +532,8 @@ class ReplyWaiter(SocketActor):
                 return False  # the ROUTER has no pipe to that peer (yet)
             raise
         conn.last_used = time.monotonic()
+        if isinstance(message, SendCast):
+            conn.one_way = True
         return True
 
     def _submit(self, message: SendCall | SendCast) -> _Submitted | MessagingError:
@@ -854,17 +857,19 @@ class ReplyWaiter(SocketActor):
         queued. While its connection is up the server is reading, however
         long the queues and buffers before it take to drain (a server that
         fell behind a flood reads nothing new for seconds), so the wait goes
-        on, for at most ``EXIT_FLUSH_LINGERS`` times ``linger``; for a
-        connection that is not up, or went down, ``linger``. What is still
-        held then is counted (``casts_unsent``). Returns the ROUTER's linger
-        for its close, in milliseconds: after casts that had to wait, what
-        is left of that budget (at least ``linger``), so ZeroMQ delivers
-        what it just took; otherwise None (the socket's own ``linger``).
+        on, for at most ``exit_flush_timeout`` (never less than ``linger``);
+        for a connection that is not up, or went down, ``linger``. What is
+        still held then is counted (``casts_unsent``). Returns the ROUTER's
+        linger for its close, in milliseconds: when casts went out on a
+        connection that is up (ZeroMQ and TCP may still hold thousands for
+        a server behind a flood), what is left of that budget, at least
+        ``linger``; otherwise None (the socket's own ``linger``). Closing
+        ends as soon as ZeroMQ has sent everything, so the budget costs
+        time only with a connected server that does not read.
         """
         linger = self._settings.linger
         started = time.monotonic()
-        last = started + linger * EXIT_FLUSH_LINGERS
-        waited = False
+        last = started + max(linger, self._settings.exit_flush_timeout)
         while True:
             self._drain_monitor()  # a connection that went down is dropped
             held = [conn for conn in self._conns.values() if conn.backlog]
@@ -873,7 +878,8 @@ class ReplyWaiter(SocketActor):
             held = [conn for conn in held if conn.backlog]
             now = time.monotonic()
             if not held:
-                return round(max(linger, last - now) * 1000) if waited else None
+                sent = any(conn.one_way and conn.ready for conn in self._conns.values())
+                return round(max(linger, last - now) * 1000) if sent else None
             until = last if any(conn.ready for conn in held) else started + linger
             if now >= until or self._router is None:
                 left = sum(len(conn.backlog) for conn in held)
@@ -883,7 +889,6 @@ class ReplyWaiter(SocketActor):
             # Room frees as the peer reads (a ROUTER always polls writable,
             # so polling it would spin): look again in a millisecond.
             time.sleep(0.001)
-            waited = True
 
     def connection_count(self) -> int:
         """How many outgoing connections are open (actor thread; tests ask via `proxy`)."""

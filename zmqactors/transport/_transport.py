@@ -19,7 +19,7 @@ from zmqactors.matchmaker import matchmaker_for
 from zmqactors.net.context import current_pid, exit_linger, on_fork_child, terminate
 from zmqactors.options import DEFAULT_URL, Settings, parse_url
 from zmqactors.transport.metrics import MetricsEndpoint
-from zmqactors.transport.runtime import EXIT_FLUSH_LINGERS, Runtime, actors_alive
+from zmqactors.transport.runtime import Runtime, actors_alive
 from zmqactors.transport.tracing import tracing_for
 
 if TYPE_CHECKING:
@@ -215,9 +215,10 @@ class Transport:
         # TransportClosedError, not with "connection lost" as the servers'
         # sockets close under them.
         # It may wait ``linger`` for handshakes, then send the casts it holds
-        # while their servers are connected (EXIT_FLUSH_LINGERS lingers at most).
+        # while their servers are connected (exit_flush_timeout at most).
         linger = self.settings.linger
-        _stop_all([actors.reply_waiter], _STOP_TIMEOUT + linger * (1 + EXIT_FLUSH_LINGERS))
+        flush = max(linger, self.settings.exit_flush_timeout)
+        _stop_all([actors.reply_waiter], _STOP_TIMEOUT + linger + flush)
         for server in servers:
             server.abort()
         actors.stop_pool()
@@ -270,8 +271,8 @@ def _flush_at_exit() -> None:
     # Then closed sockets send what they queued, but only while the context
     # lives, and pyzmq does not terminate it at exit: terminate it, bounded
     # by the longest linger a socket was closed with (a reply-waiter that
-    # sent casts held for slow readers gives its ROUTER up to
-    # EXIT_FLUSH_LINGERS lingers) plus a second; it ends as soon as every
+    # sent casts to connected servers gives its ROUTER what is left of
+    # exit_flush_timeout) plus a second; it ends as soon as every
     # socket has sent what it queued or its linger ran out. With an actor
     # still running in this process (one that did not stop in time), exit
     # at once instead: its sockets would hold termination for the whole bound.

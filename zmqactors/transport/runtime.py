@@ -41,7 +41,7 @@ from zmqactors.actors.messages import (
     Unregister,
 )
 from zmqactors.actors.poller import Poller
-from zmqactors.actors.reply_waiter import EXIT_FLUSH_LINGERS, ReplyWaiter
+from zmqactors.actors.reply_waiter import ReplyWaiter
 from zmqactors.actors.worker import Worker
 from zmqactors.core.routes import RouteCache
 from zmqactors.core.window import SendWindow
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from zmqactors.options import Settings
     from zmqactors.topics import Target
 
-__all__ = ["EXIT_FLUSH_LINGERS", "Host", "Runtime", "Served"]
+__all__ = ["Host", "Runtime", "Served"]
 
 # How long a service's requests to the poller and the matchmaker may take.
 ACTOR_TIMEOUT = 10.0

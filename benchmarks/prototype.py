@@ -92,10 +92,10 @@ def _inline_server(conn: Connection) -> None:
             continue
         while True:
             try:
-                client, header, _dest, body = sock.recv_multipart(zmq.NOBLOCK)
+                client, head, body = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
-            wire.check_header(header)
+            wire.split_header(head)
             reply = dispatcher.handle(body, client, time.monotonic())
             if reply is not None:
                 sock.send_multipart((client, wire.HEADER, reply))
@@ -145,7 +145,7 @@ class _InlineClient:
             timeout=10.0,
             msg_id=msg_id,
         )
-        self._sock.send_multipart((header, self._dest, body))
+        self._sock.send_multipart((header + self._dest, body))
         if not self._sock.poll(_TIMEOUT_MS):
             raise TimeoutError
         reply = wire.decode(self._sock.recv_multipart(), self._limits)

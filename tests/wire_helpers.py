@@ -59,7 +59,7 @@ def make_request(method: str = "ping", **changes: Any) -> Request:
 def to_server(frames: Sequence[bytes], target: Target) -> list[bytes]:
     """``[HEADER, body]`` as a client sends it to ``target``'s server: with its destination."""
     header, body = frames
-    return [header, wire.destination(matchmaker_key(target), target.server or ""), body]
+    return [header + wire.destination(matchmaker_key(target), target.server or ""), body]
 
 
 def raw_exchange(

@@ -466,3 +466,23 @@ def test_round_trip_keeps_special_floats():
 def test_destination_joins_key_and_server_with_nul():
     assert wire.destination("ex/topic", "node-1") == b"ex/topic\0node-1"
     assert wire.destination("ex/topic", "") == b"ex/topic\0"
+
+
+def test_split_header_returns_the_destination_after_ours():
+    dest = wire.destination("ex/topic", "node-1")
+    assert wire.split_header(HEADER + dest) == dest
+    assert wire.split_header(HEADER) == b""
+
+
+@pytest.mark.parametrize(
+    ("frame", "named"),
+    [
+        (b"ZMQA\x07ex/topic\0node-1", "unsupported protocol version 7"),
+        (b"GET / HTTP/1.1", "not a zmqactors header"),
+        (b"ZMQ", "not a zmqactors header"),
+        (b"", "not a zmqactors header"),
+    ],
+)
+def test_split_header_refuses_other_headers_by_name(frame, named):
+    with pytest.raises(ProtocolError, match=named):
+        wire.split_header(frame)

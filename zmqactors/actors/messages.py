@@ -59,7 +59,7 @@ class SendCall(msgspec.Struct, frozen=True):
     """Send a request and resolve ``future`` with its reply, error or timeout."""
 
     address: str
-    frames: tuple[bytes, bytes, bytes]  # [HEADER, destination, body]
+    frames: tuple[bytes, bytes]  # [HEADER + destination, body]
     msg_id: bytes
     deadline: float  # time.monotonic()
     target: Target
@@ -85,7 +85,7 @@ class SendCast(msgspec.Struct, frozen=True):
     """Send a request that expects no reply."""
 
     address: str
-    frames: tuple[bytes, bytes, bytes]  # [HEADER, destination, body]
+    frames: tuple[bytes, bytes]  # [HEADER + destination, body]
     target: Target
     method: str
     server_key: str | None = None

@@ -8,8 +8,9 @@ advertise its address); closed when the last one goes. It reaches the
 transport's pool of worker actors through their inboxes, and they reach it
 through its own (`zmqactors.actors.worker`).
 
-Each request names its server in its destination frame (`wire.destination`):
-the poller finds the server in a dict, decoding nothing but the header. It
+Each request names its server by its destination (`wire.destination`, after
+the header in its first frame): the poller finds the server in a dict,
+decoding nothing but the header. It
 queues the request in that server's queue for the client it came from
 (`zmqactors.core.fairness.FairQueues`: servers and, inside each, clients
 served in turn, each server at most ``executor_size`` at once, bounded per
@@ -388,13 +389,13 @@ class Poller(SocketActor):
     # -- traffic ------------------------------------------------------------
 
     def _on_request(self, frames: list[bytes]) -> None:
-        if len(frames) != 4:  # noqa: PLR2004 - client identity, header, destination, body
+        if len(frames) != 3:  # noqa: PLR2004 - client identity, header and destination, body
             self._stats.incr("protocol_errors")
-            self.log.warning("dropped a request", reason=f"{len(frames)} frames, expected 4")
+            self.log.warning("dropped a request", reason=f"{len(frames)} frames, expected 3")
             return
-        client, header, dest, body = frames
+        client, head, body = frames
         try:
-            wire.check_header(header)
+            dest = wire.split_header(head)
         except ProtocolError as exc:
             self._stats.incr("protocol_errors")
             self.log.warning("dropped a request", reason=str(exc))

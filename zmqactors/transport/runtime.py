@@ -249,7 +249,7 @@ class Runtime:
         self._send(
             SendCall(
                 route.address,
-                (header, wire.destination(key, route.server), body),
+                (header + wire.destination(key, route.server), body),
                 msg_id,
                 deadline,
                 target,
@@ -298,8 +298,8 @@ class Runtime:
         return SendCast(other.address, frames, target, method, other.server_key, credited=True)
 
     def _elsewhere(
-        self, failed: Route, target: Target, frames: tuple[bytes, bytes, bytes]
-    ) -> tuple[Route, tuple[bytes, bytes, bytes]] | None:
+        self, failed: Route, target: Target, frames: tuple[bytes, bytes]
+    ) -> tuple[Route, tuple[bytes, bytes]] | None:
         """Mark ``failed`` gone; another cached route with a free window slot, and its frames."""
         self.router.mark_gone(matchmaker_key(target), failed)
         other = self.router.pick_other(target, failed)
@@ -311,8 +311,9 @@ class Runtime:
         except TransportClosedError:
             return None
         self.stats.incr("retried_not_run")
-        header, _, body = frames
-        return other, (header, wire.destination(matchmaker_key(target), other.server), body)
+        body = frames[1]
+        dest = wire.destination(matchmaker_key(target), other.server)
+        return other, (wire.HEADER + dest, body)
 
     def cast(
         self,
@@ -360,7 +361,7 @@ class Runtime:
         self._send(
             SendCast(
                 route.address,
-                (header, dest, body),
+                (header + dest, body),
                 target,
                 label,
                 route.server_key,
@@ -413,7 +414,7 @@ class Runtime:
         and counted once that connection's backlog is full).
         """
         header, body = frames
-        self._send(SendCast(address, (header, dest, body), target, label, server_key))
+        self._send(SendCast(address, (header + dest, body), target, label, server_key))
 
     def _send(self, message: ReplyWaiterMessage) -> None:
         # Straight into the reply-waiter's inbox, with no pykka envelope

@@ -132,7 +132,7 @@ class Service:
 
     @property
     def destination(self) -> bytes:
-        """The destination frame (`wire.destination`) of messages for this service."""
+        """The destination (`wire.destination`) of messages for this service."""
         key, server = self._registrations()[0]
         return wire.destination(key, server)
 

@@ -419,21 +419,22 @@ class Poller(SocketActor):
         self._pump()
 
     def _on_worker(self, done: Done) -> None:
-        now = time.monotonic()
-        self._balancer.done(done.worker, now)
-        key = done.index
         client = done.client
         body = done.body
-        self._queues.done(key, client, now)
-        served = self._by_index.get(key)
-        if served is not None and client == TIMER_TICK:
-            served.ticking = False
         if body:
-            # Even if its server was removed meanwhile: the caller still waits.
+            # First, the bookkeeping after: the caller waits for it. Even if
+            # its server was removed meanwhile.
             if self._router is None:
                 self._stats.incr("undeliverable_replies")
             else:
                 self._reply(client, body)
+        now = time.monotonic()
+        self._balancer.done(done.worker, now)
+        key = done.index
+        self._queues.done(key, client, now)
+        served = self._by_index.get(key)
+        if served is not None and client == TIMER_TICK:
+            served.ticking = False
         self._pump()
         if served is not None:
             self._check_drained(served)
@@ -451,15 +452,22 @@ class Poller(SocketActor):
         now = time.monotonic()
         # Only servers below their cap may run more: the others' work waits.
         while queues.runnable:
+            idle = not balancer.in_progress
             worker = balancer.take(now, queues.waiting)
             if worker is None:
                 break
             picked = queues.pop()
             assert picked is not None  # noqa: S101 - runnable said so
             key, client, (arrival, body) = picked
-            # Deferred, like a worker's answer: the worker wakes once this
-            # thread sleeps, so neither waits for the other to drop the GIL.
-            self.defer(_hand, workers[worker], Run(key, client, arrival, body))
+            run = Run(key, client, arrival, body)
+            if idle:
+                # Nothing else runs: this request's wait is all its latency,
+                # and this thread has little left to do before it sleeps.
+                _hand(workers[worker], run)
+            else:
+                # Deferred, like a worker's answer: the worker wakes once this
+                # thread sleeps, so neither waits for the other to drop the GIL.
+                self.defer(_hand, workers[worker], run)
 
     def next_deadline(self) -> float | None:
         """When queued requests, a server's timers or a drain should be looked at again."""

@@ -10,8 +10,8 @@ through its own (`zmqactors.actors.worker`).
 
 Each request names its server by its destination (`wire.destination`, after
 the header in its first frame): the poller finds the server in a dict,
-decoding nothing but the header. It
-queues the request in that server's queue for the client it came from
+decoding nothing but the header. It queues the request in that server's
+queue for the client it came from
 (`zmqactors.core.fairness.FairQueues`: servers and, inside each, clients
 served in turn, each server at most ``executor_size`` at once, bounded per
 client and in bytes: beyond, a call is answered `ErrorKind.BUSY`), and gives
@@ -422,8 +422,8 @@ class Poller(SocketActor):
         client = done.client
         body = done.body
         if body:
-            # First, the bookkeeping after: the caller waits for it. Even if
-            # its server was removed meanwhile.
+            # The reply first, the bookkeeping after: the caller waits for
+            # it. Even if its server was removed meanwhile.
             if self._router is None:
                 self._stats.incr("undeliverable_replies")
             else:
